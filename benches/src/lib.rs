@@ -1,0 +1,1 @@
+//! Tessera's benchmarks and capacity load harness.

@@ -1,0 +1,3 @@
+//! Remote write receivers.
+
+pub mod proto;

@@ -1,0 +1,14 @@
+//! Tessera's time-series store.
+//!
+//! Owns the data model ([`Labels`], [`Sample`], [`Matcher`]), the sharded
+//! head, chunk codecs, the WAL, blocks and compaction. It knows nothing of
+//! HTTP, PromQL or remote write: callers hand it validated label sets and
+//! samples, and ask it for series by matchers and time range.
+
+pub mod labels;
+pub mod matcher;
+pub mod sample;
+
+pub use labels::{Label, Labels, LabelsError, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
