@@ -1,1 +1,23 @@
 //! PromQL evaluation for Tessera.
+//!
+//! Owns parsing (via `promql-parser`), evaluation with Prometheus 3
+//! semantics, per-query limits (deadline, cancellation, sample budget) and
+//! the [`Storage`] seam to the store. It does not own HTTP or JSON: the root
+//! package renders [`QueryResult`]s and maps [`QueryError::error_type`] to
+//! status codes.
+//!
+//! Start from [`Engine`] (with [`EngineOptions`]), a [`QueryContext`] per
+//! query, and a [`Storage`] such as [`tessera_tsdb::Db`].
+
+mod context;
+mod engine;
+mod error;
+mod eval;
+mod storage;
+mod value;
+
+pub use context::{CancelToken, QueryContext};
+pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, check_resolution, parse};
+pub use error::QueryError;
+pub use storage::{Storage, VecStorage};
+pub use value::{QueryResult, Value, VectorSample};

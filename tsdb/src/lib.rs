@@ -5,10 +5,18 @@
 //! HTTP, PromQL or remote write: callers hand it validated label sets and
 //! samples, and ask it for series by matchers and time range.
 
+pub mod chunk;
 pub mod labels;
 pub mod matcher;
 pub mod sample;
+pub mod wal;
 
 pub use labels::{Label, Labels, LabelsError, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
+
+pub mod db;
+mod head;
+
+pub use db::{Db, DbError, DbOptions};
+pub use head::{AppendStats, HeadStats};

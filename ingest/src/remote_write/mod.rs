@@ -1,3 +1,4 @@
 //! Remote write receivers.
 
 pub mod proto;
+pub mod v1;

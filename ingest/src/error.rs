@@ -1,0 +1,71 @@
+//! Errors that refuse a whole remote-write request.
+//!
+//! Per-series problems (bad labels, exemplars, native histograms) do not fail
+//! a request: they are counted in [`crate::validate::Rejections`] and the rest
+//! is kept. Only a body that cannot be decoded at all is an [`IngestError`].
+//! The HTTP layer picks the status code from [`IngestError::status_class`].
+
+/// How the HTTP layer should answer an [`IngestError`].
+///
+/// Prometheus' remote-write client retries only 5xx and 429; every class here
+/// is a 4xx so a client never retries a body that will fail again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusClass {
+    /// The body is malformed: 400 Bad Request.
+    BadRequest,
+    /// The body or what it declares is over a configured limit: 413 Content
+    /// Too Large.
+    TooLarge,
+}
+
+impl StatusClass {
+    /// The HTTP status code for this class.
+    pub fn http_status(self) -> u16 {
+        match self {
+            StatusClass::BadRequest => 400,
+            StatusClass::TooLarge => 413,
+        }
+    }
+}
+
+/// Why a remote-write body was refused as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(
+        "remote-write body is {size} bytes compressed, over the limit of {limit} bytes; \
+         lower queue_config.max_samples_per_send on the client or raise --ingest.max-compressed-bytes"
+    )]
+    BodyTooLarge { size: usize, limit: usize },
+
+    #[error(
+        "snappy header declares {declared} decoded bytes, over the limit of {limit} bytes; \
+         lower queue_config.max_samples_per_send on the client or raise --ingest.max-decoded-bytes"
+    )]
+    DecodedTooLarge { declared: u64, limit: usize },
+
+    #[error(
+        "invalid snappy block: header declares {declared} decoded bytes, \
+         more than {compressed} compressed bytes can hold"
+    )]
+    ImpossibleSnappyLength { declared: usize, compressed: usize },
+
+    #[error("invalid snappy block: {0}")]
+    InvalidSnappy(#[source] snap::Error),
+
+    #[error("invalid protobuf WriteRequest: {0}")]
+    InvalidProtobuf(#[source] prost::DecodeError),
+}
+
+impl IngestError {
+    /// Which HTTP answer this error calls for.
+    pub fn status_class(&self) -> StatusClass {
+        match self {
+            IngestError::BodyTooLarge { .. } | IngestError::DecodedTooLarge { .. } => {
+                StatusClass::TooLarge
+            }
+            IngestError::ImpossibleSnappyLength { .. }
+            | IngestError::InvalidSnappy(_)
+            | IngestError::InvalidProtobuf(_) => StatusClass::BadRequest,
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The query entry points: parse, guard, evaluate, shape the result.
+
+use std::time::Duration;
+
+use promql_parser::parser::value::ValueType;
+use promql_parser::parser::{self, Expr, NumberLiteral};
+use tessera_tsdb::{SeriesSamples, Labels, Sample};
+
+use crate::context::QueryContext;
+use crate::error::{QueryError, Result};
+use crate::eval::{self, Evaluator, Grid, MAX_DEPTH, Series, Settings, Shared, Val};
+use crate::storage::Storage;
+use crate::value::{QueryResult, Value, VectorSample};
+
+/// Prometheus' limit on points per series in a range query result.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample (`--query.lookback-delta`).
+    pub lookback_delta_ms: i64,
+    /// Samples a query may hold in memory at once (`--query.max-samples`).
+    pub max_samples: usize,
+    /// Deadline for queries whose caller does not set one (`--query.timeout`).
+    pub default_timeout: Duration,
+    /// Step of subqueries written without one (`x[5m:]`); Prometheus uses
+    /// the global evaluation interval.
+    pub default_subquery_step_ms: i64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta_ms: 5 * 60 * 1000,
+            max_samples: 50_000_000,
+            default_timeout: Duration::from_secs(120),
+            default_subquery_step_ms: 60 * 1000,
+        }
+    }
+}
+
+/// Evaluates PromQL against a [`Storage`].
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+/// Checks Prometheus' resolution limit for a range query: at most 11,000
+/// points per series.
+pub fn check_resolution(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<()> {
+    if step_ms <= 0 {
+        return Err(QueryError::BadData(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                .into(),
+        ));
+    }
+    if (end_ms - start_ms) / step_ms > MAX_POINTS_PER_SERIES {
+        return Err(QueryError::BadData(
+            "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Parses a query, rejecting nesting deeper than the evaluator allows.
+pub fn parse(query: &str) -> Result<Expr> {
+    // Parenthesis depth is checked on the text first so that a hostile
+    // query never builds a huge tree at all.
+    let mut depth = 0usize;
+    let mut max = 0usize;
+    for b in query.bytes() {
+        match b {
+            b'(' | b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if max > MAX_DEPTH {
+        return Err(QueryError::Parse {
+            message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
+            position: None,
+        });
+    }
+    let expr = parser::parse(query).map_err(|message| QueryError::Parse {
+        message,
+        position: None,
+    })?;
+    if eval::expr_depth(&expr) > MAX_DEPTH {
+        drop_iteratively(expr);
+        return Err(QueryError::Parse {
+            message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
+            position: None,
+        });
+    }
+    Ok(expr)
+}
+
+/// Drops a (possibly very deep) tree without recursion.
+fn drop_iteratively(root: Expr) {
+    let placeholder = || Expr::NumberLiteral(NumberLiteral::new(0.0));
+    let mut stack = vec![root];
+    while let Some(mut e) = stack.pop() {
+        match &mut e {
+            Expr::Aggregate(a) => {
+                stack.push(std::mem::replace(&mut *a.expr, placeholder()));
+                if let Some(p) = &mut a.param {
+                    stack.push(std::mem::replace(&mut **p, placeholder()));
+                }
+            }
+            Expr::Unary(u) => stack.push(std::mem::replace(&mut *u.expr, placeholder())),
+            Expr::Binary(b) => {
+                stack.push(std::mem::replace(&mut *b.lhs, placeholder()));
+                stack.push(std::mem::replace(&mut *b.rhs, placeholder()));
+            }
+            Expr::Paren(p) => stack.push(std::mem::replace(&mut *p.expr, placeholder())),
+            Expr::Subquery(s) => stack.push(std::mem::replace(&mut *s.expr, placeholder())),
+            Expr::Call(c) => {
+                for a in &mut c.args.args {
+                    stack.push(std::mem::replace(&mut **a, placeholder()));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `query` at `time_ms`.
+    pub fn instant_query(
+        &self,
+        storage: &dyn Storage,
+        query: &str,
+        time_ms: i64,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        let expr = parse(query)?;
+        self.exec(storage, &expr, time_ms, time_ms, 0, ctx)
+    }
+
+    /// Evaluates `query` at every step from `start_ms` to `end_ms`.
+    pub fn range_query(
+        &self,
+        storage: &dyn Storage,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        if step_ms <= 0 {
+            return Err(QueryError::BadData(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::BadData(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        let expr = parse(query)?;
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            t => {
+                let name = match t {
+                    ValueType::Matrix => "range vector",
+                    ValueType::String => "string",
+                    _ => "unknown",
+                };
+                return Err(QueryError::BadData(format!(
+                    "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+                )));
+            }
+        }
+        self.exec(storage, &expr, start_ms, end_ms, step_ms, ctx)
+    }
+
+    fn exec(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        ctx.check_now("query execution")?;
+        let shared = Shared::default();
+        let settings = Settings {
+            lookback: self.opts.lookback_delta_ms,
+            max_samples: ctx.max_samples().unwrap_or(self.opts.max_samples),
+            subquery_step: self.opts.default_subquery_step_ms,
+            query_start: start,
+            query_end: end,
+            query_step: step,
+        };
+        let ev = Evaluator {
+            storage,
+            ctx,
+            shared: &shared,
+            settings,
+            // An instant query is a one-step range query.
+            grid: Grid {
+                start,
+                end,
+                step: if step == 0 { 1 } else { step },
+            },
+        };
+        let val = ev.eval(expr)?;
+        let instant = step == 0;
+        let value = match val {
+            Val::Scalar(xs) => {
+                if instant {
+                    Value::Scalar {
+                        t: start,
+                        v: xs.first().copied().unwrap_or(f64::NAN),
+                    }
+                } else {
+                    let pts = ev.grid.iter().zip(xs).map(|(t, v)| Sample::new(t, v)).collect();
+                    Value::Matrix(vec![SeriesSamples {
+                        labels: Labels::empty(),
+                        samples: pts,
+                    }])
+                }
+            }
+            Val::String(s) => Value::String { t: start, v: s },
+            Val::Vector(v) => {
+                let v = eval::cleanup_names(v)?;
+                if instant {
+                    Value::Vector(
+                        v.into_iter()
+                            .filter_map(|s| {
+                                s.points.first().map(|p| VectorSample {
+                                    labels: s.labels.clone(),
+                                    t: start,
+                                    v: p.v,
+                                })
+                            })
+                            .collect(),
+                    )
+                } else {
+                    Value::Matrix(to_matrix(v))
+                }
+            }
+            Val::Matrix(m) => Value::Matrix(to_matrix(eval::cleanup_names(m)?)),
+        };
+        let warnings = shared.warnings.borrow().clone();
+        Ok(QueryResult {
+            value,
+            warnings,
+            peak_samples: shared.peak.get(),
+        })
+    }
+}
+
+fn to_matrix(v: Vec<Series>) -> Vec<SeriesSamples> {
+    let mut m: Vec<SeriesSamples> = v
+        .into_iter()
+        .map(|s| SeriesSamples {
+            labels: s.labels,
+            samples: s.points,
+        })
+        .collect();
+    m.sort_by(|a, b| a.labels.cmp(&b.labels));
+    m
+}

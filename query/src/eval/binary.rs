@@ -1,0 +1,548 @@
+//! Binary operators: arithmetic, comparison (with and without `bool`),
+//! `atan2` and the set operators, with `on`/`ignoring` and
+//! `group_left`/`group_right` vector matching and Prometheus' errors for
+//! ambiguous matches.
+//!
+//! Matching signatures and result label sets are computed once per series
+//! (or per matched pair), not per step: a range query only pays per-step
+//! costs for the values.
+
+use std::collections::HashMap;
+
+use promql_parser::parser::token::{
+    T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
+    T_MUL, T_NEQ, T_POW, T_SUB, TokenId,
+};
+use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
+use tessera_tsdb::{Label, Labels, METRIC_NAME, Sample};
+
+use super::{Evaluator, Series, Val, go_labels_string, val_type};
+use crate::error::{QueryError, Result};
+
+fn is_comparison(op: TokenId) -> bool {
+    matches!(op, T_EQLC | T_NEQ | T_GTR | T_LSS | T_GTE | T_LTE)
+}
+
+/// Arithmetic drops the metric name at once (Prometheus' `changesMetricSchema`).
+fn changes_schema(op: TokenId) -> bool {
+    matches!(op, T_ADD | T_SUB | T_MUL | T_DIV | T_POW | T_MOD | T_ATAN2)
+}
+
+/// Go's `math.Mod`: the result has the sign of `x` (Rust's `%` agrees).
+fn go_mod(x: f64, y: f64) -> f64 {
+    x % y
+}
+
+/// The value of `l op r` for scalars; comparisons give 1 or 0.
+pub(crate) fn scalar_op(op: TokenId, l: f64, r: f64) -> f64 {
+    let b = |c: bool| if c { 1.0 } else { 0.0 };
+    match op {
+        T_ADD => l + r,
+        T_SUB => l - r,
+        T_MUL => l * r,
+        T_DIV => l / r,
+        T_POW => l.powf(r),
+        T_MOD => go_mod(l, r),
+        T_ATAN2 => l.atan2(r),
+        T_EQLC => b(l == r),
+        T_NEQ => b(l != r),
+        T_GTR => b(l > r),
+        T_LSS => b(l < r),
+        T_GTE => b(l >= r),
+        T_LTE => b(l <= r),
+        _ => f64::NAN,
+    }
+}
+
+/// `(value, keep)` for vector elements: comparisons filter instead of
+/// returning 0/1 and keep the left value.
+fn elem_op(op: TokenId, l: f64, r: f64) -> (f64, bool) {
+    if is_comparison(op) {
+        (l, scalar_op(op, l, r) == 1.0)
+    } else {
+        (scalar_op(op, l, r), true)
+    }
+}
+
+/// How two vectors are matched.
+struct Matching<'a> {
+    card: &'a VectorMatchCardinality,
+    /// `on(...)` when true, `ignoring(...)` otherwise.
+    on: bool,
+    names: Vec<String>,
+    include: Vec<String>,
+    fill_lhs: Option<f64>,
+    fill_rhs: Option<f64>,
+}
+
+impl<'a> Matching<'a> {
+    fn new(m: Option<&'a BinModifier>, default_card: &'a VectorMatchCardinality) -> Self {
+        let (card, on, names, include, fl, fr) = match m {
+            None => (default_card, false, Vec::new(), Vec::new(), None, None),
+            Some(m) => {
+                let (on, names) = match &m.matching {
+                    Some(LabelModifier::Include(ls)) => (true, ls.labels.clone()),
+                    Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
+                    None => (false, Vec::new()),
+                };
+                let include = m.card.labels().map(|l| l.labels.clone()).unwrap_or_default();
+                (
+                    &m.card,
+                    on,
+                    names,
+                    include,
+                    m.fill_values.lhs,
+                    m.fill_values.rhs,
+                )
+            }
+        };
+        Matching {
+            card,
+            on,
+            names,
+            include,
+            fill_lhs: fl,
+            fill_rhs: fr,
+        }
+    }
+
+    /// The join key of a label set.
+    fn signature(&self, ls: &Labels) -> String {
+        let mut key = String::new();
+        for l in ls.iter() {
+            let used = if self.on {
+                self.names.iter().any(|n| n == &l.name)
+            } else {
+                l.name != METRIC_NAME && !self.names.iter().any(|n| n == &l.name)
+            };
+            if used {
+                key.push_str(&l.name);
+                key.push('\u{ff}');
+                key.push_str(&l.value);
+                key.push('\u{ff}');
+            }
+        }
+        key
+    }
+
+    /// The labels the signature is made of (for error messages and fills).
+    fn match_labels(&self, ls: &Labels) -> Labels {
+        let mut out = ls.clone();
+        if self.on {
+            out.retain(|l| self.names.iter().any(|n| n == &l.name));
+        } else {
+            out.retain(|l| l.name != METRIC_NAME && !self.names.iter().any(|n| n == &l.name));
+        }
+        out
+    }
+}
+
+/// Points of one series indexed by grid step, walked step by step.
+struct Cursor {
+    pos: usize,
+}
+
+impl Cursor {
+    fn at(&mut self, pts: &[Sample], ts: i64) -> Option<f64> {
+        while self.pos < pts.len() && pts[self.pos].t < ts {
+            self.pos += 1;
+        }
+        (self.pos < pts.len() && pts[self.pos].t == ts).then(|| pts[self.pos].v)
+    }
+}
+
+impl Evaluator<'_> {
+    pub(crate) fn eval_binary(&self, b: &BinaryExpr) -> Result<Val> {
+        let op = b.op.id();
+        let return_bool = b.return_bool();
+        let lhs = self.eval(&b.lhs)?;
+        let rhs = self.eval(&b.rhs)?;
+        match (lhs, rhs) {
+            (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
+                l.into_iter().zip(r).map(|(l, r)| scalar_op(op, l, r)).collect(),
+            )),
+            (Val::Vector(v), Val::Scalar(s)) => {
+                Ok(Val::Vector(self.vector_scalar(op, v, &s, false, return_bool)?))
+            }
+            (Val::Scalar(s), Val::Vector(v)) => {
+                Ok(Val::Vector(self.vector_scalar(op, v, &s, true, return_bool)?))
+            }
+            (Val::Vector(l), Val::Vector(r)) => {
+                let many = VectorMatchCardinality::ManyToMany;
+                let one = VectorMatchCardinality::OneToOne;
+                let default_card = if matches!(op, T_LAND | T_LOR | T_LUNLESS) {
+                    &many
+                } else {
+                    &one
+                };
+                let m = Matching::new(b.modifier.as_ref(), default_card);
+                match op {
+                    T_LAND | T_LOR | T_LUNLESS => Ok(Val::Vector(self.set_op(op, l, r, &m)?)),
+                    _ => Ok(Val::Vector(self.vector_vector(op, l, r, &m, return_bool)?)),
+                }
+            }
+            (l, r) => Err(QueryError::exec(format!(
+                "binary operator {} not allowed between {} and {}",
+                b.op,
+                val_type(&l),
+                val_type(&r)
+            ))),
+        }
+    }
+
+    fn vector_scalar(
+        &self,
+        op: TokenId,
+        mut v: Vec<Series>,
+        s: &[f64],
+        scalar_left: bool,
+        return_bool: bool,
+    ) -> Result<Vec<Series>> {
+        let comparison = is_comparison(op);
+        for series in &mut v {
+            let mut removed = 0;
+            series.points.retain_mut(|p| {
+                let sv = s[self.grid.index_of(p.t)];
+                let (l, r) = if scalar_left { (sv, p.v) } else { (p.v, sv) };
+                let (mut val, keep) = elem_op(op, l, r);
+                // A comparison keeps the vector's value even when the scalar
+                // is on the left.
+                if comparison {
+                    val = p.v;
+                }
+                if return_bool {
+                    p.v = if keep { 1.0 } else { 0.0 };
+                    return true;
+                }
+                if keep {
+                    p.v = val;
+                } else {
+                    removed += 1;
+                }
+                keep
+            });
+            self.release_samples(removed);
+            if changes_schema(op) || return_bool {
+                series.drop_name = true;
+            }
+        }
+        v.retain(|s| !s.points.is_empty());
+        Ok(v)
+    }
+
+    fn set_op(
+        &self,
+        op: TokenId,
+        lhs: Vec<Series>,
+        rhs: Vec<Series>,
+        m: &Matching<'_>,
+    ) -> Result<Vec<Series>> {
+        // Signature ordinals, shared between both sides.
+        let mut ords: HashMap<String, usize> = HashMap::new();
+        let mut ord = |ls: &Labels| {
+            let n = ords.len();
+            *ords.entry(m.signature(ls)).or_insert(n)
+        };
+        let lsig: Vec<usize> = lhs.iter().map(|s| ord(&s.labels)).collect();
+        let rsig: Vec<usize> = rhs.iter().map(|s| ord(&s.labels)).collect();
+        let nsig = ords.len();
+        let n = self.grid.len();
+        // present[step][sig] would be steps×sigs; instead mark per step in a
+        // reused buffer holding the step number that last set it.
+        let mut seen = vec![usize::MAX; nsig];
+        let mut lcur: Vec<Cursor> = lhs.iter().map(|_| Cursor { pos: 0 }).collect();
+        let mut rcur: Vec<Cursor> = rhs.iter().map(|_| Cursor { pos: 0 }).collect();
+        let mut lout: Vec<Vec<Sample>> = vec![Vec::new(); lhs.len()];
+        let mut rout: Vec<Vec<Sample>> = vec![Vec::new(); rhs.len()];
+        for step in 0..n {
+            if step % 256 == 0 {
+                self.check()?;
+            }
+            let ts = self.grid.ts(step);
+            match op {
+                T_LAND | T_LUNLESS => {
+                    for (j, s) in rhs.iter().enumerate() {
+                        if rcur[j].at(&s.points, ts).is_some() {
+                            seen[rsig[j]] = step;
+                        }
+                    }
+                    for (i, s) in lhs.iter().enumerate() {
+                        if let Some(v) = lcur[i].at(&s.points, ts) {
+                            let matched = seen[lsig[i]] == step;
+                            if matched == (op == T_LAND) {
+                                lout[i].push(Sample::new(ts, v));
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    for (i, s) in lhs.iter().enumerate() {
+                        if let Some(v) = lcur[i].at(&s.points, ts) {
+                            seen[lsig[i]] = step;
+                            lout[i].push(Sample::new(ts, v));
+                        }
+                    }
+                    for (j, s) in rhs.iter().enumerate() {
+                        if let Some(v) = rcur[j].at(&s.points, ts)
+                            && seen[rsig[j]] != step
+                        {
+                            rout[j].push(Sample::new(ts, v));
+                        }
+                    }
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(lhs.len() + rhs.len());
+        for (s, pts) in lhs.into_iter().zip(lout) {
+            if !pts.is_empty() {
+                out.push(Series::new(s.labels, s.drop_name, pts));
+            }
+        }
+        for (s, pts) in rhs.into_iter().zip(rout) {
+            if !pts.is_empty() {
+                out.push(Series::new(s.labels, s.drop_name, pts));
+            }
+        }
+        super::merge_same_labels(out)
+    }
+
+    fn vector_vector(
+        &self,
+        op: TokenId,
+        lhs: Vec<Series>,
+        rhs: Vec<Series>,
+        m: &Matching<'_>,
+        return_bool: bool,
+    ) -> Result<Vec<Series>> {
+        // For one-to-many, swap sides so the "one" side is always on the
+        // right, and swap back when computing values.
+        let swapped = matches!(m.card, VectorMatchCardinality::OneToMany(_));
+        let (lhs, rhs) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
+        let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
+
+        let mut ords: HashMap<String, usize> = HashMap::new();
+        let mut ord = |ls: &Labels| {
+            let n = ords.len();
+            *ords.entry(m.signature(ls)).or_insert(n)
+        };
+        let lsig: Vec<usize> = lhs.iter().map(|s| ord(&s.labels)).collect();
+        let rsig: Vec<usize> = rhs.iter().map(|s| ord(&s.labels)).collect();
+        let nsig = ords.len();
+
+        // Output series by (left index, right index or fill); their labels
+        // are computed once per pair.
+        let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut by_labels: HashMap<Labels, usize> = HashMap::new();
+        let mut out: Vec<Series> = Vec::new();
+        const FILL: usize = usize::MAX;
+
+        let mut right_at: Vec<Option<(usize, f64)>> = vec![None; nsig];
+        let mut right_step = vec![usize::MAX; nsig];
+        let mut matched_step = vec![usize::MAX; nsig];
+        let mut group_seen: HashMap<(usize, usize), usize> = HashMap::new();
+        let mut lcur: Vec<Cursor> = lhs.iter().map(|_| Cursor { pos: 0 }).collect();
+        let mut rcur: Vec<Cursor> = rhs.iter().map(|_| Cursor { pos: 0 }).collect();
+        let mut lvals: Vec<Option<f64>> = vec![None; lhs.len()];
+
+        for step in 0..self.grid.len() {
+            if step % 256 == 0 {
+                self.check()?;
+            }
+            let ts = self.grid.ts(step);
+            for (j, s) in rhs.iter().enumerate() {
+                let Some(v) = rcur[j].at(&s.points, ts) else {
+                    continue;
+                };
+                let sig = rsig[j];
+                if right_step[sig] == step {
+                    let (k, _) = right_at[sig].expect("set with right_step");
+                    let side = if swapped { "left" } else { "right" };
+                    let mut a = go_labels_string(&s.labels);
+                    let mut b = go_labels_string(&rhs[k].labels);
+                    if a > b {
+                        std::mem::swap(&mut a, &mut b);
+                    }
+                    return Err(QueryError::exec(format!(
+                        "found duplicate series for the match group {} on the {side} hand-side of the operation: [{a}, {b}];many-to-many matching not allowed: matching labels must be unique on one side",
+                        go_labels_string(&m.match_labels(&s.labels)),
+                    )));
+                }
+                right_step[sig] = step;
+                right_at[sig] = Some((j, v));
+            }
+            let any_left = lhs
+                .iter()
+                .enumerate()
+                .fold(false, |acc, (i, s)| {
+                    lvals[i] = lcur[i].at(&s.points, ts);
+                    acc | lvals[i].is_some()
+                });
+            let any_right = right_step.contains(&step);
+            if !(any_left && any_right) && m.fill_lhs.is_none() && m.fill_rhs.is_none() {
+                continue;
+            }
+            group_seen.clear();
+            for i in 0..lhs.len() {
+                let Some(lv) = lvals[i] else { continue };
+                let sig = lsig[i];
+                let (j, rv) = if right_step[sig] == step {
+                    right_at[sig].expect("set with right_step")
+                } else if let Some(f) = m.fill_rhs {
+                    (FILL, f)
+                } else {
+                    continue;
+                };
+                self.binop_pair(
+                    op, m, swapped, one_to_one, return_bool, &lhs, &rhs, i, j, lv, rv, sig, step,
+                    ts, &mut matched_step, &mut group_seen, &mut pair_out, &mut by_labels,
+                    &mut out,
+                )?;
+            }
+            if let Some(fill) = m.fill_lhs {
+                for (j, s) in rhs.iter().enumerate() {
+                    let sig = rsig[j];
+                    if right_step[sig] != step || right_at[sig].map(|x| x.0) != Some(j) {
+                        continue;
+                    }
+                    let already = if one_to_one {
+                        matched_step[sig] == step
+                    } else {
+                        group_seen.keys().any(|(g, _)| *g == sig)
+                    };
+                    if already {
+                        continue;
+                    }
+                    let rv = right_at[sig].expect("present").1;
+                    let _ = s;
+                    self.binop_pair(
+                        op, m, swapped, one_to_one, return_bool, &lhs, &rhs, FILL, j, fill, rv,
+                        sig, step, ts, &mut matched_step, &mut group_seen, &mut pair_out,
+                        &mut by_labels, &mut out,
+                    )?;
+                }
+            }
+        }
+        out.retain(|s| !s.points.is_empty());
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn binop_pair(
+        &self,
+        op: TokenId,
+        m: &Matching<'_>,
+        swapped: bool,
+        one_to_one: bool,
+        return_bool: bool,
+        lhs: &[Series],
+        rhs: &[Series],
+        i: usize,
+        j: usize,
+        lv: f64,
+        rv: f64,
+        sig: usize,
+        step: usize,
+        ts: i64,
+        matched_step: &mut [usize],
+        group_seen: &mut HashMap<(usize, usize), usize>,
+        pair_out: &mut HashMap<(usize, usize), usize>,
+        by_labels: &mut HashMap<Labels, usize>,
+        out: &mut Vec<Series>,
+    ) -> Result<()> {
+        const FILL: usize = usize::MAX;
+        let (fl, fr) = if swapped { (rv, lv) } else { (lv, rv) };
+        let (mut val, keep) = elem_op(op, fl, fr);
+        if return_bool {
+            val = if keep { 1.0 } else { 0.0 };
+        }
+        let idx = match pair_out.get(&(i, j)) {
+            Some(&k) => k,
+            None => {
+                let left_labels = if i == FILL {
+                    m.match_labels(&rhs[j].labels)
+                } else {
+                    lhs[i].labels.clone()
+                };
+                let right_labels = if j == FILL {
+                    m.match_labels(&left_labels)
+                } else {
+                    rhs[j].labels.clone()
+                };
+                let labels = result_labels(left_labels, &right_labels, op, m, one_to_one);
+                let k = match by_labels.get(&labels) {
+                    Some(&k) => k,
+                    None => {
+                        let k = out.len();
+                        by_labels.insert(labels.clone(), k);
+                        out.push(Series::new(labels, return_bool, Vec::new()));
+                        k
+                    }
+                };
+                pair_out.insert((i, j), k);
+                k
+            }
+        };
+        if one_to_one {
+            if matched_step[sig] == step {
+                return Err(QueryError::exec(
+                    "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                ));
+            }
+            matched_step[sig] = step;
+        } else {
+            if group_seen.contains_key(&(sig, idx)) {
+                return Err(QueryError::exec(
+                    "multiple matches for labels: grouping labels must ensure unique matches",
+                ));
+            }
+            group_seen.insert((sig, idx), step);
+        }
+        if !keep && !return_bool {
+            return Ok(());
+        }
+        let s = &mut out[idx];
+        if s.points.last().is_some_and(|p| p.t == ts) {
+            return Err(QueryError::exec(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        s.points.push(Sample::new(ts, val));
+        self.add_samples(1)?;
+        Ok(())
+    }
+}
+
+/// The labels of `l op r` (Prometheus' `resultMetric`).
+fn result_labels(
+    mut ls: Labels,
+    rhs: &Labels,
+    op: TokenId,
+    m: &Matching<'_>,
+    one_to_one: bool,
+) -> Labels {
+    if changes_schema(op) {
+        ls.remove(METRIC_NAME);
+    }
+    if one_to_one {
+        if m.on {
+            ls.retain(|l| m.names.iter().any(|n| n == &l.name));
+        } else {
+            ls.retain(|l| !m.names.iter().any(|n| n == &l.name));
+        }
+    }
+    for name in &m.include {
+        match rhs.get(name) {
+            Some(v) => {
+                let v = v.to_string();
+                ls.set(name, &v);
+            }
+            None => ls.remove(name),
+        }
+    }
+    ls
+}
+
+#[allow(dead_code)]
+fn label(n: &str, v: &str) -> Label {
+    Label::new(n, v)
+}

@@ -1,0 +1,158 @@
+//! Vector and matrix selectors: one storage selection per selector per
+//! query, then a seek per step (lookback for instant vectors, a sliding
+//! window for range vectors).
+
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{Expr, VectorSelector};
+use tessera_tsdb::{MatchOp, Matcher, METRIC_NAME, Sample, SeriesSamples, is_stale_nan};
+
+use super::{Evaluator, RangeArg, Series, offset_ms};
+use crate::error::{QueryError, Result};
+
+/// Converts the parser's matchers to the store's, adding the `__name__`
+/// matcher for `metric{...}` when the parser kept the name apart.
+pub(crate) fn to_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(QueryError::exec(
+            "\"or\" inside label matchers is not supported by PromQL",
+        ));
+    }
+    let mut out = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    for m in &vs.matchers.matchers {
+        let op = match m.op {
+            PMatchOp::Equal => MatchOp::Equal,
+            PMatchOp::NotEqual => MatchOp::NotEqual,
+            PMatchOp::Re(_) => MatchOp::RegexMatch,
+            PMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+        };
+        let matcher = Matcher::new(op, m.name.clone(), m.value.clone())
+            .map_err(|e| QueryError::BadData(e.to_string()))?;
+        out.push(matcher);
+    }
+    if let Some(name) = &vs.name
+        && !out
+            .iter()
+            .any(|m| m.name == METRIC_NAME && m.op == MatchOp::Equal && &m.value == name)
+    {
+        out.push(Matcher::equal(METRIC_NAME, name.clone()));
+    }
+    Ok(out)
+}
+
+impl Evaluator<'_> {
+    /// Fetches the series of a selector for `mint..=maxt`, sorted by labels
+    /// (Prometheus' storage order, which `limitk` and result order rely on).
+    fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<SeriesSamples>> {
+        let matchers = to_matchers(vs)?;
+        self.check()?;
+        let mut series = self.storage.select(&matchers, mint, maxt)?;
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let n: usize = series.iter().map(|s| s.samples.len()).sum();
+        // Loaded samples count against the budget while the selector's
+        // output is built, then are released.
+        self.add_samples(n)?;
+        self.release_samples(n);
+        Ok(series)
+    }
+
+    /// An instant-vector selector over the grid. With `sample_time` the value
+    /// of each point is the sample's own timestamp in seconds (`timestamp()`).
+    pub(crate) fn eval_vector_selector(
+        &self,
+        vs: &VectorSelector,
+        sample_time: bool,
+    ) -> Result<Vec<Series>> {
+        let offset = offset_ms(&vs.offset);
+        let at = self.at_ms(&vs.at);
+        let lookback = self.settings.lookback;
+        let (first, last) = match at {
+            Some(t) => (t, t),
+            None => (self.grid.start, self.grid.end),
+        };
+        let selected = self.select(vs, first - offset - lookback, last - offset)?;
+        let mut out = Vec::with_capacity(selected.len());
+        for (i, s) in selected.into_iter().enumerate() {
+            if i % 64 == 0 {
+                self.check()?;
+            }
+            let mut points = Vec::new();
+            let mut cursor = 0usize;
+            for ts in self.grid.iter() {
+                let ref_t = at.unwrap_or(ts) - offset;
+                // Advance to the last sample at or before ref_t; steps are
+                // increasing so the cursor never moves back.
+                let samples = &s.samples;
+                if at.is_some() {
+                    cursor = samples.partition_point(|p| p.t <= ref_t);
+                } else {
+                    while cursor < samples.len() && samples[cursor].t <= ref_t {
+                        cursor += 1;
+                    }
+                }
+                if cursor == 0 {
+                    continue;
+                }
+                let p = samples[cursor - 1];
+                if p.t <= ref_t - lookback || is_stale_nan(p.v) {
+                    continue;
+                }
+                let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
+                points.push(Sample::new(ts, v));
+            }
+            if !points.is_empty() {
+                self.add_samples(points.len())?;
+                out.push(Series::new(s.labels, false, points));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A range-vector argument: a matrix selector or a subquery (parentheses
+    /// unwrapped), with the samples every step of the grid will look at.
+    pub(crate) fn eval_range_arg(&self, expr: &Expr) -> Result<RangeArg> {
+        match expr {
+            Expr::Paren(p) => self.eval_range_arg(&p.expr),
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.vs;
+                let range = ms.range.as_millis() as i64;
+                let offset = offset_ms(&vs.offset);
+                let at = self.at_ms(&vs.at);
+                let (first, last) = match at {
+                    Some(t) => (t, t),
+                    None => (self.grid.start, self.grid.end),
+                };
+                let selected = self.select(vs, first - offset - range, last - offset)?;
+                let mut series = Vec::with_capacity(selected.len());
+                let mut total = 0;
+                for s in selected {
+                    let points: Vec<Sample> =
+                        s.samples.into_iter().filter(|p| !is_stale_nan(p.v)).collect();
+                    if !points.is_empty() {
+                        total += points.len();
+                        series.push(Series::new(s.labels, false, points));
+                    }
+                }
+                self.add_samples(total)?;
+                Ok(RangeArg {
+                    series,
+                    range,
+                    offset,
+                    at,
+                })
+            }
+            Expr::Subquery(sq) => self.eval_subquery(sq),
+            other => Err(QueryError::exec(format!(
+                "expected type range vector, got {}",
+                expr_kind(other)
+            ))),
+        }
+    }
+}
+
+fn expr_kind(e: &Expr) -> &'static str {
+    match e {
+        Expr::NumberLiteral(_) => "scalar",
+        Expr::StringLiteral(_) => "string",
+        _ => "instant vector",
+    }
+}

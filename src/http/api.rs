@@ -1,0 +1,348 @@
+//! The Prometheus HTTP API conventions: the JSON envelope, error types and
+//! status codes, request parameters (GET query or form POST) and time
+//! parsing, shared by every `/api/v1/*` handler.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+
+/// Prometheus' `errorType`s with the status each maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorType {
+    BadData,
+    Execution,
+    Timeout,
+    Canceled,
+    Unavailable,
+    NotFound,
+    Internal,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::BadData => "bad_data",
+            ErrorType::Execution => "execution",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Canceled => "canceled",
+            ErrorType::Unavailable => "unavailable",
+            ErrorType::NotFound => "not_found",
+            ErrorType::Internal => "internal",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorType::BadData => StatusCode::BAD_REQUEST,
+            ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorType::Timeout | ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            // Prometheus answers a cancelled query with 499 (client closed).
+            ErrorType::Canceled => StatusCode::from_u16(499).expect("499 is a valid status"),
+            ErrorType::NotFound => StatusCode::NOT_FOUND,
+            ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// An API error rendered as `{"status":"error","errorType":..,"error":..}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub kind: ErrorType,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_data(message: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorType::BadData,
+            message: message.into(),
+        }
+    }
+
+    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+        ApiError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"status": "error", "errorType": self.kind.as_str(), "error": self.message});
+        let mut resp = json_response(self.kind.status(), &body);
+        if matches!(self.kind, ErrorType::Unavailable) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// `{"status":"success","data":..}` plus `warnings` when there are any.
+pub fn success(data: Value, warnings: &[String]) -> Response {
+    let mut body = json!({"status": "success", "data": data});
+    if !warnings.is_empty() {
+        body["warnings"] = json!(warnings);
+    }
+    json_response(StatusCode::OK, &body)
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    let bytes = serde_json::to_vec(body).expect("a serde_json::Value always serializes");
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// Request parameters as Prometheus reads them: the URL query merged with a
+/// form-encoded POST body (`r.ParseForm()` in Go), repeated keys kept.
+#[derive(Debug, Default)]
+pub struct Params(Vec<(String, String)>);
+
+/// Largest form body read for a query or metadata call.
+const MAX_FORM_BYTES: usize = 8 << 20;
+
+impl Params {
+    pub async fn from_request(req: Request<Body>) -> Result<Params, ApiError> {
+        let (parts, body) = req.into_parts();
+        let mut v: Vec<(String, String)> = match parts.uri.query() {
+            Some(q) => serde_urlencoded::from_str(q)
+                .map_err(|e| ApiError::bad_data(format!("invalid query string: {e}")))?,
+            None => Vec::new(),
+        };
+        let is_form = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if parts.method == axum::http::Method::POST && is_form {
+            let bytes = http_body_util::Limited::new(body, MAX_FORM_BYTES)
+                .collect()
+                .await
+                .map_err(|e| ApiError::bad_data(format!("reading form body: {e}")))?
+                .to_bytes();
+            let form: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+                .map_err(|e| ApiError::bad_data(format!("invalid form body: {e}")))?;
+            // Go's ParseForm puts body values before URL values.
+            let mut merged = form;
+            merged.extend(v);
+            v = merged;
+        }
+        Ok(Params(v))
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Params {
+        Params(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A time parameter, or `default` when absent.
+    pub fn time_or(&self, key: &str, default: i64) -> Result<i64, ApiError> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(s) => parse_time(s)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"{key}\": {e}"))),
+        }
+    }
+
+    /// The `limit` parameter: 0 or absent means no limit.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(0),
+            Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize).ok_or_else(|| {
+                ApiError::bad_data(format!(
+                    "invalid parameter \"limit\": cannot parse \"{s}\" to a valid limit"
+                ))
+            }),
+        }
+    }
+}
+
+/// Prometheus' `minTime`/`maxTime` API defaults, in milliseconds (the
+/// widest range Go's `time.Time` round-trips through RFC 3339).
+pub const MIN_TIME_MS: i64 = (i64::MIN / 1000 + 62_135_596_801) * 1000;
+pub const MAX_TIME_MS: i64 = (i64::MAX / 1000 - 62_135_596_801) * 1000 + 999;
+
+/// Parses a time as Prometheus does: unix seconds with an optional fraction,
+/// or RFC 3339. Returns milliseconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        if !f.is_finite() {
+            return Err(format!("cannot parse {s:?} to a valid timestamp"));
+        }
+        let ms = (f * 1000.0).round();
+        return Ok(ms.clamp(MIN_TIME_MS as f64, MAX_TIME_MS as f64) as i64);
+    }
+    // Prometheus' own encodings of its min/max times.
+    match s {
+        "0001-01-01T00:00:00Z" | "-292273086-05-16T16:47:06Z" => return Ok(MIN_TIME_MS),
+        "292277026596-12-04T15:30:07Z" => return Ok(MAX_TIME_MS),
+        _ => {}
+    }
+    parse_rfc3339(s).ok_or_else(|| format!("cannot parse {s:?} to a valid timestamp"))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)` to milliseconds since the epoch.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut i = 19;
+    let mut frac_ms = 0i64;
+    if b.get(i) == Some(&b'.') {
+        let start = i + 1;
+        i = start;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &s[start..i];
+        if digits.is_empty() {
+            return None;
+        }
+        let padded: String = digits.chars().chain("000".chars()).take(3).collect();
+        frac_ms = padded.parse().ok()?;
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        b'+' | b'-' if i + 6 == b.len() && b[i + 3] == b':' => {
+            let sign = if b[i] == b'-' { -1 } else { 1 };
+            sign * (num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?)
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d);
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
+    Some(secs * 1000 + frac_ms)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses a duration as Prometheus' API does: float seconds or a PromQL
+/// duration (`5m`, `1h30m`). Returns milliseconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        let ms = f * 1000.0;
+        if !ms.is_finite() || ms.abs() > i64::MAX as f64 {
+            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
+        }
+        return Ok(ms.round() as i64);
+    }
+    let mut total: i64 = 0;
+    let mut rest = s;
+    if rest.is_empty() {
+        return Err("empty duration string".into());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!("not a valid duration string: {s:?}"));
+        }
+        let n: i64 = rest[..digits]
+            .parse()
+            .map_err(|_| format!("not a valid duration string: {s:?}"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_ms: i64 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            "w" => 7 * 86_400_000,
+            "y" => 365 * 86_400_000,
+            _ => return Err(format!("not a valid duration string: {s:?}")),
+        };
+        rest = &rest[unit_len..];
+        total = n
+            .checked_mul(unit_ms)
+            .and_then(|x| total.checked_add(x))
+            .ok_or_else(|| format!("duration {s:?} overflows"))?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_times_like_prometheus() {
+        let f = |s: &str, want: Option<i64>| assert_eq!(parse_time(s).ok(), want, "{s:?}");
+        f("0", Some(0));
+        f("1700000000", Some(1_700_000_000_000));
+        f("1700000000.123", Some(1_700_000_000_123));
+        f("-1.5", Some(-1500));
+        f("2015-07-01T20:10:51.781Z", Some(1_435_781_451_781));
+        f("2015-07-01T20:10:51Z", Some(1_435_781_451_000));
+        f("2015-07-01T22:10:51+02:00", Some(1_435_781_451_000));
+        f("1970-01-01T00:00:00Z", Some(0));
+        f("0001-01-01T00:00:00Z", Some(MIN_TIME_MS));
+        f("292277026596-12-04T15:30:07Z", Some(MAX_TIME_MS));
+        f("yesterday", None);
+        f("2015-13-01T20:10:51Z", None);
+        f("NaN", None);
+    }
+
+    #[test]
+    fn parses_durations_like_prometheus() {
+        let f = |s: &str, want: Option<i64>| assert_eq!(parse_duration(s).ok(), want, "{s:?}");
+        f("15", Some(15_000));
+        f("0.5", Some(500));
+        f("5m", Some(300_000));
+        f("1h30m", Some(5_400_000));
+        f("10s53ms", Some(10_053));
+        f("1y", Some(365 * 86_400_000));
+        f("5x", None);
+        f("m", None);
+        f("", None);
+    }
+
+    #[test]
+    fn params_repeat_and_limit() {
+        let p = Params::from_pairs(&[("match[]", "up"), ("match[]", "x"), ("limit", "3")]);
+        assert_eq!(p.all("match[]").collect::<Vec<_>>(), vec!["up", "x"]);
+        assert_eq!(p.limit().unwrap(), 3);
+        assert!(Params::from_pairs(&[("limit", "-1")]).limit().is_err());
+        assert_eq!(Params::from_pairs(&[]).limit().unwrap(), 0);
+    }
+}

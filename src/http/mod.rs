@@ -1,0 +1,112 @@
+//! The HTTP server: routes, shared state and per-request accounting.
+//!
+//! Handlers live one concern per file: `write.rs` (remote write),
+//! `metadata.rs` (series, labels, label values, metadata), `status.rs`
+//! (health, readiness, build info, `/metrics`); `api.rs` holds the Prometheus
+//! API conventions they share.
+
+pub mod api;
+mod metadata;
+mod selector;
+mod status;
+mod write;
+
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use tessera_ingest::DecodeLimits;
+use tessera_ingest::metadata::MetadataStore;
+use tessera_tsdb::Db;
+use tokio::sync::Semaphore;
+
+use crate::metrics::METRICS;
+
+/// Settings of the HTTP layer, from flags.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    pub decode_limits: DecodeLimits,
+    /// Remote-write requests decoded and appended at once; more wait in
+    /// line for up to `ingest_queue_timeout`, then get 503 + Retry-After.
+    pub ingest_max_inflight: usize,
+    pub ingest_queue_timeout: std::time::Duration,
+    /// Most series a series/labels/values call may touch before it fails
+    /// with a limit error (`--api.max-series`).
+    pub api_max_series: usize,
+}
+
+/// State shared by every handler.
+pub struct AppState {
+    /// Set once the database is open (after WAL replay); until then writes
+    /// and reads answer 503 and `/-/ready` is not ready.
+    pub db: OnceLock<Arc<Db>>,
+    pub metadata: MetadataStore,
+    pub opts: HttpOptions,
+    pub ingest_gate: Semaphore,
+    pub start_time: f64,
+    pub cpus: usize,
+}
+
+impl AppState {
+    pub fn new(opts: HttpOptions, cpus: usize) -> Self {
+        let start_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        AppState {
+            db: OnceLock::new(),
+            metadata: MetadataStore::default(),
+            ingest_gate: Semaphore::new(opts.ingest_max_inflight.max(1)),
+            opts,
+            start_time,
+            cpus,
+        }
+    }
+
+    /// The database, or the 503 a client should retry.
+    pub fn db(&self) -> Result<&Arc<Db>, api::ApiError> {
+        self.db.get().ok_or_else(|| {
+            api::ApiError::new(
+                api::ErrorType::Unavailable,
+                "Tessera is starting (replaying its WAL); retry shortly",
+            )
+        })
+    }
+}
+
+/// All routes of the server.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/series", get(metadata::series).post(metadata::series))
+        .route("/api/v1/labels", get(metadata::labels).post(metadata::labels))
+        .route("/api/v1/label/{name}/values", get(metadata::label_values))
+        .route("/api/v1/metadata", get(metadata::metadata))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/-/healthy", get(status::healthy))
+        .route("/-/ready", get(status::ready))
+        .route("/metrics", get(status::metrics))
+        .layer(middleware::from_fn(account))
+        .with_state(state)
+}
+
+/// Counts every request by handler and status code and times it.
+async fn account(req: Request, next: Next) -> Response {
+    let handler = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    METRICS
+        .http_requests
+        .inc(&[&handler, resp.status().as_str()]);
+    METRICS.http_duration.observe(&[&handler], start.elapsed());
+    resp
+}
+
+/// Unused-state helper so handlers can share one extractor type.
+pub type AppStateRef = State<Arc<AppState>>;

@@ -1,0 +1,100 @@
+//! Health, readiness, build information and Tessera's own `/metrics`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppStateRef;
+use super::api::success;
+use crate::metrics::{self, METRICS};
+
+/// The Prometheus version Tessera's API follows, reported in build info so
+/// Grafana enables the features that version has (e.g. label matchers on
+/// `/api/v1/labels`).
+pub const PROMETHEUS_API_VERSION: &str = "2.53.0";
+
+pub async fn healthy() -> &'static str {
+    "Tessera is Healthy.\n"
+}
+
+pub async fn ready(state: AppStateRef) -> Response {
+    if state.db.get().is_some() {
+        (StatusCode::OK, "Tessera is Ready.\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Service Unavailable: replaying the WAL\n",
+        )
+            .into_response()
+    }
+}
+
+pub async fn buildinfo() -> Response {
+    success(
+        json!({
+            "version": PROMETHEUS_API_VERSION,
+            "revision": "",
+            "branch": "",
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "",
+            "application": "tessera",
+            "tesseraVersion": env!("CARGO_PKG_VERSION"),
+        }),
+        &[],
+    )
+}
+
+pub async fn metrics(state: AppStateRef) -> Response {
+    let mut out = String::with_capacity(16 << 10);
+    METRICS.render(&mut out);
+    metrics::single(
+        &mut out,
+        "tessera_cpu_budget_cores",
+        "CPU cores Tessera sizes its thread pools for (--cpus or the cgroup quota).",
+        "gauge",
+        state.cpus as f64,
+    );
+    metrics::single(
+        &mut out,
+        "tessera_ready",
+        "1 when the database is open and serving, 0 while replaying the WAL.",
+        "gauge",
+        state.db.get().is_some() as u8 as f64,
+    );
+    if let Some(db) = state.db.get() {
+        let stats = db.head_stats();
+        metrics::header(
+            &mut out,
+            "tessera_head_series",
+            "Active series in the head, by shard.",
+            "gauge",
+        );
+        for (i, s) in stats.iter().enumerate() {
+            metrics::sample(&mut out, "tessera_head_series", "", &["shard"], &[i.to_string()], None, s.series as f64);
+        }
+        metrics::header(
+            &mut out,
+            "tessera_head_memory_bytes",
+            "Approximate heap bytes held by the head (series, chunks, index), by shard.",
+            "gauge",
+        );
+        for (i, s) in stats.iter().enumerate() {
+            metrics::sample(&mut out, "tessera_head_memory_bytes", "", &["shard"], &[i.to_string()], None, s.heap_bytes as f64);
+        }
+        metrics::single(
+            &mut out,
+            "tessera_metadata_families",
+            "Metric families with metadata received through remote write.",
+            "gauge",
+            state.metadata.len() as f64,
+        );
+    }
+    metrics::render_process(&mut out, state.start_time);
+    let mut resp = out.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}

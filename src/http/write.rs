@@ -1,0 +1,136 @@
+//! `POST /api/v1/write`: the Prometheus remote write 1.0 receiver.
+//!
+//! Status codes are chosen for how Prometheus' sender reacts to them: 2xx is
+//! done, 5xx is retried with backoff, 4xx drops the batch (429 is retried
+//! only when the sender opts in). So: 204 when everything was kept; 400 when
+//! some or all of the request can never be stored (the valid rest *is* kept,
+//! and the body says what was refused); 413 for bodies over the limits; 415
+//! for remote write 2.0 (so a 2.0 sender falls back); 503 + `Retry-After`
+//! when the server is overloaded or still starting.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tessera_ingest::{StatusClass, decode_v1, validate};
+use tracing::warn;
+
+use super::AppStateRef;
+use crate::metrics::METRICS;
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut msg = msg.into();
+    msg.push('\n');
+    (status, msg).into_response()
+}
+
+fn overloaded(reason: &str, msg: &str) -> Response {
+    METRICS.ingest_requests_refused.inc(&[reason]);
+    let mut r = text(StatusCode::SERVICE_UNAVAILABLE, msg);
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) -> Response {
+    let Ok(db) = state.db() else {
+        return overloaded("not_ready", "Tessera is starting (replaying its WAL); retry shortly");
+    };
+    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        && ct.contains("io.prometheus.write.v2")
+    {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "remote write 2.0 is not supported yet; use protobuf_message: prometheus.WriteRequest (1.0)",
+        );
+    }
+    let limits = &state.opts.decode_limits;
+
+    // Wait in line briefly rather than refusing a burst outright; a sender
+    // that cannot get in within the queue timeout backs off on the 503.
+    let permit = match tokio::time::timeout(state.opts.ingest_queue_timeout, state.ingest_gate.acquire()).await {
+        Ok(Ok(p)) => p,
+        _ => {
+            return overloaded(
+                "overloaded",
+                "too many concurrent remote-write requests; retry later (raise --ingest.max-inflight if the CPU allows)",
+            );
+        }
+    };
+
+    let bytes = match Limited::new(body, limits.max_compressed_bytes).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            METRICS.ingest_requests_refused.inc(&["too_large"]);
+            let msg = format!(
+                "remote-write body exceeds {} bytes; lower queue_config.max_samples_per_send or raise --ingest.max-request-bytes",
+                limits.max_compressed_bytes
+            );
+            warn!(reason = %msg, "refused remote-write request");
+            return text(StatusCode::PAYLOAD_TOO_LARGE, msg);
+        }
+        Err(e) => {
+            return text(StatusCode::BAD_REQUEST, format!("reading request body: {e}"));
+        }
+    };
+
+    let started = Instant::now();
+    let req = match decode_v1(&bytes, limits) {
+        Ok(r) => r,
+        Err(e) => {
+            let (status, reason) = match e.status_class() {
+                StatusClass::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                StatusClass::BadRequest => (
+                    StatusCode::BAD_REQUEST,
+                    if matches!(e, tessera_ingest::IngestError::InvalidSnappy(_)) {
+                        "bad_snappy"
+                    } else {
+                        "bad_protobuf"
+                    },
+                ),
+            };
+            METRICS.ingest_requests_refused.inc(&[reason]);
+            warn!(error = %e, bytes = bytes.len(), "refused remote-write request");
+            return text(status, e.to_string());
+        }
+    };
+    drop(bytes);
+    let validated = validate(req, limits);
+    let report = tessera_ingest::append::write(db, &state.metadata, validated);
+    drop(permit);
+
+    let a = &report.append;
+    METRICS.ingest_samples.inc_by(&[], a.samples_appended as f64);
+    METRICS.ingest_series_created.inc_by(&[], a.series_created as f64);
+    METRICS.ingest_metadata.inc_by(&[], report.metadata_received as f64);
+    let v = &report.validation;
+    for (reason, n) in [
+        ("out_of_order", a.out_of_order),
+        ("duplicate_timestamp", a.duplicate_timestamp),
+        ("invalid_series", v.invalid_series_samples),
+        ("native_histogram", v.histograms),
+        ("exemplar", v.exemplars),
+    ] {
+        if n > 0 {
+            METRICS.ingest_samples_rejected.inc_by(&[reason], n as f64);
+        }
+    }
+    if v.invalid_series > 0 {
+        METRICS
+            .ingest_series_rejected
+            .inc_by(&["invalid_labels"], v.invalid_series as f64);
+    }
+    match report.rejection_message() {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(msg) => {
+            warn!(
+                reason = %msg,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "remote-write request partly refused"
+            );
+            text(StatusCode::BAD_REQUEST, msg)
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! `tessera serve`: flags, start-up and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use tessera_ingest::DecodeLimits;
+use tessera_tsdb::{Db, DbOptions};
+use tracing::{error, info};
+
+use crate::cpu;
+use crate::http::{self, AppState, HttpOptions};
+use crate::metrics::METRICS;
+
+/// The port Tessera listens on by default (Prometheus uses 9090,
+/// VictoriaMetrics 8428).
+pub const DEFAULT_PORT: u16 = 9480;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on. Kubernetes manifests pass 0.0.0.0:9480.
+    #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
+    listen: SocketAddr,
+
+    /// Directory for the WAL and blocks. Created when missing.
+    #[arg(long = "data-dir", default_value = "./data")]
+    data_dir: PathBuf,
+
+    /// Shards of the database (default: 4 per CPU of the budget, at least 4).
+    /// Fixed for the life of a data dir: a data dir remembers its shard count
+    /// and a start with another value is refused.
+    #[arg(long)]
+    shards: Option<usize>,
+
+    /// CPU budget in cores that sizes every thread pool (default: the cgroup
+    /// CPU quota when one is set, else the host's available parallelism).
+    #[arg(long)]
+    cpus: Option<usize>,
+
+    /// Largest remote-write body accepted, in bytes (compressed), and the
+    /// largest decoded size its snappy header may declare. Over it: 413.
+    #[arg(long = "ingest.max-request-bytes", default_value_t = 32 << 20)]
+    ingest_max_request_bytes: usize,
+
+    /// Remote-write requests decoded and appended at once (default: 4 per
+    /// CPU). More wait up to --ingest.queue-timeout, then get 503.
+    #[arg(long = "ingest.max-inflight")]
+    ingest_max_inflight: Option<usize>,
+
+    /// How long a remote-write request may wait for a slot before 503 +
+    /// Retry-After.
+    #[arg(long = "ingest.queue-timeout", default_value = "5s", value_parser = parse_duration)]
+    ingest_queue_timeout: Duration,
+
+    /// Most labels one series may carry; more is refused with 400.
+    #[arg(long = "ingest.max-labels-per-series", default_value_t = 128)]
+    ingest_max_labels: usize,
+
+    /// Most series a /api/v1/series, labels or label values call may match
+    /// before it fails with a 422 limit error (a smaller `limit` parameter
+    /// truncates instead).
+    #[arg(long = "api.max-series", default_value_t = 100_000)]
+    api_max_series: usize,
+
+    /// Log format: text or json.
+    #[arg(long = "log.format", default_value = "text")]
+    log_format: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    http::api::parse_duration(s).and_then(|ms| {
+        u64::try_from(ms)
+            .map(Duration::from_millis)
+            .map_err(|_| format!("negative duration {s:?}"))
+    })
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logging(&args.log_format);
+    let (cpus, source) = cpu::detect(args.cpus);
+    let shards = match args.shards {
+        Some(n) => n,
+        // A data dir keeps its shard count even when the CPU budget changes.
+        None => tessera_tsdb::db::stored_shard_count(&args.data_dir)?.unwrap_or((cpus * 4).max(4)),
+    };
+    info!(
+        cpus,
+        cpu_source = ?source,
+        shards,
+        listen = %args.listen,
+        data_dir = %args.data_dir.display(),
+        "starting tessera {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cpus)
+        .max_blocking_threads(cpus.max(2))
+        .thread_name("tessera-worker")
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    runtime.block_on(serve(args, cpus, shards))
+}
+
+async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()> {
+    let opts = HttpOptions {
+        decode_limits: DecodeLimits {
+            max_compressed_bytes: args.ingest_max_request_bytes,
+            max_decoded_bytes: args.ingest_max_request_bytes,
+            max_labels_per_series: args.ingest_max_labels,
+            ..DecodeLimits::default()
+        },
+        ingest_max_inflight: args.ingest_max_inflight.unwrap_or(cpus * 4),
+        ingest_queue_timeout: args.ingest_queue_timeout,
+        api_max_series: args.api_max_series,
+    };
+    METRICS.touch_defaults();
+    let state = Arc::new(AppState::new(opts, cpus));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    info!(addr = %listener.local_addr()?, "listening");
+
+    // Open the database off the async threads: with a WAL this is replay,
+    // and /-/healthy must answer (and /-/ready say 503) meanwhile.
+    let db_state = state.clone();
+    let data_dir = args.data_dir.clone();
+    let open = tokio::task::spawn_blocking(move || {
+        Db::open(DbOptions {
+            data_dir: Some(data_dir),
+            shards,
+        })
+        .map(|db| {
+            let _ = db_state.db.set(Arc::new(db));
+        })
+    });
+
+    let app = http::router(state.clone());
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    });
+    match open.await.context("database open task")? {
+        Ok(()) => info!("database open; ready"),
+        // Refuse to run half-started: the error names the flag or file.
+        Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
+    }
+    server.await.context("http server task")?.context("http server")?;
+    info!("shut down cleanly");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => info!("SIGINT received, shutting down"),
+        _ = term => info!("SIGTERM received, shutting down"),
+    }
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

@@ -1,0 +1,197 @@
+//! Shared pieces of the end-to-end tests: a real `tessera serve` process on
+//! a free loopback port, an HTTP client, and remote-write request builders.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use prost::Message;
+use tessera_ingest::remote_write::proto;
+
+/// A free TCP port on 127.0.0.1 (bound then released; a race with another
+/// process is possible but harmless in tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral port")
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Percent-encodes the query part of `path?a=b&c=d`, so tests can write
+/// selectors like `{le!=""}` literally.
+pub fn encode_query(path: &str) -> String {
+    let Some((p, q)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let pairs: Vec<(&str, &str)> = q
+        .split('&')
+        .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
+        .collect();
+    format!("{p}?{}", serde_urlencoded::to_string(pairs).expect("encode query"))
+}
+
+/// A `tessera serve` child process, killed on drop.
+pub struct Tessera {
+    pub child: Child,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Tessera {
+    pub fn start(extra: &[&str]) -> Tessera {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let mut t = Tessera::start_in(&dir, extra);
+        t._tmp = Some(tmp);
+        t
+    }
+
+    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Tessera {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn tessera");
+        let t = Tessera {
+            child,
+            port,
+            data_dir: data_dir.to_path_buf(),
+            _tmp: None,
+        };
+        t.wait_ready(Duration::from_secs(30));
+        t
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, encode_query(path))
+    }
+
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(r) = get(&self.url("/-/ready"))
+                && r.0 == 200
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tessera on port {} not ready within {timeout:?}", self.port);
+    }
+
+    /// Remote-writes a request; returns status and body.
+    pub fn write(&self, req: &proto::WriteRequest) -> (u16, String) {
+        post_raw(&self.url("/api/v1/write"), &snappy(&req.encode_to_vec()))
+    }
+
+    /// GET of a Prometheus API path, parsed as JSON.
+    pub fn api(&self, path_and_query: &str) -> (u16, serde_json::Value) {
+        let (status, body) = get(&self.url(path_and_query)).expect("GET");
+        let v = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{path_and_query}: not JSON ({e}): {body}"));
+        (status, v)
+    }
+
+    /// `data` of a successful API call.
+    pub fn data(&self, path_and_query: &str) -> serde_json::Value {
+        let (status, v) = self.api(path_and_query);
+        assert_eq!(status, 200, "{path_and_query}: {v}");
+        assert_eq!(v["status"], "success", "{v}");
+        v["data"].clone()
+    }
+}
+
+impl Drop for Tessera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+pub fn get(url: &str) -> Result<(u16, String), ureq::Error> {
+    let mut r = agent().get(url).call()?;
+    let status = r.status().as_u16();
+    Ok((status, r.body_mut().read_to_string().unwrap_or_default()))
+}
+
+pub fn post_raw(url: &str, body: &[u8]) -> (u16, String) {
+    let mut r = agent()
+        .post(url)
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .send(body)
+        .expect("POST");
+    let status = r.status().as_u16();
+    (status, r.body_mut().read_to_string().unwrap_or_default())
+}
+
+pub fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let mut r = agent().post(url).send_form(form.iter().copied()).expect("POST form");
+    let status = r.status().as_u16();
+    let body = r.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+}
+
+pub fn snappy(b: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(b).expect("snappy")
+}
+
+pub fn label(n: &str, v: &str) -> proto::Label {
+    proto::Label {
+        name: n.as_bytes().to_vec(),
+        value: v.as_bytes().to_vec(),
+    }
+}
+
+/// One series with the given labels and `(t, v)` samples.
+pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
+    proto::TimeSeries {
+        labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
+        samples: samples
+            .iter()
+            .map(|&(t, v)| proto::Sample {
+                value: v,
+                timestamp: t,
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+pub fn request(ts: Vec<proto::TimeSeries>) -> proto::WriteRequest {
+    proto::WriteRequest {
+        timeseries: ts,
+        metadata: vec![],
+    }
+}
+
+/// Is a Debian-packaged binary installed? Prints a visible skip otherwise.
+pub fn have(bin: &str) -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED: {bin} is not installed (scripts/test installs it: apt-get install prometheus prometheus-node-exporter)");
+    }
+    ok
+}

@@ -1,0 +1,319 @@
+//! The database: N independent shards, routing by series hash.
+//!
+//! `shard = labels.stable_hash() % shards`. Each shard has its own lock and
+//! head (and, with a data dir, its own WAL), so appends to different shards
+//! proceed in parallel and a slow read of one shard never blocks the others.
+//! The shard count is fixed for the life of a data dir: it is recorded in
+//! `tessera-meta.json` and a start with another value is refused.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
+
+use crate::head::{AppendStats, Head, HeadStats};
+use crate::{Labels, Matcher, Sample, SeriesSamples};
+
+const META_FILE: &str = "tessera-meta.json";
+const META_VERSION: u32 = 1;
+
+/// How to open a [`Db`].
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Where the data lives; `None` keeps everything in memory (tests).
+    pub data_dir: Option<PathBuf>,
+    /// Number of shards; fixed for the life of the data dir.
+    pub shards: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "data dir {dir} was created with --shards {on_disk}, but this start asked for --shards {asked}; \
+         the shard count of a data dir cannot change: start with --shards {on_disk} or use a new --data-dir"
+    )]
+    ShardMismatch {
+        dir: PathBuf,
+        on_disk: usize,
+        asked: usize,
+    },
+    #[error("--shards must be between 1 and 4096, got {0}")]
+    BadShardCount(usize),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid metadata: {reason}")]
+    BadMeta { path: PathBuf, reason: String },
+}
+
+struct Shard {
+    head: RwLock<Head>,
+}
+
+/// A sharded time-series database.
+pub struct Db {
+    shards: Box<[Shard]>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Db {
+    /// Opens (or creates) a database.
+    pub fn open(opts: DbOptions) -> Result<Db, DbError> {
+        if opts.shards == 0 || opts.shards > 4096 {
+            return Err(DbError::BadShardCount(opts.shards));
+        }
+        if let Some(dir) = &opts.data_dir {
+            std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            check_or_write_meta(dir, opts.shards)?;
+        }
+        let shards = (0..opts.shards)
+            .map(|_| Shard {
+                head: RwLock::new(Head::default()),
+            })
+            .collect();
+        Ok(Db {
+            shards,
+            data_dir: opts.data_dir,
+        })
+    }
+
+    /// A database held only in memory (tests, PromQL conformance).
+    pub fn in_memory(shards: usize) -> Db {
+        Db::open(DbOptions {
+            data_dir: None,
+            shards: shards.clamp(1, 4096),
+        })
+        .expect("an in-memory db with a valid shard count cannot fail to open")
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// The shard a series belongs to.
+    pub fn shard_of(&self, labels: &Labels) -> usize {
+        (labels.stable_hash() % self.shards.len() as u64) as usize
+    }
+
+    /// Appends one series' samples (in time order).
+    pub fn append(&self, labels: &Labels, samples: &[Sample]) -> AppendStats {
+        self.append_batch([(labels, samples)])
+    }
+
+    /// Appends many series, taking each shard's lock once per batch.
+    pub fn append_batch<'a>(
+        &self,
+        batch: impl IntoIterator<Item = (&'a Labels, &'a [Sample])>,
+    ) -> AppendStats {
+        let n = self.shards.len() as u64;
+        let mut per_shard: Vec<Vec<(u64, &Labels, &[Sample])>> = vec![Vec::new(); self.shards.len()];
+        for (labels, samples) in batch {
+            let h = labels.stable_hash();
+            per_shard[(h % n) as usize].push((h, labels, samples));
+        }
+        let mut stats = AppendStats::default();
+        let mut accepted = Vec::new();
+        for (shard, items) in self.shards.iter().zip(per_shard) {
+            if items.is_empty() {
+                continue;
+            }
+            let mut head = shard.head.write();
+            for (h, labels, samples) in items {
+                let (id, created) = head.get_or_create(labels, h);
+                stats.series_created += created as u64;
+                head.append_samples(id, labels, samples, &mut stats, &mut accepted);
+            }
+            accepted.clear();
+        }
+        stats
+    }
+
+    /// Series matching all `matchers` with their samples in `[mint, maxt]`
+    /// (inclusive), sorted by labels.
+    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            s.head.read().select(matchers, mint, maxt, &mut out);
+        }
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        out
+    }
+
+    /// Label sets of the series matching `matchers` with a sample in range,
+    /// sorted.
+    pub fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            let head = s.head.read();
+            for id in head.select_ids(matchers, mint, maxt) {
+                out.push(head.labels_of(id));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Sorted, unique label names of the matching series.
+    pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            s.head.read().label_names(matchers, mint, maxt, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Sorted, unique values of label `name` among the matching series.
+    pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        let mut out = Vec::new();
+        for s in self.shards.iter() {
+            s.head.read().label_values(name, matchers, mint, maxt, &mut out);
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Per-shard head statistics.
+    pub fn head_stats(&self) -> Vec<HeadStats> {
+        self.shards.iter().map(|s| s.head.read().stats()).collect()
+    }
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    version: u32,
+    shards: usize,
+}
+
+fn check_or_write_meta(dir: &Path, shards: usize) -> Result<(), DbError> {
+    let path = dir.join(META_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| DbError::BadMeta {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            if meta.version != META_VERSION {
+                return Err(DbError::BadMeta {
+                    path,
+                    reason: format!("unknown version {} (this build reads {META_VERSION})", meta.version),
+                });
+            }
+            if meta.shards != shards {
+                return Err(DbError::ShardMismatch {
+                    dir: dir.to_path_buf(),
+                    on_disk: meta.shards,
+                    asked: shards,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let meta = Meta {
+                version: META_VERSION,
+                shards,
+            };
+            let tmp = dir.join(format!("{META_FILE}.tmp"));
+            let io = |source| DbError::Io {
+                path: tmp.clone(),
+                source,
+            };
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&meta).expect("meta serializes")).map_err(io)?;
+            std::fs::rename(&tmp, &path).map_err(|source| DbError::Io {
+                path: path.clone(),
+                source,
+            })
+        }
+        Err(source) => Err(DbError::Io { path, source }),
+    }
+}
+
+/// The stored shard count of a data dir, if it has one.
+pub fn stored_shard_count(dir: &Path) -> Result<Option<usize>, DbError> {
+    let path = dir.join(META_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice::<Meta>(&bytes)
+            .map(|m| Some(m.shards))
+            .map_err(|e| DbError::BadMeta {
+                path,
+                reason: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(DbError::Io { path, source }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::MatchOp;
+
+    fn series(i: usize) -> Labels {
+        Labels::from_pairs([
+            ("__name__", if i % 2 == 0 { "DCGM_FI_DEV_GPU_UTIL" } else { "node_load1" }),
+            ("gpu", &*(i % 8).to_string()),
+            ("Hostname", &*format!("node-{}", i / 8)),
+        ])
+    }
+
+    #[test]
+    fn appends_across_shards_and_selects_back() {
+        let db = Db::in_memory(4);
+        for i in 0..64 {
+            let st = db.append(&series(i), &[Sample::new(1000, i as f64), Sample::new(2000, i as f64 + 1.0)]);
+            assert_eq!(st.samples_appended, 2);
+        }
+        let m = [Matcher::equal("__name__", "DCGM_FI_DEV_GPU_UTIL")];
+        let got = db.select(&m, 0, 10_000);
+        assert_eq!(got.len(), 32);
+        assert!(got.windows(2).all(|w| w[0].labels < w[1].labels));
+        assert!(got.iter().all(|s| s.samples.len() == 2));
+        // Time range is inclusive and filters samples.
+        let got = db.select(&m, 2000, 2000);
+        assert!(got.iter().all(|s| s.samples == vec![Sample::new(2000, s.samples[0].v)]));
+        assert!(db.select(&m, 3000, 4000).is_empty());
+        let names = db.label_names(&[], i64::MIN, i64::MAX);
+        assert_eq!(names, vec!["Hostname", "__name__", "gpu"]);
+        let gpus = db.label_values("gpu", &m, i64::MIN, i64::MAX);
+        assert_eq!(gpus, vec!["0", "2", "4", "6"]);
+        let le = Matcher::new(MatchOp::NotEqual, "le", "").unwrap();
+        assert!(db.series(&[le], i64::MIN, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn long_series_span_many_chunks() {
+        let db = Db::in_memory(1);
+        let ls = series(0);
+        let samples: Vec<Sample> = (0..1000).map(|i| Sample::new(i * 15_000, (i % 100) as f64)).collect();
+        db.append(&ls, &samples);
+        let got = db.select(&[Matcher::equal("gpu", "0")], 0, i64::MAX);
+        assert_eq!(got[0].samples, samples);
+        let mid = db.select(&[Matcher::equal("gpu", "0")], 15_000 * 250, 15_000 * 260);
+        assert_eq!(mid[0].samples, samples[250..=260].to_vec());
+    }
+
+    #[test]
+    fn refuses_a_different_shard_count_for_a_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = |shards| DbOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            shards,
+        };
+        Db::open(opts(4)).unwrap();
+        Db::open(opts(4)).unwrap();
+        let err = Db::open(opts(8)).err().unwrap().to_string();
+        assert!(err.contains("--shards 4") && err.contains("--shards 8"), "{err}");
+        assert_eq!(stored_shard_count(dir.path()).unwrap(), Some(4));
+    }
+}

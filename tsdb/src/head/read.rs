@@ -1,0 +1,93 @@
+//! Reading a shard's head: series selection by matchers, labels, samples.
+
+use roaring::RoaringBitmap;
+
+use super::Head;
+use crate::{Label, Labels, Matcher, Sample, SeriesSamples};
+
+impl Head {
+    /// Ids of the series matching all matchers with a sample in `[mint, maxt]`.
+    pub(crate) fn select_ids(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> RoaringBitmap {
+        let mut ids = self.postings.select_all(matchers);
+        ids.retain(|id| self.series[id as usize].overlaps(mint, maxt));
+        ids
+    }
+
+    pub(crate) fn labels_of(&self, id: u32) -> Labels {
+        let pairs = &self.series[id as usize].labels;
+        Labels::from_sorted_unchecked(
+            pairs
+                .iter()
+                .map(|&(n, v)| Label::new(self.symbols.get(n), self.symbols.get(v)))
+                .collect(),
+        )
+    }
+
+    /// Series with their samples in `[mint, maxt]`; series with none omitted.
+    pub(crate) fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, out: &mut Vec<SeriesSamples>) {
+        for id in self.select_ids(matchers, mint, maxt) {
+            let mut samples: Vec<Sample> = Vec::new();
+            self.series[id as usize].samples_in(mint, maxt, &mut samples);
+            if !samples.is_empty() {
+                out.push(SeriesSamples {
+                    labels: self.labels_of(id),
+                    samples,
+                });
+            }
+        }
+    }
+
+    /// Label names of the matching series (all names when no matchers).
+    pub(crate) fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64, out: &mut Vec<String>) {
+        if matchers.is_empty() && self.all_in_range(mint, maxt) {
+            out.extend(self.postings.names().map(|n| n.to_string()));
+            return;
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for id in self.select_ids(matchers, mint, maxt) {
+            for &(n, _) in self.series[id as usize].labels.iter() {
+                names.insert(n);
+            }
+        }
+        out.extend(names.into_iter().map(|n| self.symbols.get(n).to_string()));
+    }
+
+    /// Values of label `name` among the matching series.
+    pub(crate) fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<String>,
+    ) {
+        let Some(values) = self.postings.values(name) else {
+            return;
+        };
+        let ids = (!matchers.is_empty() || !self.all_in_range(mint, maxt))
+            .then(|| self.select_ids(matchers, mint, maxt));
+        for (v, posting) in values {
+            let hit = match &ids {
+                None => !posting.is_empty(),
+                Some(ids) => !posting.is_disjoint(ids),
+            };
+            if hit {
+                out.push(v.to_string());
+            }
+        }
+    }
+
+    /// True when every series of the head lies inside `[mint, maxt]`, so
+    /// listings can skip per-series time checks.
+    fn all_in_range(&self, mint: i64, maxt: i64) -> bool {
+        let st = self.time_bounds();
+        match st {
+            Some((lo, hi)) => lo >= mint && hi <= maxt,
+            None => true,
+        }
+    }
+
+    fn time_bounds(&self) -> Option<(i64, i64)> {
+        self.bounds
+    }
+}
