@@ -65,6 +65,20 @@ pub struct ServeArgs {
     #[arg(long = "api.max-series", default_value_t = 100_000)]
     api_max_series: usize,
 
+    /// Longest a query may run; a request's `timeout` parameter can only
+    /// lower it. Over it: 503 with errorType timeout.
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration)]
+    query_timeout: Duration,
+
+    /// Samples one query may hold in memory at once (Prometheus' default).
+    /// Over it: 422 naming this flag.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    query_max_samples: usize,
+
+    /// How far back an instant selector looks for the latest sample.
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration)]
+    query_lookback_delta: Duration,
+
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
     log_format: String,
@@ -118,7 +132,13 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
         api_max_series: args.api_max_series,
     };
     METRICS.touch_defaults();
-    let state = Arc::new(AppState::new(opts, cpus));
+    let engine = tessera_query::Engine::new(tessera_query::EngineOptions {
+        lookback_delta_ms: args.query_lookback_delta.as_millis() as i64,
+        max_samples: args.query_max_samples,
+        default_timeout: args.query_timeout,
+        ..Default::default()
+    });
+    let state = Arc::new(AppState::new(opts, cpus, engine));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

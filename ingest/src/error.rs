@@ -53,10 +53,62 @@ pub enum IngestError {
     InvalidSnappy(#[source] snap::Error),
 
     #[error("invalid protobuf WriteRequest: {0}")]
-    InvalidProtobuf(#[source] prost::DecodeError),
+    InvalidProtobuf(#[source] ProtobufError),
+}
+
+/// Where and how the decompressed protobuf is malformed. Offsets are byte
+/// positions in the decompressed `WriteRequest`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProtobufError {
+    #[error("truncated varint at byte {offset}")]
+    TruncatedVarint { offset: usize },
+    #[error("varint longer than 10 bytes at byte {offset}")]
+    OverlongVarint { offset: usize },
+    #[error("invalid field key {key:#x} at byte {offset}")]
+    InvalidKey { key: u64, offset: usize },
+    #[error("{message} field {field} has wire type {got}, expected {want}, at byte {offset}")]
+    WrongWireType {
+        message: &'static str,
+        field: u32,
+        got: u8,
+        want: u8,
+        offset: usize,
+    },
+    #[error(
+        "{what} at byte {offset} needs {needed} bytes, only {available} left in the enclosing message"
+    )]
+    Truncated {
+        what: &'static str,
+        needed: u64,
+        available: usize,
+        offset: usize,
+    },
+    #[error("unexpected end-group tag for field {field} at byte {offset}")]
+    UnexpectedEndGroup { field: u32, offset: usize },
+    #[error("groups nested too deeply at byte {offset}")]
+    TooDeep { offset: usize },
+    #[error("{message} at byte {offset}: {source}")]
+    Nested {
+        message: &'static str,
+        offset: usize,
+        source: prost::DecodeError,
+    },
 }
 
 impl IngestError {
+    /// A short stable name for metrics labels and logs: `body_too_large`,
+    /// `decoded_too_large`, `bad_snappy` or `bad_protobuf`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IngestError::BodyTooLarge { .. } => "body_too_large",
+            IngestError::DecodedTooLarge { .. } => "decoded_too_large",
+            IngestError::ImpossibleSnappyLength { .. } | IngestError::InvalidSnappy(_) => {
+                "bad_snappy"
+            }
+            IngestError::InvalidProtobuf(_) => "bad_protobuf",
+        }
+    }
+
     /// Which HTTP answer this error calls for.
     pub fn status_class(&self) -> StatusClass {
         match self {

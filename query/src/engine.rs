@@ -146,7 +146,7 @@ impl Engine {
         ctx: &QueryContext,
     ) -> Result<QueryResult> {
         let expr = parse(query)?;
-        self.exec(storage, &expr, time_ms, time_ms, 0, ctx)
+        self.exec(storage, query, &expr, time_ms, time_ms, 0, ctx)
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms`.
@@ -183,12 +183,13 @@ impl Engine {
                 )));
             }
         }
-        self.exec(storage, &expr, start_ms, end_ms, step_ms, ctx)
+        self.exec(storage, query, &expr, start_ms, end_ms, step_ms, ctx)
     }
 
     fn exec(
         &self,
         storage: &dyn Storage,
+        query: &str,
         expr: &Expr,
         start: i64,
         end: i64,
@@ -206,6 +207,7 @@ impl Engine {
             query_step: step,
         };
         let ev = Evaluator {
+            query,
             storage,
             ctx,
             shared: &shared,

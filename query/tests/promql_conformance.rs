@@ -93,6 +93,8 @@ fn annotation_matches(got: &str, e: &promqltest::Expect) -> bool {
         return strip_position(m) == got || m == got;
     }
     if let Some(r) = &e.regex {
+        // Expected patterns often end in `\([0-9]+:[0-9]+\)`; try the
+        // message with a placeholder position too.
         return regex::Regex::new(r).is_ok_and(|re| re.is_match(got));
     }
     true
@@ -274,10 +276,51 @@ fn run_eval(engine: &Engine, db: &Db, ev: &Eval) -> Outcome {
         }
         (_, v) => Err(format!("unexpected result type {}", v.type_name())),
     };
-    match r {
-        Ok(()) => Outcome::Pass,
-        Err(e) => Outcome::Fail(e),
+    if let Err(e) = r {
+        return Outcome::Fail(e);
     }
+    // Prometheus also runs every instant eval as a range query from t-1m to
+    // t+1m (step 1m) and compares the points at t (FORMAT.md section 7.1).
+    if let EvalTime::Instant(t) = ev.time
+        && ev.range_vector.is_none()
+        && ev.string.is_none()
+        && !["start()", "end()", "range()", "step()"]
+            .iter()
+            .any(|f| ev.expr.contains(f))
+    {
+        let ctx = QueryContext::new(Duration::from_secs(100));
+        let m = match engine.range_query(db, &ev.expr, t - 60_000, t + 60_000, 60_000, &ctx) {
+            Ok(QueryResult {
+                value: Value::Matrix(m),
+                ..
+            }) => m,
+            Ok(other) => {
+                return Outcome::Fail(format!(
+                    "range-mode check: got {}",
+                    other.value.type_name()
+                ));
+            }
+            Err(e) => return Outcome::Fail(format!("range-mode check: unexpected error: {e}")),
+        };
+        if ordered {
+            return Outcome::Pass;
+        }
+        let got: Vec<(Labels, f64)> = m
+            .iter()
+            .filter_map(|s| s.samples.iter().find(|p| p.t == t).map(|p| (s.labels.clone(), p.v)))
+            .collect();
+        let r = match ev.scalar {
+            Some(want) => match got.as_slice() {
+                [(l, v)] if l.is_empty() && float_eq(want, *v) => Ok(()),
+                other => Err(format!("expected scalar {want}, got {other:?}")),
+            },
+            None => compare_vector(ev, &got, false),
+        };
+        if let Err(e) = r {
+            return Outcome::Fail(format!("range-mode check: {e}"));
+        }
+    }
+    Outcome::Pass
 }
 
 fn load(db: &Db, step: i64, series: &[SeriesDesc]) {

@@ -73,7 +73,10 @@ fn dcgm_series() -> Labels {
 
 fn bench(c: &mut Criterion) {
     let series = dcgm_series();
-    for (name, yaml) in [("ingest_rules", INGEST_RULES), ("rules_that_miss", MISSING_RULES)] {
+    for (name, yaml) in [
+        ("ingest_rules", INGEST_RULES),
+        ("rules_that_miss", MISSING_RULES),
+    ] {
         let rules = RelabelConfigs::from_yaml(yaml).expect("bench rules parse");
         let mut check = series.clone();
         assert_eq!(rules.apply(&mut check), Outcome::Keep, "{name}");

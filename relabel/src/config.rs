@@ -270,11 +270,12 @@ impl RawRule {
         }
         let regex_is_default = self.regex.is_none();
         let regex_text = self.regex.unwrap_or_else(|| DEFAULT_REGEX.to_string());
-        let regex = compile_anchored(&regex_text).map_err(|message| RelabelError::InvalidRegex {
-            rule,
-            action,
-            message,
-        })?;
+        let regex =
+            compile_anchored(&regex_text).map_err(|message| RelabelError::InvalidRegex {
+                rule,
+                action,
+                message,
+            })?;
         let separator = self
             .separator
             .unwrap_or_else(|| DEFAULT_SEPARATOR.to_string());

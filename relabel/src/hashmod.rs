@@ -28,7 +28,11 @@ mod tests {
         // Expected values from Prometheus' model/relabel/relabel_test.go,
         // which real Prometheus computed.
         let f = |value: &str, modulus: u64, want: u64| {
-            assert_eq!(hashmod(value.as_bytes(), modulus), want, "{value:?} % {modulus}");
+            assert_eq!(
+                hashmod(value.as_bytes(), modulus),
+                want,
+                "{value:?} % {modulus}"
+            );
         };
         f("baz", 1000, 976);
         f("foo\nbar", 1000, 734);

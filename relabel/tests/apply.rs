@@ -19,7 +19,10 @@ fn check(yaml: &str, input: &[(&str, &str)], want: Option<&[(&str, &str)]>) {
             assert_eq!(outcome, Outcome::Keep, "{yaml}");
             assert_eq!(ls, labels(want), "{yaml}");
         }
-        None => assert!(matches!(outcome, Outcome::Drop { .. }), "{yaml}: {outcome:?} {ls}"),
+        None => assert!(
+            matches!(outcome, Outcome::Drop { .. }),
+            "{yaml}: {outcome:?} {ls}"
+        ),
     }
 }
 
@@ -123,35 +126,107 @@ fn replace_matches_prometheus_test_relabel() {
 fn replace_defaults_copy_the_joined_sources() {
     let f = check;
     // Default regex (.*), replacement $1, separator ';'.
-    f("- {source_labels: [a, b], target_label: t}", ABC, Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "foo;bar")]));
+    f(
+        "- {source_labels: [a, b], target_label: t}",
+        ABC,
+        Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "foo;bar")]),
+    );
     // Absent sources join as empty strings.
-    f("- {source_labels: [a, x, c], target_label: t}", ABC, Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "foo;;baz")]));
-    f("- {source_labels: [a, b], separator: '', target_label: t}", ABC, Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "foobar")]));
+    f(
+        "- {source_labels: [a, x, c], target_label: t}",
+        ABC,
+        Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "foo;;baz")]),
+    );
+    f(
+        "- {source_labels: [a, b], separator: '', target_label: t}",
+        ABC,
+        Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "foobar")]),
+    );
     // No sources: static value.
-    f("- {target_label: cluster, replacement: gpu-east}", &[("a", "1")], Some(&[("a", "1"), ("cluster", "gpu-east")]));
+    f(
+        "- {target_label: cluster, replacement: gpu-east}",
+        &[("a", "1")],
+        Some(&[("a", "1"), ("cluster", "gpu-east")]),
+    );
     // Copying an absent label removes the target.
-    f("- {source_labels: [x], target_label: a}", &[("a", "1")], Some(&[]));
+    f(
+        "- {source_labels: [x], target_label: a}",
+        &[("a", "1")],
+        Some(&[]),
+    );
     // `regex:` with no value matches only the empty string.
-    f("- {target_label: t, regex: , replacement: static}", &[("a", "1")], Some(&[("a", "1"), ("t", "static")]));
-    f("- {source_labels: [a], target_label: t, regex: , replacement: static}", &[("a", "1")], Some(&[("a", "1")]));
+    f(
+        "- {target_label: t, regex: , replacement: static}",
+        &[("a", "1")],
+        Some(&[("a", "1"), ("t", "static")]),
+    );
+    f(
+        "- {source_labels: [a], target_label: t, regex: , replacement: static}",
+        &[("a", "1")],
+        Some(&[("a", "1")]),
+    );
     // The regex is anchored at both ends.
-    f("- {source_labels: [a], regex: o, target_label: t, replacement: hit}", ABC, Some(ABC));
-    f("- {source_labels: [a], regex: 'f|o', target_label: t, replacement: hit}", ABC, Some(ABC));
-    f("- {source_labels: [a], regex: 'fo+', target_label: t, replacement: hit}", ABC, Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "hit")]));
+    f(
+        "- {source_labels: [a], regex: o, target_label: t, replacement: hit}",
+        ABC,
+        Some(ABC),
+    );
+    f(
+        "- {source_labels: [a], regex: 'f|o', target_label: t, replacement: hit}",
+        ABC,
+        Some(ABC),
+    );
+    f(
+        "- {source_labels: [a], regex: 'fo+', target_label: t, replacement: hit}",
+        ABC,
+        Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("t", "hit")]),
+    );
 }
 
 #[test]
 fn keep_and_drop_decide_on_the_anchored_regex() {
     let f = check;
-    f("- {source_labels: [a], regex: '.*o.*', action: drop}", &[("a", "foo"), ("b", "bar")], None);
-    f("- {source_labels: [a], regex: no-match, action: drop}", &[("a", "foo")], Some(&[("a", "foo")]));
-    f("- {source_labels: [a], regex: 'f|o', action: drop}", &[("a", "foo")], Some(&[("a", "foo")]));
-    f("- {source_labels: [a], regex: no-match, action: keep}", &[("a", "foo")], None);
-    f("- {source_labels: [a], regex: 'f.*', action: keep}", &[("a", "foo")], Some(&[("a", "foo")]));
+    f(
+        "- {source_labels: [a], regex: '.*o.*', action: drop}",
+        &[("a", "foo"), ("b", "bar")],
+        None,
+    );
+    f(
+        "- {source_labels: [a], regex: no-match, action: drop}",
+        &[("a", "foo")],
+        Some(&[("a", "foo")]),
+    );
+    f(
+        "- {source_labels: [a], regex: 'f|o', action: drop}",
+        &[("a", "foo")],
+        Some(&[("a", "foo")]),
+    );
+    f(
+        "- {source_labels: [a], regex: no-match, action: keep}",
+        &[("a", "foo")],
+        None,
+    );
+    f(
+        "- {source_labels: [a], regex: 'f.*', action: keep}",
+        &[("a", "foo")],
+        Some(&[("a", "foo")]),
+    );
     // Default regex matches everything, including an absent label.
-    f("- {source_labels: [x], action: drop}", &[("a", "foo")], None);
-    f("- {source_labels: [x], regex: '.+', action: keep}", &[("a", "foo")], None);
-    f("- {source_labels: [a], regex: '.*o.*', action: drop}\n- {source_labels: [a], regex: 'f(.*)', target_label: d}", &[("a", "foo")], None);
+    f(
+        "- {source_labels: [x], action: drop}",
+        &[("a", "foo")],
+        None,
+    );
+    f(
+        "- {source_labels: [x], regex: '.+', action: keep}",
+        &[("a", "foo")],
+        None,
+    );
+    f(
+        "- {source_labels: [a], regex: '.*o.*', action: drop}\n- {source_labels: [a], regex: 'f(.*)', target_label: d}",
+        &[("a", "foo")],
+        None,
+    );
 }
 
 #[test]
@@ -168,32 +243,77 @@ fn drop_reports_the_index_of_the_rule_that_dropped() {
 
 #[test]
 fn keepequal_and_dropequal_compare_with_the_target_label() {
-    let ports = &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")];
+    let ports = &[
+        ("__tmp_port", "1234"),
+        ("__port1", "1234"),
+        ("__port2", "5678"),
+    ];
     let f = check;
-    f("- {source_labels: [__tmp_port], action: keepequal, target_label: __port1}", ports, Some(ports));
-    f("- {source_labels: [__tmp_port], action: dropequal, target_label: __port1}", ports, None);
-    f("- {source_labels: [__tmp_port], action: dropequal, target_label: __port2}", ports, Some(ports));
-    f("- {source_labels: [__tmp_port], action: keepequal, target_label: __port2}", ports, None);
+    f(
+        "- {source_labels: [__tmp_port], action: keepequal, target_label: __port1}",
+        ports,
+        Some(ports),
+    );
+    f(
+        "- {source_labels: [__tmp_port], action: dropequal, target_label: __port1}",
+        ports,
+        None,
+    );
+    f(
+        "- {source_labels: [__tmp_port], action: dropequal, target_label: __port2}",
+        ports,
+        Some(ports),
+    );
+    f(
+        "- {source_labels: [__tmp_port], action: keepequal, target_label: __port2}",
+        ports,
+        None,
+    );
     // An absent label equals the empty string.
-    f("- {source_labels: [x], action: keepequal, target_label: y}", ports, Some(ports));
-    f("- {source_labels: [x], action: dropequal, target_label: y}", ports, None);
+    f(
+        "- {source_labels: [x], action: keepequal, target_label: y}",
+        ports,
+        Some(ports),
+    );
+    f(
+        "- {source_labels: [x], action: dropequal, target_label: y}",
+        ports,
+        None,
+    );
 }
 
 #[test]
 fn hashmod_sets_prometheus_shard_numbers() {
     let f = check;
-    f("- {source_labels: [c], target_label: d, action: hashmod, modulus: 1000}", ABC, Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "976")]));
-    f("- {source_labels: [a], target_label: b, action: hashmod, modulus: 1000}", &[("a", "foo\nbar")], Some(&[("a", "foo\nbar"), ("b", "734")]));
+    f(
+        "- {source_labels: [c], target_label: d, action: hashmod, modulus: 1000}",
+        ABC,
+        Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "976")]),
+    );
+    f(
+        "- {source_labels: [a], target_label: b, action: hashmod, modulus: 1000}",
+        &[("a", "foo\nbar")],
+        Some(&[("a", "foo\nbar"), ("b", "734")]),
+    );
     // Multiple sources hash the joined string.
     let joined = hashmod(b"foo;bar", 7).to_string();
-    f("- {source_labels: [a, b], target_label: s, action: HashMod, modulus: 7}", &[("a", "foo"), ("b", "bar")], Some(&[("a", "foo"), ("b", "bar"), ("s", &joined)]));
+    f(
+        "- {source_labels: [a, b], target_label: s, action: HashMod, modulus: 7}",
+        &[("a", "foo"), ("b", "bar")],
+        Some(&[("a", "foo"), ("b", "bar"), ("s", &joined)]),
+    );
     // Prometheus' kubernetes benchmark config: shard on __address__ then keep shard 0.
     let addr = "10.132.183.40:80";
     let keep = hashmod(addr.as_bytes(), 3) == 0;
-    let yaml = "- {source_labels: [__address__], target_label: __tmp_hash, modulus: 3, action: hashmod}
+    let yaml =
+        "- {source_labels: [__address__], target_label: __tmp_hash, modulus: 3, action: hashmod}
 - {source_labels: [__tmp_hash], regex: ^0$, action: keep}
 - {regex: __tmp_hash, action: labeldrop}";
-    f(yaml, &[("__address__", addr)], keep.then_some(&[("__address__", addr)][..]));
+    f(
+        yaml,
+        &[("__address__", addr)],
+        keep.then_some(&[("__address__", addr)][..]),
+    );
 }
 
 #[test]
@@ -202,11 +322,22 @@ fn labelmap_copies_matching_labels_under_new_names() {
     f(
         "- {regex: '(b.*)', replacement: 'bar_${1}', action: labelmap}",
         &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
-        Some(&[("a", "foo"), ("b1", "bar"), ("b2", "baz"), ("bar_b1", "bar"), ("bar_b2", "baz")]),
+        Some(&[
+            ("a", "foo"),
+            ("b1", "bar"),
+            ("b2", "baz"),
+            ("bar_b1", "bar"),
+            ("bar_b2", "baz"),
+        ]),
     );
     f(
         "- {regex: '__meta_(my.*)', replacement: '${1}', action: labelmap}",
-        &[("a", "foo"), ("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc")],
+        &[
+            ("a", "foo"),
+            ("__meta_my_bar", "aaa"),
+            ("__meta_my_baz", "bbb"),
+            ("__meta_other", "ccc"),
+        ],
         Some(&[
             ("a", "foo"),
             ("__meta_my_bar", "aaa"),
@@ -220,7 +351,11 @@ fn labelmap_copies_matching_labels_under_new_names() {
     f(
         "- {regex: '__meta_kubernetes_pod_label_(.+)', action: labelmap}",
         &[("__meta_kubernetes_pod_label_app", "web"), ("job", "x")],
-        Some(&[("__meta_kubernetes_pod_label_app", "web"), ("app", "web"), ("job", "x")]),
+        Some(&[
+            ("__meta_kubernetes_pod_label_app", "web"),
+            ("app", "web"),
+            ("job", "x"),
+        ]),
     );
     // Values come from the labels as they were when the rule started:
     // a→b then b→c copies b's old value, not the one just set.
@@ -271,11 +406,23 @@ fn labelmap_conflicts_resolve_in_prometheus_builder_order() {
 fn labeldrop_and_labelkeep_filter_names() {
     let f = check;
     let input = &[("a", "foo"), ("b1", "bar"), ("b2", "baz")];
-    f("- {regex: '(b.*)', action: labelkeep}", input, Some(&[("b1", "bar"), ("b2", "baz")]));
-    f("- {regex: '(b.*)', action: labeldrop}", input, Some(&[("a", "foo")]));
+    f(
+        "- {regex: '(b.*)', action: labelkeep}",
+        input,
+        Some(&[("b1", "bar"), ("b2", "baz")]),
+    );
+    f(
+        "- {regex: '(b.*)', action: labeldrop}",
+        input,
+        Some(&[("a", "foo")]),
+    );
     // Anchored: `b` alone matches no name here.
     f("- {regex: b, action: labeldrop}", input, Some(input));
-    f("- {regex: '__tmp_.*', action: LabelDrop}", &[("__tmp_x", "1"), ("job", "j")], Some(&[("job", "j")]));
+    f(
+        "- {regex: '__tmp_.*', action: LabelDrop}",
+        &[("__tmp_x", "1"), ("job", "j")],
+        Some(&[("job", "j")]),
+    );
 }
 
 #[test]
@@ -284,32 +431,76 @@ fn lowercase_and_uppercase_write_the_target() {
     f(
         "- {source_labels: [foo], action: uppercase, target_label: foo_uppercase}\n- {source_labels: [foo], action: lowercase, target_label: foo_lowercase}",
         &[("foo", "bAr123Foo")],
-        Some(&[("foo", "bAr123Foo"), ("foo_lowercase", "bar123foo"), ("foo_uppercase", "BAR123FOO")]),
+        Some(&[
+            ("foo", "bAr123Foo"),
+            ("foo_lowercase", "bar123foo"),
+            ("foo_uppercase", "BAR123FOO"),
+        ]),
     );
-    f("- {source_labels: [a, b], action: Uppercase, target_label: a}", ABC, Some(&[("a", "FOO;BAR"), ("b", "bar"), ("c", "baz")]));
+    f(
+        "- {source_labels: [a, b], action: Uppercase, target_label: a}",
+        ABC,
+        Some(&[("a", "FOO;BAR"), ("b", "bar"), ("c", "baz")]),
+    );
     // Go maps ß to itself (simple case mapping), not to SS.
-    f("- {source_labels: [a], action: uppercase, target_label: a}", &[("a", "straße")], Some(&[("a", "STRAßE")]));
+    f(
+        "- {source_labels: [a], action: uppercase, target_label: a}",
+        &[("a", "straße")],
+        Some(&[("a", "STRAßE")]),
+    );
     // An empty result removes the target.
-    f("- {source_labels: [x], action: lowercase, target_label: a}", &[("a", "A")], Some(&[]));
+    f(
+        "- {source_labels: [x], action: lowercase, target_label: a}",
+        &[("a", "A")],
+        Some(&[]),
+    );
 }
 
 #[test]
 fn go_regex_classes_are_ascii_like_prometheus() {
     let f = check;
-    f(r"- {source_labels: [a], regex: '\d+', action: keep}", &[("a", "123")], Some(&[("a", "123")]));
+    f(
+        r"- {source_labels: [a], regex: '\d+', action: keep}",
+        &[("a", "123")],
+        Some(&[("a", "123")]),
+    );
     // Arabic-Indic digits are not \d in Go.
-    f(r"- {source_labels: [a], regex: '\d+', action: keep}", &[("a", "١٢٣")], None);
-    f(r"- {source_labels: [a], regex: '\w+', action: drop}", &[("a", "é")], Some(&[("a", "é")]));
+    f(
+        r"- {source_labels: [a], regex: '\d+', action: keep}",
+        &[("a", "١٢٣")],
+        None,
+    );
+    f(
+        r"- {source_labels: [a], regex: '\w+', action: drop}",
+        &[("a", "é")],
+        Some(&[("a", "é")]),
+    );
 }
 
 #[test]
 fn dollar_one_x_is_a_named_group_as_in_go() {
     let f = check;
     // `$1x` names group "1x" (absent): empty result, target removed.
-    f("- {source_labels: [a], regex: '(.*)', target_label: a, replacement: '$1x'}", &[("a", "v")], Some(&[]));
-    f("- {source_labels: [a], regex: '(.*)', target_label: a, replacement: '${1}x'}", &[("a", "v")], Some(&[("a", "vx")]));
-    f("- {source_labels: [a], regex: '(.*)', target_label: a, replacement: '$$1'}", &[("a", "v")], Some(&[("a", "$1")]));
-    f("- {source_labels: [a], regex: '(?P<n>.*)', target_label: 'x_$n', replacement: '<${n}>'}", &[("a", "v")], Some(&[("a", "v"), ("x_v", "<v>")]));
+    f(
+        "- {source_labels: [a], regex: '(.*)', target_label: a, replacement: '$1x'}",
+        &[("a", "v")],
+        Some(&[]),
+    );
+    f(
+        "- {source_labels: [a], regex: '(.*)', target_label: a, replacement: '${1}x'}",
+        &[("a", "v")],
+        Some(&[("a", "vx")]),
+    );
+    f(
+        "- {source_labels: [a], regex: '(.*)', target_label: a, replacement: '$$1'}",
+        &[("a", "v")],
+        Some(&[("a", "$1")]),
+    );
+    f(
+        "- {source_labels: [a], regex: '(?P<n>.*)', target_label: 'x_$n', replacement: '<${n}>'}",
+        &[("a", "v")],
+        Some(&[("a", "v"), ("x_v", "<v>")]),
+    );
 }
 
 #[test]
@@ -330,13 +521,23 @@ fn invalid_label_names_after_relabeling_are_reported() {
         Outcome::Invalid(LabelsError::InvalidName("bad-name".into())),
     );
     // `__`-prefixed labels are valid names and are kept for the caller.
-    f("- {target_label: __tmp_x, replacement: v}", &[("__name__", "up")], Outcome::Keep);
+    f(
+        "- {target_label: __tmp_x, replacement: v}",
+        &[("__name__", "up")],
+        Outcome::Keep,
+    );
 }
 
 #[test]
 fn one_scratch_serves_several_rule_lists() {
-    let first = RelabelConfigs::from_yaml("- {source_labels: [a], regex: '(.)(.)', target_label: t, replacement: '$2$1'}").unwrap();
-    let second = RelabelConfigs::from_yaml("- {source_labels: [a], regex: '(.)(.)(.)', target_label: t, replacement: '$3'}").unwrap();
+    let first = RelabelConfigs::from_yaml(
+        "- {source_labels: [a], regex: '(.)(.)', target_label: t, replacement: '$2$1'}",
+    )
+    .unwrap();
+    let second = RelabelConfigs::from_yaml(
+        "- {source_labels: [a], regex: '(.)(.)(.)', target_label: t, replacement: '$3'}",
+    )
+    .unwrap();
     let mut scratch = Scratch::default();
     for _ in 0..3 {
         let mut ls = labels(&[("a", "xy")]);
@@ -359,7 +560,10 @@ fn an_empty_rule_list_keeps_labels_unchanged() {
 #[test]
 fn rules_are_shared_across_ingest_threads() {
     let rules = std::sync::Arc::new(
-        RelabelConfigs::from_yaml("- {source_labels: [a], target_label: s, action: hashmod, modulus: 16}").unwrap(),
+        RelabelConfigs::from_yaml(
+            "- {source_labels: [a], target_label: s, action: hashmod, modulus: 16}",
+        )
+        .unwrap(),
     );
     let handles: Vec<_> = (0..4)
         .map(|t| {
@@ -369,7 +573,10 @@ fn rules_are_shared_across_ingest_threads() {
                     let v = format!("{t}-{i}");
                     let mut ls = labels(&[("a", &v)]);
                     assert_eq!(rules.apply(&mut ls), Outcome::Keep);
-                    assert_eq!(ls.get("s"), Some(hashmod(v.as_bytes(), 16).to_string().as_str()));
+                    assert_eq!(
+                        ls.get("s"),
+                        Some(hashmod(v.as_bytes(), 16).to_string().as_str())
+                    );
                 }
             })
         })
@@ -382,8 +589,13 @@ fn rules_are_shared_across_ingest_threads() {
 #[test]
 fn long_alternations_of_metric_names_compile() {
     // Operators drop or keep thousands of metric names with one regex.
-    let names: Vec<String> = (0..5000).map(|i| format!("DCGM_FI_PROF_METRIC_NUMBER_{i}_total")).collect();
-    let yaml = format!("- source_labels: [__name__]\n  regex: '{}'\n  action: drop\n", names.join("|"));
+    let names: Vec<String> = (0..5000)
+        .map(|i| format!("DCGM_FI_PROF_METRIC_NUMBER_{i}_total"))
+        .collect();
+    let yaml = format!(
+        "- source_labels: [__name__]\n  regex: '{}'\n  action: drop\n",
+        names.join("|")
+    );
     let rules = RelabelConfigs::from_yaml(&yaml).unwrap();
     let f = |name: &str, dropped: bool| {
         let out = rules.apply(&mut labels(&[("__name__", name)]));

@@ -45,7 +45,10 @@ fn accepts_a_list_or_an_object_holding_one() {
     f("relabel_configs:\n  - target_label: a\n", 1);
     f("relabel_configs:\n", 0);
     f("metric_relabel_configs: [{action: drop}]\n", 1);
-    f("write_relabel_configs:\n- {action: labeldrop, regex: x}\n", 1);
+    f(
+        "write_relabel_configs:\n- {action: labeldrop, regex: x}\n",
+        1,
+    );
     f("[{source_labels: [a, b], target_label: c}]", 1);
 }
 
@@ -92,17 +95,32 @@ fn rejects_invalid_rules_naming_rule_action_and_field() {
     // Errors name the index of the failing rule, after valid ones.
     f(
         &format!("{ok}{ok}- action: hashmod\n  target_label: s\n"),
-        MissingModulus { rule: 2, action: HashMod },
+        MissingModulus {
+            rule: 2,
+            action: HashMod,
+        },
     );
     f("- action:\n", EmptyAction { rule: 0 });
     f(
         "- action: rewrite\n",
-        UnknownAction { rule: 0, action: "rewrite".into() },
+        UnknownAction {
+            rule: 0,
+            action: "rewrite".into(),
+        },
     );
-    f("- {}\n", MissingTargetLabel { rule: 0, action: Replace });
+    f(
+        "- {}\n",
+        MissingTargetLabel {
+            rule: 0,
+            action: Replace,
+        },
+    );
     f(
         "- action: hashmod\n  modulus: 3\n",
-        MissingTargetLabel { rule: 0, action: HashMod },
+        MissingTargetLabel {
+            rule: 0,
+            action: HashMod,
+        },
     );
     for action in [Lowercase, Uppercase, KeepEqual, DropEqual] {
         f(
@@ -111,12 +129,20 @@ fn rejects_invalid_rules_naming_rule_action_and_field() {
         );
         f(
             &format!("- action: {action}\n  target_label: 1x\n"),
-            InvalidTargetLabel { rule: 0, action, target: "1x".into() },
+            InvalidTargetLabel {
+                rule: 0,
+                action,
+                target: "1x".into(),
+            },
         );
         // Templates are only for replace.
         f(
             &format!("- action: {action}\n  target_label: ${{1}}\n"),
-            InvalidTargetLabel { rule: 0, action, target: "${1}".into() },
+            InvalidTargetLabel {
+                rule: 0,
+                action,
+                target: "${1}".into(),
+            },
         );
         f(
             &format!("- action: {action}\n  target_label: t\n  replacement: x\n"),
@@ -125,26 +151,54 @@ fn rejects_invalid_rules_naming_rule_action_and_field() {
     }
     f(
         "- target_label: foo-bar\n",
-        InvalidTargetLabel { rule: 0, action: Replace, target: "foo-bar".into() },
+        InvalidTargetLabel {
+            rule: 0,
+            action: Replace,
+            target: "foo-bar".into(),
+        },
     );
     // relabelTargetLegacy cases from Prometheus' TestTargetLabelLegacyValidity.
-    for bad in ["-label", "${", "$", "${}", "foo${", "-foo${1}bar-", "bar.foo${1}bar"] {
+    for bad in [
+        "-label",
+        "${",
+        "$",
+        "${}",
+        "foo${",
+        "-foo${1}bar-",
+        "bar.foo${1}bar",
+    ] {
         f(
             &format!("- target_label: '{bad}'\n"),
-            InvalidTargetLabel { rule: 0, action: Replace, target: bad.into() },
+            InvalidTargetLabel {
+                rule: 0,
+                action: Replace,
+                target: bad.into(),
+            },
         );
     }
     f(
         "- action: hashmod\n  modulus: 2\n  target_label: 'a$1'\n",
-        InvalidTargetLabel { rule: 0, action: HashMod, target: "a$1".into() },
+        InvalidTargetLabel {
+            rule: 0,
+            action: HashMod,
+            target: "a$1".into(),
+        },
     );
     f(
         "- action: labelmap\n  regex: (.*)\n  replacement: 'x-$1'\n",
-        InvalidReplacement { rule: 0, action: LabelMap, replacement: "x-$1".into() },
+        InvalidReplacement {
+            rule: 0,
+            action: LabelMap,
+            replacement: "x-$1".into(),
+        },
     );
     f(
         "- action: labelmap\n  replacement:\n",
-        InvalidReplacement { rule: 0, action: LabelMap, replacement: "".into() },
+        InvalidReplacement {
+            rule: 0,
+            action: LabelMap,
+            replacement: "".into(),
+        },
     );
     let eq_only = "'source_labels' and 'target_label'";
     for action in [KeepEqual, DropEqual] {
@@ -152,22 +206,42 @@ fn rejects_invalid_rules_naming_rule_action_and_field() {
         // compares the regex by identity.
         f(
             &format!("- action: {action}\n  target_label: t\n  regex: (.*)\n"),
-            FieldNotAllowed { rule: 0, action, field: "regex", allowed: eq_only },
+            FieldNotAllowed {
+                rule: 0,
+                action,
+                field: "regex",
+                allowed: eq_only,
+            },
         );
         f(
             &format!("- action: {action}\n  target_label: t\n  modulus: 2\n"),
-            FieldNotAllowed { rule: 0, action, field: "modulus", allowed: eq_only },
+            FieldNotAllowed {
+                rule: 0,
+                action,
+                field: "modulus",
+                allowed: eq_only,
+            },
         );
         f(
             &format!("- action: {action}\n  target_label: t\n  separator: ','\n"),
-            FieldNotAllowed { rule: 0, action, field: "separator", allowed: eq_only },
+            FieldNotAllowed {
+                rule: 0,
+                action,
+                field: "separator",
+                allowed: eq_only,
+            },
         );
     }
     for action in [LabelDrop, LabelKeep] {
         let g = |extra: &str, field: &'static str| {
             f(
                 &format!("- action: {action}\n  regex: x\n  {extra}\n"),
-                FieldNotAllowed { rule: 0, action, field, allowed: "'regex'" },
+                FieldNotAllowed {
+                    rule: 0,
+                    action,
+                    field,
+                    allowed: "'regex'",
+                },
             );
         };
         g("source_labels: [a]", "source_labels");
@@ -179,7 +253,11 @@ fn rejects_invalid_rules_naming_rule_action_and_field() {
     }
     f(
         "- source_labels: [ok, 'bad-name']\n  target_label: t\n",
-        InvalidSourceLabel { rule: 0, action: Replace, name: "bad-name".into() },
+        InvalidSourceLabel {
+            rule: 0,
+            action: Replace,
+            name: "bad-name".into(),
+        },
     );
     f(
         "- target_label: t\n  regex: '('\n",
@@ -191,7 +269,10 @@ fn rejects_invalid_rules_naming_rule_action_and_field() {
     );
     f(
         "- target_lable: t\n",
-        UnknownField { rule: 0, field: "target_lable".into() },
+        UnknownField {
+            rule: 0,
+            field: "target_lable".into(),
+        },
     );
 }
 
@@ -201,7 +282,16 @@ fn accepts_the_rules_prometheus_accepts() {
         parse(yaml).unwrap_or_else(|e| panic!("{yaml}: {e}"));
     };
     // From TestTargetLabelLegacyValidity: valid templated targets.
-    for good in ["label", "label${1}", "${1}label", "${1}", "$1", "asd$2asd", "_${1}_", "foo${bar}foo"] {
+    for good in [
+        "label",
+        "label${1}",
+        "${1}label",
+        "${1}",
+        "$1",
+        "asd$2asd",
+        "_${1}_",
+        "foo${bar}foo",
+    ] {
         f(&format!("- target_label: '{good}'\n"));
     }
     f("- action: labelmap\n  regex: __meta_kubernetes_pod_label_(strimzi_io_.+)\n");
@@ -218,10 +308,22 @@ fn reports_type_and_shape_errors_with_rule_and_field() {
         let e = parse(yaml).map(|c| c.len()).unwrap_err();
         assert_eq!((e.rule(), e.field()), (rule, field), "{yaml}: {e}");
     };
-    f("- target_label: a\n- modulus: -1\n", Some(1), Some("modulus"));
+    f(
+        "- target_label: a\n- modulus: -1\n",
+        Some(1),
+        Some("modulus"),
+    );
     f("- source_labels: a\n", Some(0), Some("source_labels"));
-    f("- source_labels: [{a: b}]\n", Some(0), Some("source_labels"));
-    f("- target_label: a\n  target_label: b\n", Some(0), Some("target_label"));
+    f(
+        "- source_labels: [{a: b}]\n",
+        Some(0),
+        Some("source_labels"),
+    );
+    f(
+        "- target_label: a\n  target_label: b\n",
+        Some(0),
+        Some("target_label"),
+    );
     f("- [a]\n", None, None);
     f("just text\n", None, None);
     f("{\n", None, None);

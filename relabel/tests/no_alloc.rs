@@ -86,7 +86,10 @@ fn rules_that_do_not_match_allocate_nothing() {
         }
     });
     assert_eq!(ls, want);
-    assert_eq!(n, 0, "allocations in 100 applications of non-matching rules");
+    assert_eq!(
+        n, 0,
+        "allocations in 100 applications of non-matching rules"
+    );
 }
 
 #[test]

@@ -56,8 +56,10 @@ const RULES: &str = r#"
 
 /// Labels the rules add: strip them to get a series' scraped labels back.
 fn is_added(name: &str) -> bool {
-    matches!(name, "shard" | "shard_1000" | "shard_multi" | "swapped" | "upper")
-        || name.starts_with("counter_")
+    matches!(
+        name,
+        "shard" | "shard_1000" | "shard_multi" | "swapped" | "upper"
+    ) || name.starts_with("counter_")
 }
 
 /// Kills and reaps Prometheus when the test ends, panicking or not.
@@ -128,7 +130,10 @@ fn prometheus_stores_exactly_what_this_crate_computes() {
     let log = std::fs::File::create(&log_path).unwrap();
     let child = Command::new(PROMETHEUS)
         .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(log)
@@ -142,7 +147,10 @@ fn prometheus_stores_exactly_what_this_crate_computes() {
         match promtool_query(&server, r#"{shard!=""}"#) {
             Ok(v) if !v.is_empty() => break v,
             _ if Instant::now() > deadline => {
-                panic!("no relabeled series within 25 s; prometheus log:\n{}", tail(&log_path))
+                panic!(
+                    "no relabeled series within 25 s; prometheus log:\n{}",
+                    tail(&log_path)
+                )
             }
             _ => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -154,7 +162,10 @@ fn prometheus_stores_exactly_what_this_crate_computes() {
     for s in &series {
         let stored = metric_labels(s);
         let name = stored["__name__"].clone();
-        assert!(!name.starts_with("go_gc_"), "{name} should have been dropped");
+        assert!(
+            !name.starts_with("go_gc_"),
+            "{name} should have been dropped"
+        );
         let mut ours = Labels::from_pairs(stored.iter().filter(|(k, _)| !is_added(k)));
         assert_eq!(rules.apply(&mut ours), Outcome::Keep, "{name}");
         assert_eq!(ours, Labels::from_pairs(stored.iter()), "series {name}");

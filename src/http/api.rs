@@ -16,7 +16,6 @@ pub enum ErrorType {
     Timeout,
     Canceled,
     Unavailable,
-    NotFound,
     Internal,
 }
 
@@ -28,7 +27,6 @@ impl ErrorType {
             ErrorType::Timeout => "timeout",
             ErrorType::Canceled => "canceled",
             ErrorType::Unavailable => "unavailable",
-            ErrorType::NotFound => "not_found",
             ErrorType::Internal => "internal",
         }
     }
@@ -40,7 +38,6 @@ impl ErrorType {
             ErrorType::Timeout | ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             // Prometheus answers a cancelled query with 499 (client closed).
             ErrorType::Canceled => StatusCode::from_u16(499).expect("499 is a valid status"),
-            ErrorType::NotFound => StatusCode::NOT_FOUND,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod api;
 mod metadata;
+mod query;
 mod selector;
 mod status;
 mod write;
@@ -49,10 +50,11 @@ pub struct AppState {
     pub ingest_gate: Semaphore,
     pub start_time: f64,
     pub cpus: usize,
+    pub engine: tessera_query::Engine,
 }
 
 impl AppState {
-    pub fn new(opts: HttpOptions, cpus: usize) -> Self {
+    pub fn new(opts: HttpOptions, cpus: usize, engine: tessera_query::Engine) -> Self {
         let start_time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -63,6 +65,7 @@ impl AppState {
             opts,
             start_time,
             cpus,
+            engine,
         }
     }
 
@@ -81,6 +84,8 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/query", get(query::instant).post(query::instant))
+        .route("/api/v1/query_range", get(query::range).post(query::range))
         .route("/api/v1/series", get(metadata::series).post(metadata::series))
         .route("/api/v1/labels", get(metadata::labels).post(metadata::labels))
         .route("/api/v1/label/{name}/values", get(metadata::label_values))

@@ -167,14 +167,16 @@ impl Evaluator<'_> {
         match op {
             T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
                 let param = param.ok_or_else(|| QueryError::exec("missing aggregation parameter"))?;
-                return self.aggregate_k(op, &input, &series_group, ngroups, &param);
+                let pos = a.param.as_deref().map(|p| self.pos(p)).unwrap_or_default();
+                return self.aggregate_k(op, &input, &series_group, ngroups, &param, &pos);
             }
             T_QUANTILE => {
                 let q = param.as_ref().ok_or_else(|| QueryError::exec("missing quantile"))?;
+                let pos = a.param.as_deref().map(|p| self.pos(p)).unwrap_or_default();
                 for &qv in q {
                     if qv.is_nan() || !(0.0..=1.0).contains(&qv) {
                         self.warn(format!(
-                            "PromQL warning: quantile value should be between 0 and 1, got {}",
+                            "PromQL warning: quantile value should be between 0 and 1, got {}{pos}",
                             super::functions::util::fmt_g(qv)
                         ));
                     }
@@ -332,6 +334,7 @@ impl Evaluator<'_> {
         series_group: &[usize],
         ngroups: usize,
         param: &[f64],
+        pos: &str,
     ) -> Result<Val> {
         let ratio_op = op == T_LIMIT_RATIO;
         if ratio_op {
@@ -342,18 +345,18 @@ impl Evaluator<'_> {
                 if !(-1.0..=1.0).contains(&r) {
                     let to = if r > 1.0 { 1.0 } else { -1.0 };
                     self.warn(format!(
-                        "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                        "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}{pos}",
                         super::functions::util::fmt_g(r),
                         super::functions::util::fmt_g(to)
                     ));
                 }
             }
         } else {
-            if param.iter().cloned().fold(f64::NEG_INFINITY, f64::max) < 1.0 {
-                return Ok(Val::Vector(Vec::new()));
-            }
             if param.iter().any(|p| p.is_nan()) {
                 return Err(QueryError::exec("Parameter value is NaN"));
+            }
+            if param.iter().cloned().fold(f64::NEG_INFINITY, f64::max) < 1.0 {
+                return Ok(Val::Vector(Vec::new()));
             }
             for &p in param {
                 if p <= i64::MIN as f64 {

@@ -521,7 +521,7 @@ fn result_labels(
     one_to_one: bool,
 ) -> Labels {
     if changes_schema(op) {
-        ls.remove(METRIC_NAME);
+        super::drop_metadata_labels(&mut ls);
     }
     if one_to_one {
         if m.on {

@@ -115,6 +115,8 @@ pub(crate) struct Settings {
 }
 
 pub(crate) struct Evaluator<'a> {
+    /// The query text, to give annotations Prometheus' `(line:col)`.
+    pub query: &'a str,
     pub storage: &'a dyn Storage,
     pub ctx: &'a QueryContext,
     pub shared: &'a Shared,
@@ -126,6 +128,7 @@ impl<'a> Evaluator<'a> {
     /// A child evaluator on another grid (subqueries).
     pub fn with_grid(&self, grid: Grid) -> Evaluator<'a> {
         Evaluator {
+            query: self.query,
             storage: self.storage,
             ctx: self.ctx,
             shared: self.shared,
@@ -157,6 +160,25 @@ impl<'a> Evaluator<'a> {
     pub fn release_samples(&self, n: usize) {
         let cur = self.shared.current.get().saturating_sub(n);
         self.shared.current.set(cur);
+    }
+
+    /// ` (line:col)` of a sub-expression for annotations. The AST carries no
+    /// positions, so the expression's text is looked up in the query; when
+    /// it was written differently the suffix is left out.
+    pub fn pos(&self, e: &Expr) -> String {
+        self.pos_of_text(&e.to_string())
+    }
+
+    pub fn pos_of_text(&self, text: &str) -> String {
+        match self.query.find(text) {
+            Some(i) if !text.is_empty() => {
+                let before = &self.query[..i];
+                let line = before.matches('\n').count() + 1;
+                let col = i - before.rfind('\n').map(|n| n + 1).unwrap_or(0) + 1;
+                format!(" ({line}:{col})")
+            }
+            _ => String::new(),
+        }
     }
 
     pub fn warn(&self, msg: String) {
@@ -321,12 +343,20 @@ pub(crate) fn go_labels_string(ls: &Labels) -> String {
     s
 }
 
+/// Removes the metric name and the metadata labels that describe it
+/// (`__type__`, `__unit__`), as Prometheus' `DropReserved(IsMetadataLabel)`.
+pub(crate) fn drop_metadata_labels(ls: &mut Labels) {
+    ls.remove(METRIC_NAME);
+    ls.remove("__type__");
+    ls.remove("__unit__");
+}
+
 /// Drops `__name__` where delayed removal asked for it, then rejects or merges
 /// series that became identical (Prometheus' `cleanupMetricLabels`).
 pub(crate) fn cleanup_names(mut series: Vec<Series>) -> Result<Vec<Series>> {
     for s in &mut series {
         if s.drop_name {
-            s.labels.remove(METRIC_NAME);
+            drop_metadata_labels(&mut s.labels);
             s.drop_name = false;
         }
     }

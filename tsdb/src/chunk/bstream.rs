@@ -67,23 +67,31 @@ impl BitWriter {
     }
 
     /// Writes the low `n` bits of `v` (`n <= 64`), most significant first.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write_bits(&mut self, v: u64, n: u32) {
         debug_assert!(n <= 64);
+        if n == 0 {
+            return;
+        }
+        // Left-align the n bits, so the top bit is the next one written.
+        let mut v = v << (64 - n);
         let mut n = n;
-        while n > 0 {
-            if self.free == 0 {
-                self.bytes.push(0);
-                self.free = 8;
-            }
+        if self.free > 0 {
             let take = n.min(self.free);
-            // `n - take <= 63` because take >= 1, so the shift cannot overflow.
-            let chunk = ((v >> (n - take)) & ((1u64 << take) - 1)) as u8;
             let last = self.bytes.len() - 1;
-            self.bytes[last] |= chunk << (self.free - take);
+            self.bytes[last] |= (v >> (64 - self.free)) as u8;
             self.free -= take;
             n -= take;
+            if n == 0 {
+                return;
+            }
+            v <<= take;
         }
+        // Byte aligned now: append the remaining bits as whole bytes in one
+        // copy; the unused low bits of the last byte are already zero.
+        let whole = n.div_ceil(8) as usize;
+        self.bytes.extend_from_slice(&v.to_be_bytes()[..whole]);
+        self.free = whole as u32 * 8 - n;
     }
 }
 
@@ -106,7 +114,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// The 64 bits starting at the current bit, zero-padded past the end.
-    #[inline]
+    #[inline(always)]
     fn peek64(&self) -> u64 {
         let i = self.pos / 8;
         let word = match self.bytes.get(i..i + 8) {
@@ -126,7 +134,7 @@ impl<'a> BitReader<'a> {
     }
 
     /// Reads `n <= 64` bits, or `None` if fewer remain.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_bits(&mut self, n: u32) -> Option<u64> {
         debug_assert!(n <= 64);
         if n == 0 {
@@ -153,7 +161,7 @@ impl<'a> BitReader<'a> {
 
     /// Reads a unary prefix: up to `max` one bits, then the terminating zero
     /// unless `max` ones were read. Returns the number of ones.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read_unary(&mut self, max: u32) -> Option<u32> {
         debug_assert!(max <= 32);
         let ones = self.peek64().leading_ones().min(max);
@@ -274,7 +282,7 @@ pub(crate) fn write_bucketed(w: &mut BitWriter, b: &Buckets, v: i64) {
     w.write_bits(v as u64, b.widths[i as usize]);
 }
 
-#[inline]
+#[inline(always)]
 pub(crate) fn read_bucketed(r: &mut BitReader<'_>, b: &Buckets) -> Option<i64> {
     let i = r.read_unary(b.widths.len() as u32 - 1)? as usize;
     let width = b.widths[i];

@@ -227,6 +227,28 @@ fn decimals_widen_when_a_later_value_needs_more_places() {
 }
 
 #[test]
+fn widening_decimals_past_2_pow_53_falls_back_to_xor() {
+    // 1e15 is an integer below 2^53, but at one decimal it would be 1e16.
+    let c = assert_round_trip(&[(1, 1e15), (2, 0.5), (3, 1e15 + 2.0)]);
+    assert_eq!(c.value_encoding(), ValueEncoding::Xor);
+}
+
+#[test]
+fn open_builder_stays_small_for_per_series_memory() {
+    // The head keeps one builder per active series (tens of millions).
+    assert!(std::mem::size_of::<ChunkBuilder>() <= 128, "{}", std::mem::size_of::<ChunkBuilder>());
+    let mut b = ChunkBuilder::new();
+    assert_eq!(b.heap_bytes(), 0, "an empty builder allocates nothing");
+    for i in 0..120 {
+        b.append(i * 15_000, (i % 7) as f64);
+    }
+    let held = b.heap_bytes();
+    assert!(held > 0 && held < 512, "{held}");
+    b.seal();
+    assert_eq!(b.heap_bytes(), held, "seal keeps the buffers for the next chunk");
+}
+
+#[test]
 fn documented_example_bytes_match_the_encoder() {
     // docs/format/chunk.md, "Example".
     let c = build(&[(1000, 1.0), (16000, 2.0)]).seal();

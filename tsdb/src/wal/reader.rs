@@ -61,8 +61,12 @@ pub struct WalReader {
 impl WalReader {
     /// Reads the newest checkpoint (if any), then every segment after it.
     /// Segments the checkpoint already covers are skipped; a gap in the
-    /// numbering is [`WalError::MissingSegment`].
+    /// numbering is [`WalError::MissingSegment`]. A missing `dir` reads as
+    /// an empty WAL (a shard that never wrote).
     pub fn open(dir: &Path) -> Result<WalReader, WalError> {
+        if !dir.exists() {
+            return Ok(Self::from_sources(Vec::new()));
+        }
         let checkpoint = list_checkpoints(dir)?.last().copied();
         let mut sources = Vec::new();
         if let Some(c) = checkpoint {
@@ -180,6 +184,13 @@ impl WalReader {
             let file_len = sc.file_len();
             let path = sc.path().to_path_buf();
             self.spare = sc.into_buf();
+            tracing::debug!(
+                file = %path.display(),
+                records = self.stats.records,
+                samples = self.stats.samples,
+                series = self.stats.series,
+                "WAL file replayed"
+            );
             if let Some(bad) = bad {
                 let src = &self.sources[self.next_source - 1];
                 self.end_at_damage(&path, file_len, bad, src.tail_may_be_torn)?;

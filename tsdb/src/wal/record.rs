@@ -359,6 +359,17 @@ mod tests {
         }
 
         #[test]
+        fn decoding_arbitrary_bytes_errors_instead_of_panicking(
+            ty in 1u8..=2,
+            rest in proptest::collection::vec(any::<u8>(), 0..200)
+        ) {
+            let mut body = vec![ty];
+            body.extend(rest);
+            let (mut se, mut sa) = (Vec::new(), Vec::new());
+            let _ = decode(&body, &mut se, &mut sa);
+        }
+
+        #[test]
         fn any_samples_batch_round_trips_bit_exact(
             batch in proptest::collection::vec((any::<u64>(), any::<i64>(), any::<u64>()), 1..300)
         ) {

@@ -472,6 +472,48 @@ fn syncer_fsyncs_only_when_dirty() {
 }
 
 #[test]
+fn interval_policy_fsyncs_inline_once_the_interval_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = |ms| WalOptions {
+        segment_bytes: 1 << 20,
+        fsync: FsyncPolicy::Interval(Duration::from_millis(ms)),
+    };
+    let mut wal = Wal::open(dir.path(), opts(0)).unwrap();
+    wal.log_samples(&[(1, 1, 1.0)]).unwrap();
+    assert!(
+        !wal.syncer().is_dirty(),
+        "an elapsed interval must fsync in log"
+    );
+    drop(wal);
+    let mut wal = Wal::open(dir.path(), opts(3_600_000)).unwrap();
+    wal.log_samples(&[(1, 2, 1.0)]).unwrap();
+    assert!(
+        wal.syncer().is_dirty(),
+        "within the interval log must not fsync"
+    );
+}
+
+#[test]
+fn repair_truncates_a_torn_tail_of_the_last_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
+    let logged = fill(&mut wal, 0, 10, 5);
+    drop(wal);
+    let path = seg_path(dir.path(), 0);
+    let len = fs::metadata(&path).unwrap().len();
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&[7, 0, 0, 0, 1, 2]).unwrap();
+    drop(f);
+    let report = repair(dir.path()).unwrap();
+    assert_eq!(report.damage.map(|d| d.offset), Some(len));
+    assert_eq!((report.bytes_dropped, report.records_dropped), (6, 0));
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+    let (got, stats) = read(dir.path()).unwrap();
+    assert_eq!(got, Flat::of(logged));
+    assert_eq!(stats.torn_tail, None);
+}
+
+#[test]
 fn always_policy_and_close_keep_every_record() {
     let dir = tempfile::tempdir().unwrap();
     let opts = WalOptions {
@@ -502,6 +544,24 @@ fn one_log_call_writes_several_records_in_order() {
             WalRecord::Samples(samples.to_vec())
         ]
     );
+}
+
+#[test]
+fn reading_a_missing_directory_yields_no_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let got = WalReader::open(&dir.path().join("never-written")).unwrap();
+    assert_eq!(got.read_all().unwrap(), vec![]);
+}
+
+#[test]
+fn writer_reader_and_syncer_can_move_between_threads() {
+    fn send<T: Send>() {}
+    fn sync<T: Sync>() {}
+    send::<Wal>();
+    sync::<Wal>();
+    send::<WalReader>();
+    send::<WalSyncer>();
+    sync::<WalSyncer>();
 }
 
 /// Throughput of the append and replay paths. Run with
@@ -566,5 +626,24 @@ fn measure_log_and_read_1m_samples_in_batches_of_500() {
     println!(
         "read back (incl. {SERIES} series): {N} samples in {read:?} = {:.1} M samples/s",
         N as f64 / read.as_secs_f64() / 1e6
+    );
+
+    // The same batches with FsyncPolicy::Always: one fdatasync per call.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = WalOptions {
+        segment_bytes: DEFAULT_SEGMENT_BYTES,
+        fsync: FsyncPolicy::Always,
+    };
+    let mut wal = Wal::open(dir.path(), opts).unwrap();
+    const CALLS: usize = 200;
+    let start = Instant::now();
+    for _ in 0..CALLS {
+        wal.log_samples(&batch).unwrap();
+    }
+    let always = start.elapsed();
+    println!(
+        "log_samples with Always: {CALLS} calls of {BATCH} in {always:?} = {:?}/call, {:.2} M samples/s",
+        always / CALLS as u32,
+        (CALLS * BATCH) as f64 / always.as_secs_f64() / 1e6
     );
 }

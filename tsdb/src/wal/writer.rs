@@ -176,7 +176,9 @@ impl Wal {
             FsyncPolicy::Always => self.sync(),
             FsyncPolicy::Interval(d) => {
                 // Fallback for when no flusher runs (or it lags): keep the bound.
-                let since = self.shared.now_ms() - self.shared.last_sync_ms.load(Ordering::Acquire);
+                // Saturating: a flusher may record a sync after our clock read.
+                let last = self.shared.last_sync_ms.load(Ordering::Acquire);
+                let since = self.shared.now_ms().saturating_sub(last);
                 if u128::from(since) >= d.as_millis() {
                     self.sync()?;
                 }

@@ -1,4 +1,5 @@
-//! `histogram_quantile` over classic histograms (series with an `le` label).
+//! `histogram_quantile`, `histogram_quantiles` and `histogram_fraction` over
+//! classic histograms (series with an `le` label).
 //! Native histograms are not supported by Tessera.
 
 use std::collections::HashMap;
@@ -102,23 +103,119 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) 
     (v, forced)
 }
 
+/// Prometheus' `BucketFraction`: the estimated fraction of observations
+/// between `lower` and `upper`, interpolating linearly inside buckets.
+pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [Bucket]) -> f64 {
+    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
+        return f64::NAN;
+    }
+    let mut merged: Vec<Bucket> = Vec::with_capacity(buckets.len());
+    for b in buckets.iter() {
+        match merged.last_mut() {
+            Some(l) if l.upper == b.upper => l.count += b.count,
+            _ => merged.push(*b),
+        }
+    }
+    let count = merged[merged.len() - 1].count;
+    if count == 0.0 || lower.is_nan() || upper.is_nan() {
+        return f64::NAN;
+    }
+    if lower >= upper {
+        return 0.0;
+    }
+    let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
+    let (mut lower_set, mut upper_set) = (false, false);
+    let mut lower_bound = if merged[0].upper <= 0.0 { f64::NEG_INFINITY } else { 0.0 };
+    for (i, b) in merged.iter().enumerate() {
+        if i > 0 {
+            lower_bound = merged[i - 1].upper;
+        }
+        let upper_bound = b.upper;
+        let interpolate = |v: f64| {
+            if lower_bound == f64::NEG_INFINITY {
+                return b.count;
+            }
+            rank + (b.count - rank) * (v - lower_bound) / (upper_bound - lower_bound)
+        };
+        if !lower_set && lower_bound >= lower {
+            lower_rank = rank;
+            lower_set = true;
+        }
+        if !upper_set && lower_bound >= upper {
+            upper_rank = rank;
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        if !lower_set && lower_bound < lower && upper_bound > lower {
+            lower_rank = interpolate(lower);
+            lower_set = true;
+        }
+        if !upper_set && lower_bound < upper && upper_bound > upper {
+            upper_rank = interpolate(upper);
+            upper_set = true;
+        }
+        if lower_set && upper_set {
+            break;
+        }
+        rank = b.count;
+    }
+    if !lower_set || lower_rank > count {
+        lower_rank = count;
+    }
+    if !upper_set || upper_rank > count {
+        upper_rank = count;
+    }
+    (upper_rank - lower_rank) / count
+}
+
+/// OpenMetrics float text (`0.0`, `0.25`, `1.0`, `+Inf`), used for the
+/// quantile label of `histogram_quantiles`.
+fn openmetrics_float(f: f64) -> String {
+    let s = super::util::fmt_g(f);
+    if s.contains(['.', 'e', 'I', 'N']) { s } else { format!("{s}.0") }
+}
+
 impl Evaluator<'_> {
-    pub(crate) fn histogram_quantile(&self, args: &[&Expr]) -> Result<Val> {
-        let q = self.eval_scalar(args[0])?;
-        let input = self.eval_vector(args[1])?;
-        for &qv in &q {
+    fn warn_bad_quantile(&self, q: &[f64], pos: &str) {
+        for &qv in q {
             if qv.is_nan() || !(0.0..=1.0).contains(&qv) {
                 self.warn(format!(
-                    "PromQL warning: quantile value should be between 0 and 1, got {}",
+                    "PromQL warning: quantile value should be between 0 and 1, got {}{pos}",
                     fmt_g(qv)
                 ));
             }
         }
+    }
+
+    fn warn_monotonicity(&self, labels: &Labels, pos: &str) {
+        let name = labels.metric_name().unwrap_or("");
+        let mut msg = "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string();
+        if !name.is_empty() {
+            msg.push_str(&format!(" for metric name {name:?}"));
+        }
+        msg.push_str(pos);
+        self.warn(msg);
+    }
+
+    /// Groups classic-histogram buckets per series once, then per step calls
+    /// `f(step, group labels, buckets, outputs)`; output `k` of group `g`
+    /// becomes a series labelled by `label_of(g labels, k)`.
+    fn classic_histogram(
+        &self,
+        input: &[Series],
+        pos: &str,
+        nout: usize,
+        label_of: &dyn Fn(&Labels, usize) -> Labels,
+        f: &mut dyn FnMut(usize, &Labels, &mut Vec<Bucket>, &mut [Option<f64>]),
+    ) -> Result<Vec<Series>> {
         // Group every series once by its labels without `le`.
         let mut groups: HashMap<Labels, usize> = HashMap::new();
         let mut group_labels: Vec<Labels> = Vec::new();
         let mut member: Vec<Option<(usize, f64)>> = Vec::with_capacity(input.len());
-        for s in &input {
+        for s in input {
             let le = s.labels.get("le").unwrap_or("");
             let Some(upper) = parse_go_float(le) else {
                 let name = s.labels.metric_name().unwrap_or("");
@@ -128,6 +225,7 @@ impl Evaluator<'_> {
                 if !name.is_empty() {
                     msg.push_str(&format!(" for metric name {name:?}"));
                 }
+                msg.push_str(pos);
                 self.warn(msg);
                 member.push(None);
                 continue;
@@ -141,8 +239,10 @@ impl Evaluator<'_> {
             });
             member.push(Some((g, upper)));
         }
-        let mut out: Vec<Vec<Sample>> = vec![Vec::new(); group_labels.len()];
-        let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); group_labels.len()];
+        let ng = group_labels.len();
+        let mut out: Vec<Vec<Sample>> = vec![Vec::new(); ng * nout];
+        let mut buckets: Vec<Vec<Bucket>> = vec![Vec::new(); ng];
+        let mut vals = vec![None; nout];
         let mut cursors = vec![0usize; input.len()];
         for step in 0..self.grid.len() {
             if step % 64 == 0 {
@@ -167,26 +267,83 @@ impl Evaluator<'_> {
                 if b.is_empty() {
                     continue;
                 }
-                let (v, forced) = bucket_quantile(q[step], b);
-                if forced {
-                    let name = group_labels[g].metric_name().unwrap_or("");
-                    let mut msg = "PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile)".to_string();
-                    if !name.is_empty() {
-                        msg.push_str(&format!(" for metric name {name:?}"));
+                vals.iter_mut().for_each(|v| *v = None);
+                f(step, &group_labels[g], b, &mut vals);
+                for (k, v) in vals.iter().enumerate() {
+                    if let Some(v) = v {
+                        out[g * nout + k].push(Sample::new(ts, *v));
                     }
-                    self.warn(msg);
                 }
-                out[g].push(Sample::new(ts, v));
             }
         }
         let mut result = Vec::new();
-        for (labels, pts) in group_labels.into_iter().zip(out) {
+        for (i, pts) in out.into_iter().enumerate() {
             if !pts.is_empty() {
                 self.add_samples(pts.len())?;
+                let labels = label_of(&group_labels[i / nout], i % nout);
                 result.push(Series::new(labels, true, pts));
             }
         }
-        Ok(Val::Vector(result))
+        Ok(result)
+    }
+
+    pub(crate) fn histogram_quantile(&self, args: &[&Expr]) -> Result<Val> {
+        let q = self.eval_scalar(args[0])?;
+        let input = self.eval_vector(args[1])?;
+        self.warn_bad_quantile(&q, &self.pos(args[0]));
+        let pos = self.pos(args[1]);
+        let out = self.classic_histogram(&input, &pos, 1, &|l, _| l.clone(), &mut |step, labels, b, vals| {
+            let (v, forced) = bucket_quantile(q[step], b);
+            if forced {
+                self.warn_monotonicity(labels, &pos);
+            }
+            vals[0] = Some(v);
+        })?;
+        Ok(Val::Vector(out))
+    }
+
+    pub(crate) fn histogram_quantiles(&self, args: &[&Expr]) -> Result<Val> {
+        let input = self.eval_vector(args[0])?;
+        let label = super::string_arg(args[1], "histogram_quantiles")?;
+        let mut qs = Vec::new();
+        for a in &args[2..] {
+            let q = self.eval_scalar(a)?;
+            self.warn_bad_quantile(&q, &self.pos(a));
+            qs.push(q);
+        }
+        // The label value is the quantile's text; a quantile that varies
+        // by step takes its first value's text.
+        let names: Vec<String> = qs
+            .iter()
+            .map(|q| q.first().map(|v| openmetrics_float(*v)).unwrap_or_default())
+            .collect();
+        let label_of = |l: &Labels, k: usize| {
+            let mut l = l.clone();
+            l.set(&label, &names[k]);
+            l
+        };
+        let pos = self.pos(args[0]);
+        let out = self.classic_histogram(&input, &pos, qs.len(), &label_of, &mut |step, labels, b, vals| {
+            for (k, q) in qs.iter().enumerate() {
+                let (v, forced) = bucket_quantile(q[step], b);
+                if forced {
+                    self.warn_monotonicity(labels, &pos);
+                }
+                vals[k] = Some(v);
+            }
+        })?;
+        Ok(Val::Vector(out))
+    }
+
+    pub(crate) fn histogram_fraction(&self, args: &[&Expr]) -> Result<Val> {
+        let lo = self.eval_scalar(args[0])?;
+        let hi = self.eval_scalar(args[1])?;
+        let input = self.eval_vector(args[2])?;
+        let pos = self.pos(args[2]);
+        let out = self.classic_histogram(&input, &pos, 1, &|l, _| l.clone(), &mut |step, _, b, vals| {
+            vals[0] = Some(bucket_fraction(lo[step], hi[step], b));
+        })?;
+        Ok(Val::Vector(out))
     }
 }
 

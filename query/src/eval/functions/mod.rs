@@ -132,7 +132,16 @@ impl Evaluator<'_> {
                         Some(prev) => prev
                             .into_iter()
                             .zip(v)
-                            .map(|(x, y)| if name == "min_of" { x.min(y) } else { x.max(y) })
+                            .map(|(x, y)| {
+                                // Go's math.Min/Max: NaN wins.
+                                if x.is_nan() || y.is_nan() {
+                                    f64::NAN
+                                } else if name == "min_of" {
+                                    x.min(y)
+                                } else {
+                                    x.max(y)
+                                }
+                            })
                             .collect(),
                     });
                 }
@@ -187,11 +196,13 @@ impl Evaluator<'_> {
             "label_replace" => self.label_replace(&args),
             "label_join" => self.label_join(&args),
             "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
-                self.sort_fn(name, &args)
+                self.sort_fn(name, &args, &self.pos_of_text(&c.to_string()))
             }
             "histogram_quantile" => self.histogram_quantile(&args),
+            "histogram_quantiles" => self.histogram_quantiles(&args),
+            "histogram_fraction" => self.histogram_fraction(&args),
             "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
-            | "histogram_stdvar" | "histogram_fraction" => {
+            | "histogram_stdvar" => {
                 // These read native histograms only; float samples are
                 // ignored, so a float-only input gives an empty result.
                 for a in &args {
@@ -234,9 +245,6 @@ impl Evaluator<'_> {
             "start_timestamp" => Err(QueryError::exec(
                 "start_timestamp() needs start timestamps, which Tessera does not store",
             )),
-            "histogram_quantiles" => Err(QueryError::exec(
-                "histogram_quantiles() is not supported (native histograms are not supported)",
-            )),
             _ => {
                 if let Some(f) = math::simple_fn(name) {
                     let v = self.eval_vector(args[0])?;
@@ -273,8 +281,9 @@ impl Evaluator<'_> {
             for &q in &params[0] {
                 if q.is_nan() || !(0.0..=1.0).contains(&q) {
                     self.warn(format!(
-                        "PromQL warning: quantile value should be between 0 and 1, got {}",
-                        util::fmt_g(q)
+                        "PromQL warning: quantile value should be between 0 and 1, got {}{}",
+                        util::fmt_g(q),
+                        self.pos(args[0])
                     ));
                 }
             }
@@ -318,7 +327,8 @@ impl Evaluator<'_> {
                 && ![ "_total", "_sum", "_count", "_bucket"].iter().any(|sfx| metric.ends_with(sfx))
             {
                 self.warn(format!(
-                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}"
+                    "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}{}",
+                    self.pos(args[idx])
                 ));
             }
             self.add_samples(points.len())?;

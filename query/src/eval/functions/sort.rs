@@ -29,13 +29,12 @@ fn by_value(a: &Series, b: &Series, desc: bool) -> Ordering {
 }
 
 impl Evaluator<'_> {
-    pub(crate) fn sort_fn(&self, name: &str, args: &[&Expr]) -> Result<Val> {
+    pub(crate) fn sort_fn(&self, name: &str, args: &[&Expr], pos: &str) -> Result<Val> {
         let mut v = self.eval_vector(args[0])?;
         if self.grid.len() > 1 {
-            self.warn(
-                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels"
-                    .into(),
-            );
+            self.warn(format!(
+                "PromQL warning: sort is ineffective for range queries since results are always ordered by labels{pos}"
+            ));
             return Ok(Val::Vector(v));
         }
         match name {

@@ -119,7 +119,7 @@ mod tests {
     fn quantile_interpolates_between_ranks() {
         let f = |q: f64, mut v: Vec<f64>, want: f64| {
             let got = quantile(q, &mut v);
-            assert!((got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()), "{q}: {got}");
+            assert!(got == want || (got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()), "{q}: {got}");
         };
         f(0.5, vec![1.0, 2.0, 3.0, 4.0], 2.5);
         f(0.0, vec![3.0, 1.0], 1.0);

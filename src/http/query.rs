@@ -1,0 +1,286 @@
+//! `/api/v1/query` and `/api/v1/query_range`: PromQL over HTTP with
+//! Prometheus' parameters, JSON shapes and error codes.
+//!
+//! Evaluation is CPU work, so it runs on the blocking pool (sized from the
+//! CPU budget), never on the async workers. Its cancellation token is tied to
+//! the request: when the client goes away hyper drops this handler's future,
+//! the guard's `Drop` fires the token, and the engine stops at its next check.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_query::{CancelToken, QueryContext, QueryError, QueryResult, Value};
+use tessera_tsdb::Labels;
+
+use super::AppStateRef;
+use super::api::{ApiError, ErrorType, Params, parse_duration};
+
+/// Fires the query's cancellation token when the request future is dropped
+/// (client disconnect) or finishes.
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn query_error(e: QueryError) -> ApiError {
+    let kind = match e.error_type() {
+        "bad_data" => ErrorType::BadData,
+        "execution" => ErrorType::Execution,
+        "timeout" => ErrorType::Timeout,
+        "canceled" => ErrorType::Canceled,
+        _ => ErrorType::Internal,
+    };
+    ApiError::new(kind, e.to_string())
+}
+
+/// The request's `timeout`, capped by the server's default.
+fn timeout(p: &Params, default: Duration) -> Result<Duration, ApiError> {
+    match p.get("timeout") {
+        None => Ok(default),
+        Some(s) => {
+            let ms = parse_duration(s)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
+            Ok(Duration::from_millis(ms.max(0) as u64).min(default))
+        }
+    }
+}
+
+fn query_text(p: &Params) -> Result<String, ApiError> {
+    p.get("query")
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query must not be empty"))
+}
+
+/// Runs `f` on the blocking pool under a context tied to this request.
+async fn run<F>(state: &AppStateRef, p: &Params, f: F) -> Result<QueryResult, ApiError>
+where
+    F: FnOnce(&tessera_query::Engine, &tessera_tsdb::Db, &QueryContext) -> Result<QueryResult, QueryError>
+        + Send
+        + 'static,
+{
+    let db = state.db()?.clone();
+    let ctx = QueryContext::new(timeout(p, state.engine.options().default_timeout)?);
+    let _guard = CancelOnDrop(ctx.cancel_token());
+    let st = (*state).clone();
+    tokio::task::spawn_blocking(move || f(&st.engine, &db, &ctx))
+        .await
+        .map_err(|e| ApiError::new(ErrorType::Internal, format!("query task failed: {e}")))?
+        .map_err(query_error)
+}
+
+pub async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+    let p = Params::from_request(req).await?;
+    let q = query_text(&p)?;
+    let t = p.time_or("time", now_ms())?;
+    let res = run(&state, &p, move |e, db, ctx| e.instant_query(db, &q, t, ctx)).await?;
+    Ok(render(&res))
+}
+
+pub async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+    let p = Params::from_request(req).await?;
+    let q = query_text(&p)?;
+    let need = |k: &str| -> Result<i64, ApiError> {
+        if p.get(k).is_none() {
+            return Err(ApiError::bad_data(format!("invalid parameter \"{k}\": missing")));
+        }
+        p.time_or(k, 0)
+    };
+    let (start, end) = (need("start")?, need("end")?);
+    if end < start {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"end\": end timestamp must not be before start time",
+        ));
+    }
+    let step = match p.get("step") {
+        None => return Err(ApiError::bad_data("invalid parameter \"step\": missing")),
+        Some(s) => parse_duration(s)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))?,
+    };
+    tessera_query::check_resolution(start, end, step).map_err(query_error)?;
+    let res = run(&state, &p, move |e, db, ctx| e.range_query(db, &q, start, end, step, ctx)).await?;
+    Ok(render(&res))
+}
+
+/// Renders a result in Prometheus' JSON shape, written directly into one
+/// buffer: results can hold millions of points and a `serde_json::Value`
+/// tree would triple their memory.
+fn render(res: &QueryResult) -> Response {
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
+    out.push_str(res.value.type_name());
+    out.push_str("\",\"result\":");
+    match &res.value {
+        Value::Scalar { t, v } => point(&mut out, *t, *v),
+        Value::String { t, v } => {
+            out.push('[');
+            timestamp(&mut out, *t);
+            out.push(',');
+            out.push_str(&serde_json::to_string(v).expect("strings serialize"));
+            out.push(']');
+        }
+        Value::Vector(samples) => {
+            out.push('[');
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                metric(&mut out, &s.labels);
+                out.push_str(",\"value\":");
+                point(&mut out, s.t, s.v);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        Value::Matrix(series) => {
+            out.push('[');
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str("{\"metric\":");
+                metric(&mut out, &s.labels);
+                out.push_str(",\"values\":[");
+                for (j, p) in s.samples.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    point(&mut out, p.t, p.v);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+    if !res.warnings.is_empty() {
+        out.push_str(",\"warnings\":");
+        out.push_str(&serde_json::to_string(&res.warnings).expect("strings serialize"));
+    }
+    out.push('}');
+    let mut resp = (StatusCode::OK, out).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn metric(out: &mut String, ls: &Labels) {
+    out.push('{');
+    for (i, l) in ls.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(out, &l.name);
+        out.push(':');
+        json_str(out, &l.value);
+    }
+    out.push('}');
+}
+
+fn json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+    }
+}
+
+/// `[<unix seconds>,"<value>"]`.
+fn point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    timestamp(out, t);
+    out.push_str(",\"");
+    format_value(out, v);
+    out.push_str("\"]");
+}
+
+/// Milliseconds as Prometheus writes them: seconds with up to three
+/// decimals, trailing zeros trimmed (`1435781451.781`, `1435781451`).
+pub fn timestamp(out: &mut String, t_ms: i64) {
+    let secs = t_ms.div_euclid(1000);
+    let ms = t_ms.rem_euclid(1000);
+    if ms == 0 {
+        let _ = write!(out, "{secs}");
+        return;
+    }
+    // -1.5s is written -1.5, i.e. from the truncated parts, as Go does.
+    let (whole, frac) = if t_ms < 0 {
+        (-(t_ms.abs() / 1000), t_ms.abs() % 1000)
+    } else {
+        (secs, ms)
+    };
+    let sign = if t_ms < 0 && whole == 0 { "-" } else { "" };
+    let mut f = format!("{frac:03}");
+    while f.ends_with('0') {
+        f.pop();
+    }
+    let _ = write!(out, "{sign}{whole}.{f}");
+}
+
+/// A sample value as Go's `strconv.FormatFloat(v, 'f', -1, 64)` with
+/// Prometheus' spellings of the specials.
+pub fn format_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_timestamps_like_prometheus() {
+        let f = |t: i64, want: &str| {
+            let mut s = String::new();
+            timestamp(&mut s, t);
+            assert_eq!(s, want, "{t}");
+        };
+        f(0, "0");
+        f(1_435_781_451_781, "1435781451.781");
+        f(1_435_781_451_000, "1435781451");
+        f(1_435_781_451_500, "1435781451.5");
+        f(1_435_781_451_010, "1435781451.01");
+        f(-1500, "-1.5");
+        f(-500, "-0.5");
+        f(-2000, "-2");
+    }
+
+    #[test]
+    fn formats_values_like_prometheus() {
+        let f = |v: f64, want: &str| {
+            let mut s = String::new();
+            format_value(&mut s, v);
+            assert_eq!(s, want);
+        };
+        f(1.0, "1");
+        f(0.1, "0.1");
+        f(-2.5, "-2.5");
+        f(f64::NAN, "NaN");
+        f(f64::INFINITY, "+Inf");
+        f(f64::NEG_INFINITY, "-Inf");
+        f(1e21, "1000000000000000000000");
+        f(1.5e-7, "0.00000015");
+    }
+}
