@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tessera_ingest::DecodeLimits;
+use tessera_tsdb::wal::{FsyncPolicy, WalOptions};
 use tessera_tsdb::{Db, DbOptions};
 use tracing::{error, info};
 
@@ -79,6 +80,22 @@ pub struct ServeArgs {
     #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration)]
     query_lookback_delta: Duration,
 
+    /// When the WAL is fsynced: `always` (before every acknowledgement:
+    /// survives power loss, slowest), `interval` (every --wal.fsync-interval:
+    /// a power loss can lose that much), `never` (the kernel decides). Every
+    /// policy survives a process crash (kill -9): acknowledged samples are
+    /// in the kernel before the 2xx.
+    #[arg(long = "wal.fsync", default_value = "interval", value_parser = ["always", "interval", "never"])]
+    wal_fsync: String,
+
+    /// Fsync period for --wal.fsync=interval.
+    #[arg(long = "wal.fsync-interval", default_value = "1s", value_parser = parse_duration)]
+    wal_fsync_interval: Duration,
+
+    /// WAL segment size in bytes; a new segment file is cut beyond it.
+    #[arg(long = "wal.segment-size", default_value_t = 128 << 20)]
+    wal_segment_size: u64,
+
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
     log_format: String,
@@ -148,10 +165,20 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
     // and /-/healthy must answer (and /-/ready say 503) meanwhile.
     let db_state = state.clone();
     let data_dir = args.data_dir.clone();
+    let wal = WalOptions {
+        segment_bytes: args.wal_segment_size,
+        fsync: match args.wal_fsync.as_str() {
+            "always" => FsyncPolicy::Always,
+            "never" => FsyncPolicy::Never,
+            _ => FsyncPolicy::Interval(args.wal_fsync_interval),
+        },
+    };
     let open = tokio::task::spawn_blocking(move || {
         Db::open(DbOptions {
             data_dir: Some(data_dir),
             shards,
+            wal,
+            replay_threads: cpus,
         })
         .map(|db| {
             let _ = db_state.db.set(Arc::new(db));
@@ -170,6 +197,9 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
         Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
     }
     server.await.context("http server task")?.context("http server")?;
+    if let Some(db) = state.db.get() {
+        db.sync().context("syncing the WAL at shutdown")?;
+    }
     info!("shut down cleanly");
     Ok(())
 }

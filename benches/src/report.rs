@@ -66,6 +66,9 @@ pub struct IngestReport {
     pub min_ts_ms: i64,
     pub max_ts_ms: i64,
     pub process: Option<ProcSummary>,
+    /// CPU seconds the harness itself used (generation, snappy, HTTP): on a
+    /// shared machine this is taken from the server's budget.
+    pub harness_cpu_secs: f64,
     /// Peak RSS ÷ active series.
     pub rss_per_series_bytes: Option<f64>,
     pub disk_bytes: Option<u64>,
@@ -208,6 +211,7 @@ fn ingest_lines(out: &mut String, i: &IngestReport) {
         let _ = writeln!(out, "  first error: {e}");
     }
     proc_lines(out, &i.process);
+    let _ = writeln!(out, "  harness CPU: {:.1} s", i.harness_cpu_secs);
     if let Some(r) = i.rss_per_series_bytes {
         let _ = writeln!(out, "  RSS per active series: {r:.0} bytes");
     }
@@ -257,8 +261,8 @@ impl Report {
             for c in &f.calls {
                 let _ = writeln!(
                     out,
-                    "  series {:<22} {:<10} {:>9.1} ms {:>10} bytes {:>8} series",
-                    c.matcher, c.outcome, c.latency_ms, c.bytes, c.series
+                    "  series {:<22} {:>9.1} ms {:>10} bytes {:>8} series  {}",
+                    c.matcher, c.latency_ms, c.bytes, c.series, c.outcome
                 );
             }
             let m = |v: Option<u64>| v.map_or("n/a".to_owned(), mib);

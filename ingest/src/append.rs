@@ -4,7 +4,7 @@
 //! client may be told 2xx" is here, so the HTTP handler and the recording
 //! rules share one path into storage.
 
-use tessera_tsdb::{AppendStats, Db};
+use tessera_tsdb::{AppendStats, Db, DbError};
 
 use crate::metadata::MetadataStore;
 use crate::validate::{Rejections, ValidatedWrite};
@@ -53,14 +53,15 @@ impl WriteReport {
     }
 }
 
-/// Appends a validated write and records its metadata.
-pub fn write(db: &Db, metadata: &MetadataStore, w: ValidatedWrite) -> WriteReport {
-    let append = db.append_batch(w.series.iter().map(|s| (&s.labels, s.samples.as_slice())));
+/// Appends a validated write and records its metadata. An error means the
+/// samples may not be durable: the caller must not acknowledge them.
+pub fn write(db: &Db, metadata: &MetadataStore, w: ValidatedWrite) -> Result<WriteReport, DbError> {
+    let append = db.append_batch(w.series.iter().map(|s| (&s.labels, s.samples.as_slice())))?;
     let metadata_received = w.metadata.len();
     metadata.record(&w.metadata);
-    WriteReport {
+    Ok(WriteReport {
         append,
         validation: w.rejected,
         metadata_received,
-    }
+    })
 }

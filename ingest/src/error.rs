@@ -44,6 +44,17 @@ pub enum IngestError {
     DecodedTooLarge { declared: u64, limit: usize },
 
     #[error(
+        "request would take more than {limit} bytes of memory once decoded (budget ran out at \
+         byte {offset} of {decoded}): it holds implausibly many tiny series, labels or samples; \
+         raise --ingest.max-decoded-bytes if this is real data"
+    )]
+    ExpandsTooMuch {
+        limit: usize,
+        offset: usize,
+        decoded: usize,
+    },
+
+    #[error(
         "invalid snappy block: header declares {declared} decoded bytes, \
          more than {compressed} compressed bytes can hold"
     )]
@@ -101,7 +112,9 @@ impl IngestError {
     pub fn reason(&self) -> &'static str {
         match self {
             IngestError::BodyTooLarge { .. } => "body_too_large",
-            IngestError::DecodedTooLarge { .. } => "decoded_too_large",
+            IngestError::DecodedTooLarge { .. } | IngestError::ExpandsTooMuch { .. } => {
+                "decoded_too_large"
+            }
             IngestError::ImpossibleSnappyLength { .. } | IngestError::InvalidSnappy(_) => {
                 "bad_snappy"
             }
@@ -112,9 +125,9 @@ impl IngestError {
     /// Which HTTP answer this error calls for.
     pub fn status_class(&self) -> StatusClass {
         match self {
-            IngestError::BodyTooLarge { .. } | IngestError::DecodedTooLarge { .. } => {
-                StatusClass::TooLarge
-            }
+            IngestError::BodyTooLarge { .. }
+            | IngestError::DecodedTooLarge { .. }
+            | IngestError::ExpandsTooMuch { .. } => StatusClass::TooLarge,
             IngestError::ImpossibleSnappyLength { .. }
             | IngestError::InvalidSnappy(_)
             | IngestError::InvalidProtobuf(_) => StatusClass::BadRequest,

@@ -7,7 +7,7 @@
 //!
 //! Start from [`decode_v1`] (body → [`remote_write::proto::WriteRequest`],
 //! or an [`IngestError`] whose [`IngestError::status_class`] picks the HTTP
-//! status) and [`validate`] (request → [`ValidatedWrite`]: label sets and
+//! status) and [`validate()`] (request → [`ValidatedWrite`]: label sets and
 //! samples ready to append, plus the [`Rejections`] to report).
 
 pub mod append;
@@ -16,6 +16,6 @@ pub mod metadata;
 pub mod remote_write;
 pub mod validate;
 
-pub use error::{IngestError, StatusClass};
+pub use error::{IngestError, ProtobufError, StatusClass};
 pub use remote_write::v1::{DecodeLimits, decode_v1};
 pub use validate::{Rejections, SeriesError, ValidSeries, ValidatedWrite, validate};

@@ -260,27 +260,27 @@ fn check_raw_labels(labels: &mut [proto::Label], limits: &DecodeLimits) -> Resul
     for l in labels.iter() {
         if l.name.len() > limits.max_label_name_bytes {
             return Err(SeriesError::LabelNameTooLong {
-                prefix: lossy_prefix(&l.name, MAX_RENDERED_VALUE),
+                prefix: short(&l.name),
                 len: l.name.len(),
                 limit: limits.max_label_name_bytes,
             });
         }
         if let Err(e) = std::str::from_utf8(&l.name) {
             return Err(SeriesError::NonUtf8Name {
-                name: lossy_prefix(&l.name, MAX_RENDERED_VALUE),
+                name: short(&l.name),
                 offset: e.valid_up_to(),
             });
         }
         if l.value.len() > limits.max_label_value_bytes {
             return Err(SeriesError::LabelValueTooLong {
-                name: lossy_prefix(&l.name, MAX_RENDERED_VALUE),
+                name: short(&l.name),
                 len: l.value.len(),
                 limit: limits.max_label_value_bytes,
             });
         }
         if let Err(e) = std::str::from_utf8(&l.value) {
             return Err(SeriesError::NonUtf8Value {
-                name: lossy_prefix(&l.name, MAX_RENDERED_VALUE),
+                name: short(&l.name),
                 offset: e.valid_up_to(),
             });
         }
@@ -289,7 +289,7 @@ fn check_raw_labels(labels: &mut [proto::Label], limits: &DecodeLimits) -> Resul
     labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     for w in labels.windows(2) {
         if w[0].name == w[1].name {
-            return Err(LabelsError::Duplicate(lossy(&w[0].name)).into());
+            return Err(LabelsError::Duplicate(short(&w[0].name)).into());
         }
     }
     let mut has_name = false;
@@ -300,14 +300,14 @@ fn check_raw_labels(labels: &mut [proto::Label], limits: &DecodeLimits) -> Resul
         if name == METRIC_NAME {
             let value = std::str::from_utf8(&l.value).unwrap_or_default();
             if !is_valid_metric_name(value) {
-                return Err(LabelsError::InvalidMetricName(lossy(&l.value)).into());
+                return Err(LabelsError::InvalidMetricName(short(&l.value)).into());
             }
             has_name = true;
         } else if !is_valid_label_name(name) {
-            return Err(LabelsError::InvalidName(lossy(&l.name)).into());
+            return Err(LabelsError::InvalidName(short(&l.name)).into());
         }
         if l.value.is_empty() {
-            return Err(LabelsError::EmptyValue(lossy(&l.name)).into());
+            return Err(LabelsError::EmptyValue(short(&l.name)).into());
         }
     }
     if !has_name {
@@ -354,8 +354,10 @@ fn render_raw_labels(labels: &[proto::Label], out: &mut String) {
     out.push('}');
 }
 
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+/// A name or value as it appears in a message: cut, so a 4 KiB bad value
+/// cannot make the HTTP answer and the log line 4 KiB longer.
+fn short(b: &[u8]) -> String {
+    lossy_prefix(b, MAX_RENDERED_VALUE)
 }
 
 /// The first `max` bytes of `b` as text (cut on a char boundary), with

@@ -25,10 +25,12 @@ fn series(labels: Vec<proto::Label>, samples: &[(i64, f64)]) -> proto::TimeSerie
     }
 }
 
+fn snappy(pb: &[u8]) -> Vec<u8> {
+    snap::raw::Encoder::new().compress_vec(pb).unwrap()
+}
+
 fn body_of(req: &proto::WriteRequest) -> Vec<u8> {
-    snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap()
+    snappy(&req.encode_to_vec())
 }
 
 fn decode_and_validate(req: &proto::WriteRequest) -> ValidatedWrite {
@@ -238,6 +240,52 @@ fn snappy_header_over_the_configured_limit_is_refused_before_decompressing() {
 }
 
 #[test]
+fn requests_that_expand_implausibly_in_memory_are_too_large() {
+    let limits = DecodeLimits {
+        max_decoded_bytes: 1 << 20,
+        ..DecodeLimits::default()
+    };
+    // Each case: protobuf bytes; all are valid protobuf, under the decoded
+    // limit, and would take 24-48x their size in memory.
+    let f = |name: &str, pb: Vec<u8>| {
+        let e = err_of(&snappy(&pb), &limits);
+        assert!(
+            matches!(e, IngestError::ExpandsTooMuch { limit, .. } if limit == 4 << 20),
+            "{name}: {e}"
+        );
+        assert_eq!(e.status_class(), StatusClass::TooLarge, "{name}");
+        assert!(e.to_string().contains("implausibly many"), "{name}: {e}");
+    };
+    // 512k empty series (2 bytes each on the wire, 96 in memory).
+    f("empty series", [0x0a, 0x00].repeat(512 << 10));
+    // One series with 100k empty labels (2 bytes each, 48 in memory).
+    let labels = [0x0a, 0x00].repeat(100_000);
+    let mut ts = vec![0x0a];
+    prost::encoding::encode_varint(labels.len() as u64, &mut ts);
+    ts.extend_from_slice(&labels);
+    f("empty labels", ts);
+}
+
+#[test]
+fn realistic_request_at_the_decoded_limit_fits_the_memory_budget() {
+    let mut req = proto::WriteRequest::default();
+    for host in 0..50 {
+        for gpu in 0..8 {
+            for m in DCGM_METRICS {
+                req.timeseries.push(dcgm_series(host, gpu, m, 1, 1.0));
+            }
+        }
+    }
+    let pb = req.encode_to_vec();
+    let limits = DecodeLimits {
+        max_decoded_bytes: pb.len(),
+        ..DecodeLimits::default()
+    };
+    let got = decode_v1(&snappy(&pb), &limits).unwrap();
+    assert_eq!(got.timeseries.len(), 2000);
+}
+
+#[test]
 fn oversized_compressed_body_is_too_large_naming_both_sizes() {
     let limits = DecodeLimits {
         max_compressed_bytes: 64,
@@ -280,6 +328,8 @@ fn invalid_series_are_rejected_with_reason_and_the_rest_kept() {
         let ex = &got.rejected.examples()[0];
         assert!(ex.contains(want), "wanted {want:?} in {ex:?}");
         assert!(ex.contains(" in series "), "{ex}");
+        // Bounded whatever the client sent: it goes into the HTTP answer.
+        assert!(ex.len() < 1024, "{} bytes: {ex}", ex.len());
         assert!(got.rejected.summary().contains(want), "{want}");
     };
     f(
@@ -306,6 +356,18 @@ fn invalid_series_are_rejected_with_reason_and_the_rest_kept() {
     f(
         vec![label("__name__", "9up")],
         r#"invalid metric name "9up""#,
+    );
+    f(
+        vec![label("__name__", &format!("9{}", "a".repeat(4000)))],
+        &format!(r#"invalid metric name "9{}...""#, "a".repeat(63)),
+    );
+    f(
+        vec![
+            label("__name__", "up"),
+            label(&"n".repeat(1000), "x"),
+            label(&"n".repeat(1000), "y"),
+        ],
+        &format!(r#"duplicate label name "{}...""#, "n".repeat(64)),
     );
     f(
         vec![

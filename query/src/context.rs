@@ -5,9 +5,8 @@
 //! running to completion after the client has gone (the failure the
 //! architecture page lists first).
 
-use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{QueryError, Result};
@@ -35,7 +34,7 @@ pub struct QueryContext {
     max_samples: Option<usize>,
     // Checking the clock on every call would dominate tight loops; the
     // counter lets `check` read it every few calls only.
-    calls: Cell<u32>,
+    calls: AtomicU32,
 }
 
 impl QueryContext {
@@ -43,10 +42,12 @@ impl QueryContext {
     pub fn new(timeout: Duration) -> Self {
         let now = Instant::now();
         QueryContext {
-            deadline: now.checked_add(timeout).unwrap_or(now + Duration::from_secs(86_400 * 365)),
+            deadline: now
+                .checked_add(timeout)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365)),
             cancel: CancelToken::default(),
             max_samples: None,
-            calls: Cell::new(0),
+            calls: AtomicU32::new(0),
         }
     }
 
@@ -74,9 +75,8 @@ impl QueryContext {
         if self.cancel.is_cancelled() {
             return Err(QueryError::Canceled(env));
         }
-        let n = self.calls.get().wrapping_add(1);
-        self.calls.set(n);
-        if n % 16 == 0 && Instant::now() >= self.deadline {
+        let n = self.calls.fetch_add(1, Ordering::Relaxed).wrapping_add(1);
+        if n.is_multiple_of(16) && Instant::now() >= self.deadline {
             return Err(QueryError::Timeout(env));
         }
         Ok(())

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{self, Expr, NumberLiteral};
-use tessera_tsdb::{SeriesSamples, Labels, Sample};
+use tessera_tsdb::{Labels, Sample, SeriesSamples};
 
 use crate::context::QueryContext;
 use crate::error::{QueryError, Result};
@@ -63,25 +63,56 @@ pub fn check_resolution(start_ms: i64, end_ms: i64, step_ms: i64) -> Result<()> 
     Ok(())
 }
 
+/// Most binary/unary operators a query may contain; the parser recurses per
+/// operator, so this keeps hostile `1+1+...+1` chains from exhausting the
+/// stack before the depth check can see the tree.
+const MAX_OPERATORS: usize = 1000;
+
 /// Parses a query, rejecting nesting deeper than the evaluator allows.
 pub fn parse(query: &str) -> Result<Expr> {
-    // Parenthesis depth is checked on the text first so that a hostile
-    // query never builds a huge tree at all.
-    let mut depth = 0usize;
-    let mut max = 0usize;
-    for b in query.bytes() {
-        match b {
-            b'(' | b'[' | b'{' => {
+    // A lexical pre-scan (strings skipped) bounds parenthesis depth and the
+    // number of operators before the parser builds anything.
+    let too_deep = || QueryError::Parse {
+        message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
+        position: None,
+    };
+    let (mut depth, mut max, mut ops) = (0usize, 0usize, 0usize);
+    let mut chars = query.char_indices().peekable();
+    let mut word = String::new();
+    while let Some((_, c)) = chars.next() {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
+            ops += 1;
+        }
+        word.clear();
+        match c {
+            '"' | '\'' | '`' => {
+                while let Some((_, d)) = chars.next() {
+                    if d == '\\' && c != '`' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
                 depth += 1;
                 max = max.max(depth);
             }
-            b')' | b']' | b'}' => depth = depth.saturating_sub(1),
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '^' | '<' | '>' | '=' | '!' => ops += 1,
             _ => {}
         }
     }
     if max > MAX_DEPTH {
+        return Err(too_deep());
+    }
+    if ops > MAX_OPERATORS {
         return Err(QueryError::Parse {
-            message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
+            message: format!("query has too many operators (more than {MAX_OPERATORS})"),
             position: None,
         });
     }
@@ -91,10 +122,7 @@ pub fn parse(query: &str) -> Result<Expr> {
     })?;
     if eval::expr_depth(&expr) > MAX_DEPTH {
         drop_iteratively(expr);
-        return Err(QueryError::Parse {
-            message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
-            position: None,
-        });
+        return Err(too_deep());
     }
     Ok(expr)
 }
@@ -145,8 +173,30 @@ impl Engine {
         time_ms: i64,
         ctx: &QueryContext,
     ) -> Result<QueryResult> {
-        let expr = parse(query)?;
-        self.exec(storage, query, &expr, time_ms, time_ms, 0, ctx)
+        let t = eval::clamp_time(time_ms);
+        on_eval_stack(|| {
+            let expr = parse(query)?;
+            self.exec(storage, query, &expr, (t, t, 0), ctx)
+        })
+    }
+
+    /// Evaluates an already parsed expression at `time_ms` (recording rules
+    /// parse once; tests rewrite ASTs). Annotations carry no positions.
+    pub fn instant_query_expr(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        time_ms: i64,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        if eval::expr_depth(expr) > MAX_DEPTH {
+            return Err(QueryError::Parse {
+                message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
+                position: None,
+            });
+        }
+        let t = eval::clamp_time(time_ms);
+        on_eval_stack(|| self.exec(storage, "", expr, (t, t, 0), ctx))
     }
 
     /// Evaluates `query` at every step from `start_ms` to `end_ms`.
@@ -169,21 +219,35 @@ impl Engine {
                 "end timestamp must not be before start time".into(),
             ));
         }
-        let expr = parse(query)?;
+        let (start_ms, end_ms) = (eval::clamp_time(start_ms), eval::clamp_time(end_ms));
+        let max_samples = ctx.max_samples().unwrap_or(self.opts.max_samples);
+        let steps = (end_ms - start_ms) / step_ms + 1;
+        // Each step holds at least one value; refuse up front what could
+        // only fail after allocating (tiny steps over long ranges).
+        if steps as u64 > max_samples as u64 {
+            return Err(QueryError::TooManySamples { limit: max_samples });
+        }
+        on_eval_stack(|| {
+            let expr = parse(query)?;
+            Self::check_range_type(&expr)?;
+            self.exec(storage, query, &expr, (start_ms, end_ms, step_ms), ctx)
+        })
+    }
+
+    fn check_range_type(expr: &Expr) -> Result<()> {
         match expr.value_type() {
-            ValueType::Scalar | ValueType::Vector => {}
-            t => {
+            t @ (ValueType::Matrix | ValueType::String) => {
                 let name = match t {
                     ValueType::Matrix => "range vector",
                     ValueType::String => "string",
                     _ => "unknown",
                 };
-                return Err(QueryError::BadData(format!(
+                Err(QueryError::BadData(format!(
                     "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
-                )));
+                )))
             }
+            _ => Ok(()),
         }
-        self.exec(storage, query, &expr, start_ms, end_ms, step_ms, ctx)
     }
 
     fn exec(
@@ -191,9 +255,7 @@ impl Engine {
         storage: &dyn Storage,
         query: &str,
         expr: &Expr,
-        start: i64,
-        end: i64,
-        step: i64,
+        (start, end, step): (i64, i64, i64),
         ctx: &QueryContext,
     ) -> Result<QueryResult> {
         ctx.check_now("query execution")?;
@@ -229,7 +291,12 @@ impl Engine {
                         v: xs.first().copied().unwrap_or(f64::NAN),
                     }
                 } else {
-                    let pts = ev.grid.iter().zip(xs).map(|(t, v)| Sample::new(t, v)).collect();
+                    let pts = ev
+                        .grid
+                        .iter()
+                        .zip(xs)
+                        .map(|(t, v)| Sample::new(t, v))
+                        .collect();
                     Value::Matrix(vec![SeriesSamples {
                         labels: Labels::empty(),
                         samples: pts,
@@ -264,6 +331,30 @@ impl Engine {
             peak_samples: shared.peak.get(),
         })
     }
+}
+
+/// Stack for parsing and evaluation: the evaluator recurses once per
+/// expression level (bounded by `MAX_DEPTH`), which in debug builds needs
+/// more than the 2 MiB of a tokio worker or test thread.
+const EVAL_STACK_BYTES: usize = 64 << 20;
+
+/// Runs `f` on a scoped thread with [`EVAL_STACK_BYTES`] of stack (only
+/// reserved, not committed), or inline if the thread cannot be spawned.
+fn on_eval_stack<T: Send>(f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        match std::thread::Builder::new()
+            .name("promql-eval".into())
+            .stack_size(EVAL_STACK_BYTES)
+            .spawn_scoped(s, f)
+        {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(QueryError::exec("query evaluation panicked"))),
+            Err(_) => Err(QueryError::exec(
+                "could not start the query evaluation thread",
+            )),
+        }
+    })
 }
 
 fn to_matrix(v: Vec<Series>) -> Vec<SeriesSamples> {

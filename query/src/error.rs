@@ -76,7 +76,9 @@ mod tests {
     #[test]
     fn too_many_samples_names_the_flag() {
         let s = QueryError::TooManySamples { limit: 10 }.to_string();
-        assert!(s.starts_with("query processing would load too many samples into memory in query execution"));
+        assert!(s.starts_with(
+            "query processing would load too many samples into memory in query execution"
+        ));
         assert!(s.contains("--query.max-samples"), "{s}");
     }
 }

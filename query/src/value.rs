@@ -14,8 +14,14 @@ pub struct VectorSample {
 /// The value of a PromQL expression.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    Scalar { t: i64, v: f64 },
-    String { t: i64, v: String },
+    Scalar {
+        t: i64,
+        v: f64,
+    },
+    String {
+        t: i64,
+        v: String,
+    },
     Vector(Vec<VectorSample>),
     /// A range vector (instant query of `x[5m]`) or the result of a range query;
     /// series sorted by label set.

@@ -14,8 +14,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use promql_parser::parser::{AtModifier, Expr};
 use promqltest::{Command, Eval, EvalTime, ExpectKind, Item, SeriesDesc};
-use tessera_query::{Engine, EngineOptions, QueryContext, QueryResult, Value};
+use tessera_query::{Engine, EngineOptions, QueryContext, QueryError, QueryResult, Value};
 use tessera_tsdb::{Db, Labels, Sample, SeriesSamples, is_stale_nan, stale_nan};
 
 struct IndexRow {
@@ -105,7 +106,11 @@ fn check_annotations(ev: &Eval, res: &QueryResult) -> Result<(), String> {
         ("PromQL warning", ExpectKind::Warn, ExpectKind::NoWarn),
         ("PromQL info", ExpectKind::Info, ExpectKind::NoInfo),
     ] {
-        let got: Vec<&String> = res.warnings.iter().filter(|w| w.starts_with(prefix)).collect();
+        let got: Vec<&String> = res
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with(prefix))
+            .collect();
         if ev.expects.iter().any(|e| e.kind == no) && !got.is_empty() {
             return Err(format!("expected no {prefix}, got {got:?}"));
         }
@@ -137,7 +142,9 @@ fn compare_vector(ev: &Eval, got: &[(Labels, f64)], ordered: bool) -> Result<(),
             "expected {} series, got {}: {:?}",
             ev.series.len(),
             got.len(),
-            got.iter().map(|(l, v)| format!("{l} {v}")).collect::<Vec<_>>()
+            got.iter()
+                .map(|(l, v)| format!("{l} {v}"))
+                .collect::<Vec<_>>()
         ));
     }
     for (i, exp) in ev.series.iter().enumerate() {
@@ -151,7 +158,10 @@ fn compare_vector(ev: &Eval, got: &[(Labels, f64)], ordered: bool) -> Result<(),
             return Err(format!("missing series {}", exp.labels));
         };
         if ordered && pos != i {
-            return Err(format!("series {} at position {pos}, expected {i}", exp.labels));
+            return Err(format!(
+                "series {} at position {pos}, expected {i}",
+                exp.labels
+            ));
         }
         if !float_eq(ev_val, got[pos].1) {
             return Err(format!(
@@ -213,14 +223,13 @@ fn compare_matrix(
     Ok(())
 }
 
-fn run_eval(engine: &Engine, db: &Db, ev: &Eval) -> Outcome {
-    let ctx = QueryContext::new(Duration::from_secs(100));
-    let res = match ev.time {
-        EvalTime::Instant(t) => engine.instant_query(db, &ev.expr, t, &ctx),
-        EvalTime::Range { start, end, step } => {
-            engine.range_query(db, &ev.expr, start, end, step, &ctx)
-        }
-    };
+/// Checks one query outcome against the eval's expectations. `Ok(true)`
+/// means a result was compared; `Ok(false)` an expected error happened.
+fn check_outcome(
+    ev: &Eval,
+    res: Result<QueryResult, QueryError>,
+    annotations: bool,
+) -> Result<bool, String> {
     let fail = ev.expects.iter().find(|e| e.kind == ExpectKind::Fail);
     let res = match (res, fail) {
         (Err(e), Some(f)) => {
@@ -228,24 +237,24 @@ fn run_eval(engine: &Engine, db: &Db, ev: &Eval) -> Outcome {
             if let Some(m) = &f.msg
                 && *m != msg
             {
-                return Outcome::Fail(format!("expected error {m:?}, got {msg:?}"));
+                return Err(format!("expected error {m:?}, got {msg:?}"));
             }
             if let Some(r) = &f.regex
                 && !regex::Regex::new(r).is_ok_and(|re| re.is_match(&msg))
             {
-                return Outcome::Fail(format!("error {msg:?} does not match {r:?}"));
+                return Err(format!("error {msg:?} does not match {r:?}"));
             }
-            return Outcome::Pass;
+            return Ok(false);
         }
-        (Err(e), None) => return Outcome::Fail(format!("unexpected error: {e}")),
-        (Ok(_), Some(_)) => return Outcome::Fail("expected an error, got a result".into()),
+        (Err(e), None) => return Err(format!("unexpected error: {e}")),
+        (Ok(_), Some(_)) => return Err("expected an error, got a result".into()),
         (Ok(r), None) => r,
     };
-    if let Err(e) = check_annotations(ev, &res) {
-        return Outcome::Fail(e);
+    if annotations {
+        check_annotations(ev, &res)?;
     }
     let ordered = ev.expects.iter().any(|e| e.kind == ExpectKind::Ordered);
-    let r = match (&ev.time, &res.value) {
+    match (&ev.time, &res.value) {
         (EvalTime::Instant(_), Value::String { v, .. }) => match &ev.string {
             Some(s) if s == v => Ok(()),
             other => Err(format!("expected string {other:?}, got {v:?}")),
@@ -258,8 +267,7 @@ fn run_eval(engine: &Engine, db: &Db, ev: &Eval) -> Outcome {
             if ev.scalar.is_some() || ev.string.is_some() {
                 Err("expected a scalar/string, got a vector".into())
             } else {
-                let got: Vec<(Labels, f64)> =
-                    vs.iter().map(|s| (s.labels.clone(), s.v)).collect();
+                let got: Vec<(Labels, f64)> = vs.iter().map(|s| (s.labels.clone(), s.v)).collect();
                 compare_vector(ev, &got, ordered)
             }
         }
@@ -275,52 +283,157 @@ fn run_eval(engine: &Engine, db: &Db, ev: &Eval) -> Outcome {
             }
         }
         (_, v) => Err(format!("unexpected result type {}", v.type_name())),
+    }?;
+    Ok(true)
+}
+
+/// Prometheus also runs every instant eval as a range query from t-1m to
+/// t+1m (step 1m) and compares the points at t (FORMAT.md section 7.1).
+fn range_mode_check(engine: &Engine, db: &Db, ev: &Eval, t: i64) -> Result<(), String> {
+    let ctx = QueryContext::new(Duration::from_secs(100));
+    let m = match engine.range_query(db, &ev.expr, t - 60_000, t + 60_000, 60_000, &ctx) {
+        Ok(QueryResult {
+            value: Value::Matrix(m),
+            ..
+        }) => m,
+        Ok(other) => return Err(format!("range-mode check: got {}", other.value.type_name())),
+        Err(e) => return Err(format!("range-mode check: unexpected error: {e}")),
     };
-    if let Err(e) = r {
-        return Outcome::Fail(e);
+    if ev.expects.iter().any(|e| e.kind == ExpectKind::Ordered) {
+        return Ok(());
     }
-    // Prometheus also runs every instant eval as a range query from t-1m to
-    // t+1m (step 1m) and compares the points at t (FORMAT.md section 7.1).
-    if let EvalTime::Instant(t) = ev.time
-        && ev.range_vector.is_none()
-        && ev.string.is_none()
+    let got: Vec<(Labels, f64)> = m
+        .iter()
+        .filter_map(|s| {
+            s.samples
+                .iter()
+                .find(|p| p.t == t)
+                .map(|p| (s.labels.clone(), p.v))
+        })
+        .collect();
+    match ev.scalar {
+        Some(want) => match got.as_slice() {
+            [(l, v)] if l.is_empty() && float_eq(want, *v) => Ok(()),
+            other => Err(format!("expected scalar {want}, got {other:?}")),
+        },
+        None => compare_vector(ev, &got, false),
+    }
+    .map_err(|e| format!("range-mode check: {e}"))
+}
+
+/// Functions whose value depends on the evaluation time itself, which the
+/// step-invariance check cannot pin with `@`.
+const AT_UNSAFE: [&str; 15] = [
+    "days_in_month",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "end",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "range",
+    "start",
+    "step",
+    "time",
+    "timestamp",
+];
+
+/// Pins every selector and subquery without `@` to `@ t` (not descending
+/// into subqueries, which are pinned as a whole).
+fn pin_at(e: &mut Expr, t: i64) {
+    let at = || {
+        let st = if t >= 0 {
+            std::time::UNIX_EPOCH + Duration::from_millis(t as u64)
+        } else {
+            std::time::UNIX_EPOCH - Duration::from_millis(t.unsigned_abs())
+        };
+        Some(AtModifier::At(st))
+    };
+    match e {
+        Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = at(),
+        Expr::MatrixSelector(ms) if ms.vs.at.is_none() => ms.vs.at = at(),
+        Expr::Subquery(sq) => {
+            if sq.at.is_none() {
+                sq.at = at();
+            }
+        }
+        Expr::Aggregate(a) => {
+            pin_at(&mut a.expr, t);
+            if let Some(p) = &mut a.param {
+                pin_at(p, t);
+            }
+        }
+        Expr::Unary(u) => pin_at(&mut u.expr, t),
+        Expr::Binary(b) => {
+            pin_at(&mut b.lhs, t);
+            pin_at(&mut b.rhs, t);
+        }
+        Expr::Paren(p) => pin_at(&mut p.expr, t),
+        Expr::Call(c) => c.args.args.iter_mut().for_each(|a| pin_at(a, t)),
+        _ => {}
+    }
+}
+
+/// Prometheus' step-invariance check (FORMAT.md section 7.2): with every
+/// selector pinned to `@ t`, the result must not depend on the evaluation
+/// time. Annotations are not compared here (pinned expressions have no
+/// source text for positions).
+fn step_invariance_check(engine: &Engine, db: &Db, ev: &Eval, t: i64) -> Result<(), String> {
+    let lower = ev.expr.to_ascii_lowercase();
+    if AT_UNSAFE.iter().any(|f| lower.contains(&format!("{f}("))) {
+        return Ok(());
+    }
+    let Ok(mut expr) = promql_parser::parser::parse(&ev.expr) else {
+        return Ok(());
+    };
+    pin_at(&mut expr, t);
+    let times: Vec<i64> = if t == 0 {
+        vec![-1000, 0, 1000]
+    } else {
+        vec![-10 * t, 0, t / 5, t, 10 * t]
+    };
+    for at in times {
+        let ctx = QueryContext::new(Duration::from_secs(100));
+        let res = engine.instant_query_expr(db, &expr, at, &ctx);
+        check_outcome(ev, res, false)
+            .map_err(|e| format!("step-invariance check at {at}ms: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run_eval(engine: &Engine, db: &Db, ev: &Eval) -> Outcome {
+    let ctx = QueryContext::new(Duration::from_secs(100));
+    let res = match ev.time {
+        EvalTime::Instant(t) => engine.instant_query(db, &ev.expr, t, &ctx),
+        EvalTime::Range { start, end, step } => {
+            engine.range_query(db, &ev.expr, start, end, step, &ctx)
+        }
+    };
+    let compared = match check_outcome(ev, res, true) {
+        Ok(c) => c,
+        Err(e) => return Outcome::Fail(e),
+    };
+    let EvalTime::Instant(t) = ev.time else {
+        return Outcome::Pass;
+    };
+    if ev.range_vector.is_some() || ev.string.is_some() {
+        return Outcome::Pass;
+    }
+    if compared
         && !["start()", "end()", "range()", "step()"]
             .iter()
             .any(|f| ev.expr.contains(f))
+        && let Err(e) = range_mode_check(engine, db, ev, t)
     {
-        let ctx = QueryContext::new(Duration::from_secs(100));
-        let m = match engine.range_query(db, &ev.expr, t - 60_000, t + 60_000, 60_000, &ctx) {
-            Ok(QueryResult {
-                value: Value::Matrix(m),
-                ..
-            }) => m,
-            Ok(other) => {
-                return Outcome::Fail(format!(
-                    "range-mode check: got {}",
-                    other.value.type_name()
-                ));
-            }
-            Err(e) => return Outcome::Fail(format!("range-mode check: unexpected error: {e}")),
-        };
-        if ordered {
-            return Outcome::Pass;
-        }
-        let got: Vec<(Labels, f64)> = m
-            .iter()
-            .filter_map(|s| s.samples.iter().find(|p| p.t == t).map(|p| (s.labels.clone(), p.v)))
-            .collect();
-        let r = match ev.scalar {
-            Some(want) => match got.as_slice() {
-                [(l, v)] if l.is_empty() && float_eq(want, *v) => Ok(()),
-                other => Err(format!("expected scalar {want}, got {other:?}")),
-            },
-            None => compare_vector(ev, &got, false),
-        };
-        if let Err(e) = r {
-            return Outcome::Fail(format!("range-mode check: {e}"));
-        }
+        return Outcome::Fail(e);
     }
-    Outcome::Pass
+    match step_invariance_check(engine, db, ev, t) {
+        Ok(()) => Outcome::Pass,
+        Err(e) => Outcome::Fail(e),
+    }
 }
 
 fn load(db: &Db, step: i64, series: &[SeriesDesc]) {
@@ -341,7 +454,8 @@ fn load(db: &Db, step: i64, series: &[SeriesDesc]) {
             })
             .collect();
         if !samples.is_empty() {
-            db.append(&s.labels, &samples);
+            db.append(&s.labels, &samples)
+                .expect("in-memory append cannot fail");
         }
     }
 }
@@ -361,9 +475,10 @@ fn promql_conformance() {
         return;
     }
     let index = read_index(&dir);
-    let known_text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql-known-failures.txt"))
-            .unwrap_or_default();
+    let known_text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql-known-failures.txt"),
+    )
+    .unwrap_or_default();
     let known: HashSet<String> = known_text
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -413,7 +528,8 @@ fn promql_conformance() {
                         Outcome::Skip("native histograms")
                     } else if row.is_some_and(|r| !r.parser_ok) {
                         Outcome::Skip("promql-parser gap")
-                    } else if row.is_some_and(|r| r.features.iter().any(|f| f == "start_timestamps"))
+                    } else if row
+                        .is_some_and(|r| r.features.iter().any(|f| f == "start_timestamps"))
                     {
                         Outcome::Skip("start timestamps")
                     } else {
@@ -454,12 +570,20 @@ fn promql_conformance() {
                 }
             }
         }
-        let skipped: Vec<String> = tally.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
+        let skipped: Vec<String> = tally
+            .skipped
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
         println!(
             "promql conformance: {fname}: {} passed, {} failed, skipped: {}",
             tally.passed,
             tally.failed,
-            if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") }
+            if skipped.is_empty() {
+                "none".to_string()
+            } else {
+                skipped.join(", ")
+            }
         );
         total.passed += tally.passed;
         total.failed += tally.failed;
@@ -467,8 +591,18 @@ fn promql_conformance() {
             *total.skipped.entry(k).or_default() += v;
         }
     }
-    let skipped: Vec<String> = total.skipped.iter().map(|(k, v)| format!("{v} {k}")).collect();
-    let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+    let skipped: Vec<String> = total
+        .skipped
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            0.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
     println!(
         "promql conformance: total: {} passed, {} failed, skipped: {}",
         total.passed,
@@ -494,7 +628,10 @@ fn promql_conformance() {
             text.push('\n');
         }
         std::fs::write(&p, text).expect("write known failures");
-        println!("promql conformance: wrote {} known failures to {p}", failures.len());
+        println!(
+            "promql conformance: wrote {} known failures to {p}",
+            failures.len()
+        );
     }
     if !fixed.is_empty() {
         println!(
@@ -506,7 +643,10 @@ fn promql_conformance() {
         }
     }
     if !regressions.is_empty() {
-        println!("promql conformance: {} evals fail that are not in the known-failures list:", regressions.len());
+        println!(
+            "promql conformance: {} evals fail that are not in the known-failures list:",
+            regressions.len()
+        );
         for r in &regressions {
             println!("  {r}");
         }

@@ -98,7 +98,15 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     };
     drop(bytes);
     let validated = validate(req, limits);
-    let report = tessera_ingest::append::write(db, &state.metadata, validated);
+    let report = match tessera_ingest::append::write(db, &state.metadata, validated) {
+        Ok(r) => r,
+        Err(e) => {
+            // Not durable, so not acknowledged: a 5xx makes the sender retry.
+            tracing::error!(error = %e, "remote write could not be logged to the WAL");
+            METRICS.ingest_requests_refused.inc(&["storage_error"]);
+            return text(StatusCode::INTERNAL_SERVER_ERROR, format!("storage error: {e}"));
+        }
+    };
     drop(permit);
 
     let a = &report.append;

@@ -5,12 +5,19 @@
 //! proceed in parallel and a slow read of one shard never blocks the others.
 //! The shard count is fixed for the life of a data dir: it is recorded in
 //! `tessera-meta.json` and a start with another value is refused.
+//!
+//! With a data dir every shard has a WAL (`shard-NNN/wal/`): an append is
+//! logged (handed to the kernel) under the shard's lock before it returns,
+//! so a caller that acknowledges after `append_batch` returns `Ok` never
+//! acknowledges a sample a `kill -9` can lose. Opening replays the shards'
+//! WALs in parallel (`replay.rs`).
 
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
 
 use crate::head::{AppendStats, Head, HeadStats};
+use crate::wal::{FsyncPolicy, Flusher, RecordRef, Wal, WalError, WalOptions};
 use crate::{Labels, Matcher, Sample, SeriesSamples};
 
 const META_FILE: &str = "tessera-meta.json";
@@ -23,6 +30,22 @@ pub struct DbOptions {
     pub data_dir: Option<PathBuf>,
     /// Number of shards; fixed for the life of the data dir.
     pub shards: usize,
+    /// WAL settings (used with a data dir).
+    pub wal: WalOptions,
+    /// Threads that replay shards at open (the CPU budget).
+    pub replay_threads: usize,
+}
+
+impl DbOptions {
+    /// An in-memory database's options.
+    pub fn in_memory(shards: usize) -> Self {
+        DbOptions {
+            data_dir: None,
+            shards,
+            wal: WalOptions::default(),
+            replay_threads: 1,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,49 +69,97 @@ pub enum DbError {
     },
     #[error("{path}: invalid metadata: {reason}")]
     BadMeta { path: PathBuf, reason: String },
+    #[error("shard {shard}: {source}")]
+    Wal {
+        shard: usize,
+        #[source]
+        source: WalError,
+    },
+}
+
+/// One shard: its head and, with a data dir, its WAL, under one lock (the
+/// WAL is only touched by appends, which take the write lock anyway).
+pub(crate) struct ShardState {
+    pub(crate) head: Head,
+    pub(crate) wal: Option<Wal>,
 }
 
 struct Shard {
-    head: RwLock<Head>,
+    state: RwLock<ShardState>,
 }
 
 /// A sharded time-series database.
 pub struct Db {
     shards: Box<[Shard]>,
     data_dir: Option<PathBuf>,
+    /// Fsyncs the WALs in the background under `FsyncPolicy::Interval`;
+    /// stopped on drop.
+    _flusher: Option<Flusher>,
+}
+
+/// The WAL directory of one shard.
+pub fn shard_wal_dir(data_dir: &Path, shard: usize) -> PathBuf {
+    data_dir.join(format!("shard-{shard:03}")).join("wal")
 }
 
 impl Db {
-    /// Opens (or creates) a database.
+    /// Opens (or creates) a database, replaying the WALs of a data dir.
     pub fn open(opts: DbOptions) -> Result<Db, DbError> {
         if opts.shards == 0 || opts.shards > 4096 {
             return Err(DbError::BadShardCount(opts.shards));
         }
-        if let Some(dir) = &opts.data_dir {
-            std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
+        let Some(dir) = &opts.data_dir else {
+            let shards = (0..opts.shards)
+                .map(|_| Shard {
+                    state: RwLock::new(ShardState {
+                        head: Head::default(),
+                        wal: None,
+                    }),
+                })
+                .collect();
+            return Ok(Db {
+                shards,
+                data_dir: None,
+                _flusher: None,
+            });
+        };
+        std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        check_or_write_meta(dir, opts.shards)?;
+        let heads = crate::replay::replay_all(dir, opts.shards, opts.replay_threads.max(1))?;
+        let mut shards = Vec::with_capacity(opts.shards);
+        let mut syncers = Vec::new();
+        for (i, head) in heads.into_iter().enumerate() {
+            let wal = Wal::open(&shard_wal_dir(dir, i), opts.wal.clone())
+                .map_err(|source| DbError::Wal { shard: i, source })?;
+            syncers.push(wal.syncer());
+            shards.push(Shard {
+                state: RwLock::new(ShardState {
+                    head,
+                    wal: Some(wal),
+                }),
+            });
+        }
+        let flusher = match opts.wal.fsync {
+            FsyncPolicy::Interval(every) => Some(Flusher::spawn(syncers, every).map_err(|source| DbError::Io {
                 path: dir.clone(),
                 source,
-            })?;
-            check_or_write_meta(dir, opts.shards)?;
-        }
-        let shards = (0..opts.shards)
-            .map(|_| Shard {
-                head: RwLock::new(Head::default()),
-            })
-            .collect();
+            })?),
+            _ => None,
+        };
         Ok(Db {
-            shards,
+            shards: shards.into_boxed_slice(),
             data_dir: opts.data_dir,
+            _flusher: flusher,
         })
     }
 
     /// A database held only in memory (tests, PromQL conformance).
     pub fn in_memory(shards: usize) -> Db {
-        Db::open(DbOptions {
-            data_dir: None,
-            shards: shards.clamp(1, 4096),
-        })
-        .expect("an in-memory db with a valid shard count cannot fail to open")
+        Db::open(DbOptions::in_memory(shards.clamp(1, 4096)))
+            .expect("an in-memory db with a valid shard count cannot fail to open")
     }
 
     pub fn shard_count(&self) -> usize {
@@ -105,15 +176,17 @@ impl Db {
     }
 
     /// Appends one series' samples (in time order).
-    pub fn append(&self, labels: &Labels, samples: &[Sample]) -> AppendStats {
+    pub fn append(&self, labels: &Labels, samples: &[Sample]) -> Result<AppendStats, DbError> {
         self.append_batch([(labels, samples)])
     }
 
-    /// Appends many series, taking each shard's lock once per batch.
+    /// Appends many series, taking each shard's lock once per batch. With a
+    /// WAL, returns only after the accepted samples (and new series) are
+    /// logged; on a WAL error the caller must not acknowledge.
     pub fn append_batch<'a>(
         &self,
         batch: impl IntoIterator<Item = (&'a Labels, &'a [Sample])>,
-    ) -> AppendStats {
+    ) -> Result<AppendStats, DbError> {
         let n = self.shards.len() as u64;
         let mut per_shard: Vec<Vec<(u64, &Labels, &[Sample])>> = vec![Vec::new(); self.shards.len()];
         for (labels, samples) in batch {
@@ -122,19 +195,47 @@ impl Db {
         }
         let mut stats = AppendStats::default();
         let mut accepted = Vec::new();
-        for (shard, items) in self.shards.iter().zip(per_shard) {
+        let mut created: Vec<(u64, &Labels)> = Vec::new();
+        for (i, (shard, items)) in self.shards.iter().zip(per_shard).enumerate() {
             if items.is_empty() {
                 continue;
             }
-            let mut head = shard.head.write();
+            let mut st = shard.state.write();
+            let ShardState { head, wal } = &mut *st;
             for (h, labels, samples) in items {
-                let (id, created) = head.get_or_create(labels, h);
-                stats.series_created += created as u64;
+                let (id, is_new) = head.get_or_create(labels, h);
+                if is_new {
+                    stats.series_created += 1;
+                    created.push((id as u64, labels));
+                }
                 head.append_samples(id, labels, samples, &mut stats, &mut accepted);
             }
+            if let Some(wal) = wal {
+                let mut recs = Vec::with_capacity(2);
+                if !created.is_empty() {
+                    recs.push(RecordRef::Series(&created));
+                }
+                if !accepted.is_empty() {
+                    recs.push(RecordRef::Samples(&accepted));
+                }
+                if !recs.is_empty() {
+                    wal.log(&recs).map_err(|source| DbError::Wal { shard: i, source })?;
+                }
+            }
             accepted.clear();
+            created.clear();
         }
-        stats
+        Ok(stats)
+    }
+
+    /// Fsyncs every shard's WAL (graceful shutdown).
+    pub fn sync(&self) -> Result<(), DbError> {
+        for (i, s) in self.shards.iter().enumerate() {
+            if let Some(wal) = &mut s.state.write().wal {
+                wal.sync().map_err(|source| DbError::Wal { shard: i, source })?;
+            }
+        }
+        Ok(())
     }
 
     /// Series matching all `matchers` with their samples in `[mint, maxt]`
@@ -142,7 +243,7 @@ impl Db {
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            s.head.read().select(matchers, mint, maxt, &mut out);
+            s.state.read().head.select(matchers, mint, maxt, &mut out);
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         out
@@ -153,9 +254,9 @@ impl Db {
     pub fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            let head = s.head.read();
-            for id in head.select_ids(matchers, mint, maxt) {
-                out.push(head.labels_of(id));
+            let st = s.state.read();
+            for id in st.head.select_ids(matchers, mint, maxt) {
+                out.push(st.head.labels_of(id));
             }
         }
         out.sort();
@@ -166,7 +267,7 @@ impl Db {
     pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            s.head.read().label_names(matchers, mint, maxt, &mut out);
+            s.state.read().head.label_names(matchers, mint, maxt, &mut out);
         }
         out.sort_unstable();
         out.dedup();
@@ -177,7 +278,7 @@ impl Db {
     pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            s.head.read().label_values(name, matchers, mint, maxt, &mut out);
+            s.state.read().head.label_values(name, matchers, mint, maxt, &mut out);
         }
         out.sort_unstable();
         out.dedup();
@@ -186,7 +287,7 @@ impl Db {
 
     /// Per-shard head statistics.
     pub fn head_stats(&self) -> Vec<HeadStats> {
-        self.shards.iter().map(|s| s.head.read().stats()).collect()
+        self.shards.iter().map(|s| s.state.read().head.stats()).collect()
     }
 }
 
@@ -271,7 +372,7 @@ mod tests {
     fn appends_across_shards_and_selects_back() {
         let db = Db::in_memory(4);
         for i in 0..64 {
-            let st = db.append(&series(i), &[Sample::new(1000, i as f64), Sample::new(2000, i as f64 + 1.0)]);
+            let st = db.append(&series(i), &[Sample::new(1000, i as f64), Sample::new(2000, i as f64 + 1.0)]).unwrap();
             assert_eq!(st.samples_appended, 2);
         }
         let m = [Matcher::equal("__name__", "DCGM_FI_DEV_GPU_UTIL")];
@@ -296,7 +397,7 @@ mod tests {
         let db = Db::in_memory(1);
         let ls = series(0);
         let samples: Vec<Sample> = (0..1000).map(|i| Sample::new(i * 15_000, (i % 100) as f64)).collect();
-        db.append(&ls, &samples);
+        db.append(&ls, &samples).unwrap();
         let got = db.select(&[Matcher::equal("gpu", "0")], 0, i64::MAX);
         assert_eq!(got[0].samples, samples);
         let mid = db.select(&[Matcher::equal("gpu", "0")], 15_000 * 250, 15_000 * 260);
@@ -309,6 +410,7 @@ mod tests {
         let opts = |shards| DbOptions {
             data_dir: Some(dir.path().to_path_buf()),
             shards,
+            ..DbOptions::in_memory(1)
         };
         Db::open(opts(4)).unwrap();
         Db::open(opts(4)).unwrap();

@@ -16,6 +16,7 @@ pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
 
 pub mod db;
+mod replay;
 mod head;
 
 pub use db::{Db, DbError, DbOptions};

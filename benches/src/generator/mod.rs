@@ -289,6 +289,10 @@ pub struct Fleet {
 pub struct Batch {
     pub proto: Vec<u8>,
     pub samples: usize,
+    /// Which sender carries it: a series always lands in the same shard, and
+    /// each shard sends in order, so a series' samples arrive in time order
+    /// (Prometheus' remote-write queue shards by series for the same reason).
+    pub shard: usize,
 }
 
 impl Fleet {
@@ -338,14 +342,29 @@ impl Fleet {
     }
 
     /// Advances every series by `interval_ms`, applies churn (except on the
-    /// first round), and emits batches of at most `batch_samples` samples
-    /// stamped `base_ts_ms` plus each node's scrape offset.
+    /// first round), and emits, per shard, batches of at most
+    /// `batch_samples` samples stamped within the interval before
+    /// `base_ts_ms` (each node has its own scrape offset).
     pub fn round(
         &mut self,
         round: u64,
         base_ts_ms: i64,
         interval_ms: i64,
         batch_samples: usize,
+        emit: impl FnMut(Batch),
+    ) {
+        self.round_sharded(round, base_ts_ms, interval_ms, batch_samples, 1, emit);
+    }
+
+    /// [`Fleet::round`] with the series spread over `shards` senders
+    /// (series `i` goes to shard `i % shards`).
+    pub fn round_sharded(
+        &mut self,
+        round: u64,
+        base_ts_ms: i64,
+        interval_ms: i64,
+        batch_samples: usize,
+        shards: usize,
         mut emit: impl FnMut(Batch),
     ) {
         if round > 0 {
@@ -353,26 +372,35 @@ impl Fleet {
             self.churn();
         }
         let batch_samples = batch_samples.max(1);
-        let mut buf = Vec::with_capacity(batch_samples * 256);
-        let mut in_batch = 0;
-        for s in &self.series {
+        let shards = shards.max(1);
+        let mut bufs: Vec<(Vec<u8>, usize)> = (0..shards)
+            .map(|_| (Vec::with_capacity(batch_samples * 256), 0))
+            .collect();
+        for (i, s) in self.series.iter().enumerate() {
             let ts = base_ts_ms - interval_ms
                 + self.node_offset_ms[s.node as usize] % interval_ms.max(1);
-            encode_series(&mut buf, &self.syms, &s.labels, s.value, ts);
-            in_batch += 1;
-            if in_batch == batch_samples {
+            let shard = i % shards;
+            let (buf, n) = &mut bufs[shard];
+            encode_series(buf, &self.syms, &s.labels, s.value, ts);
+            *n += 1;
+            if *n == batch_samples {
+                let proto = std::mem::replace(buf, Vec::with_capacity(batch_samples * 256));
                 emit(Batch {
-                    proto: std::mem::replace(&mut buf, Vec::with_capacity(batch_samples * 256)),
-                    samples: in_batch,
+                    proto,
+                    samples: *n,
+                    shard,
                 });
-                in_batch = 0;
+                *n = 0;
             }
         }
-        if in_batch > 0 {
-            emit(Batch {
-                proto: buf,
-                samples: in_batch,
-            });
+        for (shard, (proto, samples)) in bufs.into_iter().enumerate() {
+            if samples > 0 {
+                emit(Batch {
+                    proto,
+                    samples,
+                    shard,
+                });
+            }
         }
     }
 
@@ -581,11 +609,12 @@ mod tests {
     fn run(f: &mut Fleet, rounds: u64) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for r in 0..rounds {
-            f.round(
+            f.round_sharded(
                 r,
                 1_700_000_000_000 + r as i64 * 15_000,
                 15_000,
                 1000,
+                3,
                 |b| out.push(b.proto),
             );
         }
@@ -710,6 +739,36 @@ mod tests {
             }
         }
         assert_eq!(changed_gauges, 8, "every GPU's power draw wanders");
+    }
+
+    #[test]
+    fn a_series_stays_in_its_shard_across_rounds() {
+        let mut f = fleet(1, 0.0, 4);
+        let mut shard_of: HashMap<Key, usize> = HashMap::new();
+        for r in 0..3 {
+            f.round_sharded(
+                r,
+                1_700_000_000_000 + r as i64 * 15_000,
+                15_000,
+                500,
+                4,
+                |b| {
+                    assert!(b.samples <= 500);
+                    for ts in WriteRequest::decode(b.proto.as_slice())
+                        .expect("decodes")
+                        .timeseries
+                    {
+                        let prev = shard_of.insert(key_of(&ts), b.shard);
+                        assert!(
+                            prev.is_none() || prev == Some(b.shard),
+                            "series moved shards"
+                        );
+                    }
+                },
+            );
+        }
+        assert_eq!(shard_of.len(), f.active_series());
+        assert_eq!(shard_of.values().collect::<HashSet<_>>().len(), 4);
     }
 
     #[test]

@@ -5,20 +5,21 @@
 //!
 //! The generator runs on its own OS thread (protobuf framing and snappy are
 //! CPU work that must not stall the async senders) and hands compressed
-//! bodies over a bounded channel, so a slow server slows the generator
-//! instead of growing a queue in memory.
+//! bodies to `--concurrency` shards over bounded channels, so a slow server
+//! slows the generator instead of growing a queue in memory. Each shard
+//! sends its requests one after another and always carries the same series.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 use super::{LoadArgs, Rate, TargetArgs, measurable};
 use crate::client::{Client, WriteOutcome, base_url};
 use crate::generator::{Fleet, node};
-use crate::proc_stats::{ProcSampler, dir_disk_bytes};
+use crate::proc_stats::{self, ProcSampler, dir_disk_bytes};
 use crate::report::{IngestReport, Latency};
 
 struct Body {
@@ -76,7 +77,8 @@ pub async fn run(
     let rate = load.rate;
     let max_duration = load.max_duration;
     let start_ms = now_ms();
-    let (tx, mut rx) = mpsc::channel::<Body>(load.concurrency.max(1) * 2);
+    let concurrency = load.concurrency.max(1);
+    let (txs, rxs): (Vec<_>, Vec<_>) = (0..concurrency).map(|_| mpsc::channel::<Body>(2)).unzip();
     let producer = std::thread::spawn(move || {
         let t0 = Instant::now();
         let mut encoder = snap::raw::Encoder::new();
@@ -101,7 +103,7 @@ pub async fn run(
             min_ts = min_ts.min(base - interval_ms);
             max_ts = max_ts.max(base);
             let mut closed = false;
-            fleet.round(r, base, interval_ms, batch, |b| {
+            fleet.round_sharded(r, base, interval_ms, batch, concurrency, |b| {
                 if closed {
                     return;
                 }
@@ -115,7 +117,7 @@ pub async fn run(
                         std::thread::sleep(wait);
                     }
                 }
-                closed = tx
+                closed = txs[b.shard]
                     .blocking_send(Body {
                         bytes: Bytes::from(compressed),
                         samples: b.samples,
@@ -132,50 +134,53 @@ pub async fn run(
     let sampler = target
         .pid
         .map(|pid| ProcSampler::start(pid, Duration::from_millis(250)));
+    let self_cpu = || proc_stats::read(std::process::id()).map_or(0.0, |r| r.1);
+    let harness_cpu_start = self_cpu();
     let started = Instant::now();
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let concurrency = load.concurrency.max(1);
-    let sem = Arc::new(Semaphore::new(concurrency));
+    // One sequential sender per shard, like Prometheus' queue shards: a
+    // series' next sample is never sent before its previous one is
+    // acknowledged, so receivers see no out-of-order samples.
+    let senders: Vec<_> = rxs
+        .into_iter()
+        .map(|mut rx| {
+            let (client, url, tally, pb) =
+                (client.clone(), write_url.clone(), tally.clone(), pb.clone());
+            tokio::spawn(async move {
+                let mut requests = 0u64;
+                while let Some(body) = rx.recv().await {
+                    requests += 1;
+                    let res = client.write(&url, body.bytes).await;
+                    let mut t = tally.lock().expect("tally lock");
+                    t.latencies.push(res.latency);
+                    t.retries += u64::from(res.retries);
+                    match res.outcome {
+                        WriteOutcome::Ok => {
+                            t.ok += 1;
+                            t.acked += body.samples as u64;
+                        }
+                        WriteOutcome::Rejected { status, body: text } => {
+                            t.rejected += 1;
+                            t.samples_rejected += body.samples as u64;
+                            t.first_error
+                                .get_or_insert_with(|| format!("HTTP {status}: {}", text.trim()));
+                        }
+                        WriteOutcome::Failed { reason } => {
+                            t.failed += 1;
+                            t.first_error.get_or_insert(reason);
+                        }
+                    }
+                    drop(t);
+                    pb.inc(body.samples as u64);
+                }
+                requests
+            })
+        })
+        .collect();
     let mut requests = 0u64;
-    while let Some(body) = rx.recv().await {
-        let permit = sem
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore never closed");
-        requests += 1;
-        let (client, url, tally, pb) =
-            (client.clone(), write_url.clone(), tally.clone(), pb.clone());
-        tokio::spawn(async move {
-            let res = client.write(&url, body.bytes).await;
-            let mut t = tally.lock().expect("tally lock");
-            t.latencies.push(res.latency);
-            t.retries += u64::from(res.retries);
-            match res.outcome {
-                WriteOutcome::Ok => {
-                    t.ok += 1;
-                    t.acked += body.samples as u64;
-                }
-                WriteOutcome::Rejected { status, body: text } => {
-                    t.rejected += 1;
-                    t.samples_rejected += body.samples as u64;
-                    t.first_error
-                        .get_or_insert_with(|| format!("HTTP {status}: {}", text.trim()));
-                }
-                WriteOutcome::Failed { reason } => {
-                    t.failed += 1;
-                    t.first_error.get_or_insert(reason);
-                }
-            }
-            pb.inc(body.samples as u64);
-            drop(permit);
-        });
+    for s in senders {
+        requests += s.await.expect("sender task panicked");
     }
-    // Every sender holds a permit: taking them all waits for the last one.
-    let _all = sem
-        .acquire_many(concurrency as u32)
-        .await
-        .expect("semaphore never closed");
     let wall = started.elapsed();
     pb.finish_and_clear();
     let (fleet, sent, min_ts, max_ts) = producer.join().expect("generator thread panicked");
@@ -208,6 +213,7 @@ pub async fn run(
         min_ts_ms: min_ts,
         max_ts_ms: max_ts,
         process,
+        harness_cpu_secs: self_cpu() - harness_cpu_start,
         rss_per_series_bytes: rss_per_series,
         disk_bytes: disk,
         disk_bytes_per_sample: disk.map(|d| d as f64 / t.acked.max(1) as f64),

@@ -14,13 +14,15 @@ use crate::error::IngestError;
 ///
 /// The defaults leave Prometheus' own client far inside them: with
 /// `max_samples_per_send: 2000` (its default) a dcgm-exporter request is
-/// about 0.6 MiB decoded and 0.1 MiB compressed.
+/// about 0.6 MiB decoded and 0.05 MiB compressed (benches/benches/remote_write.rs).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeLimits {
     /// Largest HTTP body accepted, in bytes, before decompression.
     pub max_compressed_bytes: usize,
     /// Largest decoded protobuf accepted, in bytes, as declared by the snappy
-    /// header.
+    /// header. Also bounds the memory of the decoded request: its vectors of
+    /// series, labels and samples may take at most [`MAX_STRUCT_EXPANSION`]
+    /// times this.
     pub max_decoded_bytes: usize,
     /// Most labels one series may carry, `__name__` included.
     pub max_labels_per_series: usize,
@@ -34,10 +36,9 @@ impl Default for DecodeLimits {
     /// - 32 MiB decoded: the size Prometheus itself caps a decoded remote-read
     ///   body at, ~50x a default-sized remote-write request, and small enough
     ///   that a handful of concurrent requests cannot exhaust memory.
-    /// - 32 MiB compressed: equal to the decoded limit because real bodies
-    ///   compress 5-10x; a larger body cannot hold a request under the decoded
-    ///   limit (snappy expands incompressible input by at most 1/6), so a
-    ///   separate larger number would only delay the refusal.
+    /// - 32 MiB compressed: equal to the decoded limit. Real bodies compress
+    ///   5-10x, so only an incompressible one (snappy expands those by at most
+    ///   1/6) could be refused here yet decode under the decoded limit.
     /// - 128 labels: above Mimir's default of 30 on purpose, because
     ///   kube-state-metrics' `kube_pod_labels` routinely carries dozens and
     ///   a Prometheus-compatible receiver must not drop them by default.
@@ -57,13 +58,26 @@ impl Default for DecodeLimits {
 /// Upper bound of decoded bytes per compressed byte in snappy's block format.
 const MAX_SNAPPY_EXPANSION: usize = 22;
 
+/// Memory the decoded request's structs may take, as a multiple of
+/// [`DecodeLimits::max_decoded_bytes`]. Protobuf is dense: an empty series is
+/// 2 bytes on the wire and 96 in memory, so 32 MiB of them would take
+/// 1.5 GiB. Realistic requests take about 2x their protobuf size (the dcgm
+/// bench request: 1.3 MB of structs for 0.65 MB), far under this.
+pub const MAX_STRUCT_EXPANSION: usize = 4;
+
 /// Decodes a remote write 1.0 body (snappy block format around a protobuf
 /// `prometheus.WriteRequest`).
 ///
-/// Refuses with [`IngestError::BodyTooLarge`] or
-/// [`IngestError::DecodedTooLarge`] before decompressing anything, and with
-/// [`IngestError::InvalidSnappy`] or [`IngestError::InvalidProtobuf`] for
-/// malformed input. A request with no series is valid.
+/// Refuses with [`IngestError::BodyTooLarge`], [`IngestError::DecodedTooLarge`]
+/// or [`IngestError::ImpossibleSnappyLength`] before allocating anything, with
+/// [`IngestError::ExpandsTooMuch`] before allocating vectors past the memory
+/// budget ([`MAX_STRUCT_EXPANSION`]), and with [`IngestError::InvalidSnappy`]
+/// or [`IngestError::InvalidProtobuf`] for malformed input. A request with no
+/// series is valid.
+///
+/// The decompression buffer is allocated per request: reusing a thread-local
+/// one measured no faster (snappy is ~2% of decode time; see
+/// benches/benches/remote_write.rs), so the simpler code stays.
 pub fn decode_v1(body: &[u8], limits: &DecodeLimits) -> Result<proto::WriteRequest, IngestError> {
     if body.len() > limits.max_compressed_bytes {
         return Err(IngestError::BodyTooLarge {
@@ -102,7 +116,17 @@ pub fn decode_v1(body: &[u8], limits: &DecodeLimits) -> Result<proto::WriteReque
     let n = snap::raw::Decoder::new()
         .decompress(body, &mut raw)
         .map_err(IngestError::InvalidSnappy)?;
-    wire::decode_write_request(&raw[..n]).map_err(IngestError::InvalidProtobuf)
+    let budget = limits
+        .max_decoded_bytes
+        .saturating_mul(MAX_STRUCT_EXPANSION);
+    wire::decode_write_request(&raw[..n], budget).map_err(|fail| match fail {
+        wire::Fail::Malformed(e) => IngestError::InvalidProtobuf(e),
+        wire::Fail::OverBudget { offset } => IngestError::ExpandsTooMuch {
+            limit: budget,
+            offset,
+            decoded: n,
+        },
+    })
 }
 
 /// A hand-written reader for the four hot messages of `WriteRequest`
@@ -118,10 +142,43 @@ pub fn decode_v1(body: &[u8], limits: &DecodeLimits) -> Result<proto::WriteReque
 /// wire types, lengths, groups, the recursion limit) so both accept the same
 /// inputs; `ingest/tests/decode_differential.rs` holds it to that.
 mod wire {
+    use std::mem::size_of;
+
     use prost::Message;
 
     use super::proto;
     use crate::error::ProtobufError;
+
+    /// Why decoding stopped.
+    pub(super) enum Fail {
+        Malformed(ProtobufError),
+        /// The decoded structs would exceed the memory budget; `offset` is
+        /// where in the protobuf the budget ran out.
+        OverBudget {
+            offset: usize,
+        },
+    }
+
+    impl From<ProtobufError> for Fail {
+        fn from(e: ProtobufError) -> Self {
+            Fail::Malformed(e)
+        }
+    }
+
+    /// Bytes of vectors (series, labels, samples, ...) the request may still
+    /// allocate. Charged before each allocation, from the exact field counts.
+    struct Budget(usize);
+
+    impl Budget {
+        fn charge<T>(&mut self, count: usize, offset: usize) -> Result<(), Fail> {
+            let bytes = count.saturating_mul(size_of::<T>());
+            self.0 = self
+                .0
+                .checked_sub(bytes)
+                .ok_or(Fail::OverBudget { offset })?;
+            Ok(())
+        }
+    }
 
     const VARINT: u8 = 0;
     const FIXED64: u8 = 1;
@@ -325,13 +382,18 @@ mod wire {
         })
     }
 
-    pub(super) fn decode_write_request(buf: &[u8]) -> Result<proto::WriteRequest, ProtobufError> {
+    pub(super) fn decode_write_request(
+        buf: &[u8],
+        budget_bytes: usize,
+    ) -> Result<proto::WriteRequest, Fail> {
+        let mut budget = Budget(budget_bytes);
         let mut c = Cursor {
             buf,
             pos: 0,
             end: buf.len(),
         };
         let [n_series] = count_fields(c, [1]);
+        budget.charge::<proto::TimeSeries>(n_series, 0)?;
         let mut req = proto::WriteRequest {
             timeseries: Vec::with_capacity(n_series),
             metadata: Vec::new(),
@@ -341,11 +403,13 @@ mod wire {
             match field {
                 1 => {
                     expect("WriteRequest", field, wire_type, LEN, offset)?;
-                    req.timeseries.push(time_series(c.sub("TimeSeries")?)?);
+                    let sub = c.sub("TimeSeries")?;
+                    req.timeseries.push(time_series(sub, &mut budget)?);
                 }
                 3 => {
                     expect("WriteRequest", field, wire_type, LEN, offset)?;
                     let sub = c.sub("MetricMetadata")?;
+                    budget.charge::<proto::MetricMetadata>(1, offset)?;
                     req.metadata.push(with_prost("MetricMetadata", sub)?);
                 }
                 _ => c.skip(field, wire_type, offset, 0)?,
@@ -354,8 +418,10 @@ mod wire {
         Ok(req)
     }
 
-    fn time_series(mut c: Cursor<'_>) -> Result<proto::TimeSeries, ProtobufError> {
+    fn time_series(mut c: Cursor<'_>, budget: &mut Budget) -> Result<proto::TimeSeries, Fail> {
         let [n_labels, n_samples] = count_fields(c, [1, 2]);
+        budget.charge::<proto::Label>(n_labels, c.pos)?;
+        budget.charge::<proto::Sample>(n_samples, c.pos)?;
         let mut ts = proto::TimeSeries {
             labels: Vec::with_capacity(n_labels),
             samples: Vec::with_capacity(n_samples),
@@ -375,11 +441,13 @@ mod wire {
                 }
                 3 => {
                     expect("TimeSeries", field, wire_type, LEN, offset)?;
+                    budget.charge::<proto::Exemplar>(1, offset)?;
                     ts.exemplars
                         .push(with_prost("Exemplar", c.sub("Exemplar")?)?);
                 }
                 4 => {
                     expect("TimeSeries", field, wire_type, LEN, offset)?;
+                    budget.charge::<proto::Histogram>(1, offset)?;
                     ts.histograms
                         .push(with_prost("Histogram", c.sub("Histogram")?)?);
                 }

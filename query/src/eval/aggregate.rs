@@ -166,12 +166,15 @@ impl Evaluator<'_> {
 
         match op {
             T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO => {
-                let param = param.ok_or_else(|| QueryError::exec("missing aggregation parameter"))?;
+                let param =
+                    param.ok_or_else(|| QueryError::exec("missing aggregation parameter"))?;
                 let pos = a.param.as_deref().map(|p| self.pos(p)).unwrap_or_default();
                 return self.aggregate_k(op, &input, &series_group, ngroups, &param, &pos);
             }
             T_QUANTILE => {
-                let q = param.as_ref().ok_or_else(|| QueryError::exec("missing quantile"))?;
+                let q = param
+                    .as_ref()
+                    .ok_or_else(|| QueryError::exec("missing quantile"))?;
                 let pos = a.param.as_deref().map(|p| self.pos(p)).unwrap_or_default();
                 for &qv in q {
                     if qv.is_nan() || !(0.0..=1.0).contains(&qv) {
@@ -360,10 +363,14 @@ impl Evaluator<'_> {
             }
             for &p in param {
                 if p <= i64::MIN as f64 {
-                    return Err(QueryError::exec(format!("Scalar value {p} underflows int64")));
+                    return Err(QueryError::exec(format!(
+                        "Scalar value {p} underflows int64"
+                    )));
                 }
                 if p >= i64::MAX as f64 {
-                    return Err(QueryError::exec(format!("Scalar value {p} overflows int64")));
+                    return Err(QueryError::exec(format!(
+                        "Scalar value {p} overflows int64"
+                    )));
                 }
             }
         }
@@ -385,12 +392,11 @@ impl Evaluator<'_> {
             })
             .collect();
         let mut seen = vec![false; ngroups];
-        for step in 0..self.grid.len() {
+        for (step, &fp) in param.iter().enumerate() {
             if step % 64 == 0 {
                 self.check()?;
             }
             let ts = self.grid.ts(step);
-            let fp = param[step];
             let k = if ratio_op {
                 0
             } else {
@@ -429,8 +435,7 @@ impl Evaluator<'_> {
                     T_TOPK => {
                         if (heap.items.len() as i64) < k {
                             heap.push((si, f));
-                        } else if heap.items[0].1 < f || (heap.items[0].1.is_nan() && !f.is_nan())
-                        {
+                        } else if heap.items[0].1 < f || (heap.items[0].1.is_nan() && !f.is_nan()) {
                             heap.items[0] = (si, f);
                             if k > 1 {
                                 heap.fix0();
@@ -440,8 +445,7 @@ impl Evaluator<'_> {
                     T_BOTTOMK => {
                         if (heap.items.len() as i64) < k {
                             heap.push((si, f));
-                        } else if heap.items[0].1 > f || (heap.items[0].1.is_nan() && !f.is_nan())
-                        {
+                        } else if heap.items[0].1 > f || (heap.items[0].1.is_nan() && !f.is_nan()) {
                             heap.items[0] = (si, f);
                             if k > 1 {
                                 heap.fix0();
@@ -465,17 +469,15 @@ impl Evaluator<'_> {
                 match op {
                     // sort.Reverse of the heap order: largest first for topk,
                     // smallest first for bottomk.
-                    T_TOPK | T_BOTTOMK => {
-                        items.sort_by(|a, b| {
-                            if less(b.1, a.1) {
-                                std::cmp::Ordering::Less
-                            } else if less(a.1, b.1) {
-                                std::cmp::Ordering::Greater
-                            } else {
-                                std::cmp::Ordering::Equal
-                            }
-                        })
-                    }
+                    T_TOPK | T_BOTTOMK => items.sort_by(|a, b| {
+                        if less(b.1, a.1) {
+                            std::cmp::Ordering::Less
+                        } else if less(a.1, b.1) {
+                            std::cmp::Ordering::Greater
+                        } else {
+                            std::cmp::Ordering::Equal
+                        }
+                    }),
                     _ => {}
                 }
                 for (si, f) in &items {
@@ -492,13 +494,21 @@ impl Evaluator<'_> {
             for si in order {
                 let pts = std::mem::take(&mut out[si]);
                 if !pts.is_empty() {
-                    result.push(Series::new(input[si].labels.clone(), input[si].drop_name, pts));
+                    result.push(Series::new(
+                        input[si].labels.clone(),
+                        input[si].drop_name,
+                        pts,
+                    ));
                 }
             }
         } else {
             for (si, pts) in out.into_iter().enumerate() {
                 if !pts.is_empty() {
-                    result.push(Series::new(input[si].labels.clone(), input[si].drop_name, pts));
+                    result.push(Series::new(
+                        input[si].labels.clone(),
+                        input[si].drop_name,
+                        pts,
+                    ));
                 }
             }
         }

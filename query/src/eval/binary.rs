@@ -7,14 +7,14 @@
 //! (or per matched pair), not per step: a range query only pays per-step
 //! costs for the values.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
     T_MUL, T_NEQ, T_POW, T_SUB, TokenId,
 };
 use promql_parser::parser::{BinModifier, BinaryExpr, LabelModifier, VectorMatchCardinality};
-use tessera_tsdb::{Label, Labels, METRIC_NAME, Sample};
+use tessera_tsdb::{Labels, METRIC_NAME, Sample};
 
 use super::{Evaluator, Series, Val, go_labels_string, val_type};
 use crate::error::{QueryError, Result};
@@ -85,7 +85,11 @@ impl<'a> Matching<'a> {
                     Some(LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
                     None => (false, Vec::new()),
                 };
-                let include = m.card.labels().map(|l| l.labels.clone()).unwrap_or_default();
+                let include = m
+                    .card
+                    .labels()
+                    .map(|l| l.labels.clone())
+                    .unwrap_or_default();
                 (
                     &m.card,
                     on,
@@ -137,7 +141,7 @@ impl<'a> Matching<'a> {
     }
 }
 
-/// Points of one series indexed by grid step, walked step by step.
+/// A forward-only position in one series' points, advanced step by step.
 struct Cursor {
     pos: usize,
 }
@@ -159,14 +163,25 @@ impl Evaluator<'_> {
         let rhs = self.eval(&b.rhs)?;
         match (lhs, rhs) {
             (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
-                l.into_iter().zip(r).map(|(l, r)| scalar_op(op, l, r)).collect(),
+                l.into_iter()
+                    .zip(r)
+                    .map(|(l, r)| scalar_op(op, l, r))
+                    .collect(),
             )),
-            (Val::Vector(v), Val::Scalar(s)) => {
-                Ok(Val::Vector(self.vector_scalar(op, v, &s, false, return_bool)?))
-            }
-            (Val::Scalar(s), Val::Vector(v)) => {
-                Ok(Val::Vector(self.vector_scalar(op, v, &s, true, return_bool)?))
-            }
+            (Val::Vector(v), Val::Scalar(s)) => Ok(Val::Vector(self.vector_scalar(
+                op,
+                v,
+                &s,
+                false,
+                return_bool,
+            )?)),
+            (Val::Scalar(s), Val::Vector(v)) => Ok(Val::Vector(self.vector_scalar(
+                op,
+                v,
+                &s,
+                true,
+                return_bool,
+            )?)),
             (Val::Vector(l), Val::Vector(r)) => {
                 let many = VectorMatchCardinality::ManyToMany;
                 let one = VectorMatchCardinality::OneToOne;
@@ -178,7 +193,13 @@ impl Evaluator<'_> {
                 let m = Matching::new(b.modifier.as_ref(), default_card);
                 match op {
                     T_LAND | T_LOR | T_LUNLESS => Ok(Val::Vector(self.set_op(op, l, r, &m)?)),
-                    _ => Ok(Val::Vector(self.vector_vector(op, l, r, &m, return_bool)?)),
+                    _ => Ok(Val::Vector(self.vector_vector(
+                        op,
+                        l,
+                        r,
+                        &m,
+                        return_bool,
+                    )?)),
                 }
             }
             (l, r) => Err(QueryError::exec(format!(
@@ -318,7 +339,6 @@ impl Evaluator<'_> {
         // right, and swap back when computing values.
         let swapped = matches!(m.card, VectorMatchCardinality::OneToMany(_));
         let (lhs, rhs) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
-        let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
 
         let mut ords: HashMap<String, usize> = HashMap::new();
         let mut ord = |ls: &Labels| {
@@ -329,17 +349,24 @@ impl Evaluator<'_> {
         let rsig: Vec<usize> = rhs.iter().map(|s| ord(&s.labels)).collect();
         let nsig = ords.len();
 
-        // Output series by (left index, right index or fill); their labels
-        // are computed once per pair.
-        let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
-        let mut by_labels: HashMap<Labels, usize> = HashMap::new();
-        let mut out: Vec<Series> = Vec::new();
-        const FILL: usize = usize::MAX;
-
-        let mut right_at: Vec<Option<(usize, f64)>> = vec![None; nsig];
+        let mut join = Join {
+            op,
+            m,
+            swapped,
+            one_to_one: matches!(m.card, VectorMatchCardinality::OneToOne),
+            return_bool,
+            lhs: &lhs,
+            rhs: &rhs,
+            matched_step: vec![usize::MAX; nsig],
+            group_seen: HashSet::new(),
+            pair_out: HashMap::new(),
+            by_labels: HashMap::new(),
+            out: Vec::new(),
+        };
+        // The rhs sample (series index, value) of each signature at the
+        // current step, valid when `right_step[sig] == step`.
+        let mut right_at: Vec<(usize, f64)> = vec![(0, 0.0); nsig];
         let mut right_step = vec![usize::MAX; nsig];
-        let mut matched_step = vec![usize::MAX; nsig];
-        let mut group_seen: HashMap<(usize, usize), usize> = HashMap::new();
         let mut lcur: Vec<Cursor> = lhs.iter().map(|_| Cursor { pos: 0 }).collect();
         let mut rcur: Vec<Cursor> = rhs.iter().map(|_| Cursor { pos: 0 }).collect();
         let mut lvals: Vec<Option<f64>> = vec![None; lhs.len()];
@@ -355,87 +382,103 @@ impl Evaluator<'_> {
                 };
                 let sig = rsig[j];
                 if right_step[sig] == step {
-                    let (k, _) = right_at[sig].expect("set with right_step");
-                    let side = if swapped { "left" } else { "right" };
-                    let mut a = go_labels_string(&s.labels);
-                    let mut b = go_labels_string(&rhs[k].labels);
-                    if a > b {
-                        std::mem::swap(&mut a, &mut b);
-                    }
-                    return Err(QueryError::exec(format!(
-                        "found duplicate series for the match group {} on the {side} hand-side of the operation: [{a}, {b}];many-to-many matching not allowed: matching labels must be unique on one side",
-                        go_labels_string(&m.match_labels(&s.labels)),
-                    )));
+                    return Err(duplicate_on_one_side(
+                        m,
+                        swapped,
+                        &s.labels,
+                        &rhs[right_at[sig].0].labels,
+                    ));
                 }
                 right_step[sig] = step;
-                right_at[sig] = Some((j, v));
+                right_at[sig] = (j, v);
             }
-            let any_left = lhs
-                .iter()
-                .enumerate()
-                .fold(false, |acc, (i, s)| {
-                    lvals[i] = lcur[i].at(&s.points, ts);
-                    acc | lvals[i].is_some()
-                });
+            let mut any_left = false;
+            for (i, s) in lhs.iter().enumerate() {
+                lvals[i] = lcur[i].at(&s.points, ts);
+                any_left |= lvals[i].is_some();
+            }
             let any_right = right_step.contains(&step);
             if !(any_left && any_right) && m.fill_lhs.is_none() && m.fill_rhs.is_none() {
                 continue;
             }
-            group_seen.clear();
-            for i in 0..lhs.len() {
-                let Some(lv) = lvals[i] else { continue };
+            join.group_seen.clear();
+            for (i, lv) in lvals.iter().enumerate() {
+                let Some(lv) = *lv else { continue };
                 let sig = lsig[i];
                 let (j, rv) = if right_step[sig] == step {
-                    right_at[sig].expect("set with right_step")
+                    right_at[sig]
                 } else if let Some(f) = m.fill_rhs {
                     (FILL, f)
                 } else {
                     continue;
                 };
-                self.binop_pair(
-                    op, m, swapped, one_to_one, return_bool, &lhs, &rhs, i, j, lv, rv, sig, step,
-                    ts, &mut matched_step, &mut group_seen, &mut pair_out, &mut by_labels,
-                    &mut out,
-                )?;
+                join.pair(self, i, j, lv, rv, sig, step, ts)?;
             }
             if let Some(fill) = m.fill_lhs {
-                for (j, s) in rhs.iter().enumerate() {
-                    let sig = rsig[j];
-                    if right_step[sig] != step || right_at[sig].map(|x| x.0) != Some(j) {
+                for (j, &sig) in rsig.iter().enumerate() {
+                    if right_step[sig] != step || right_at[sig].0 != j {
                         continue;
                     }
-                    let already = if one_to_one {
-                        matched_step[sig] == step
+                    let already = if join.one_to_one {
+                        join.matched_step[sig] == step
                     } else {
-                        group_seen.keys().any(|(g, _)| *g == sig)
+                        join.group_seen.iter().any(|(g, _)| *g == sig)
                     };
-                    if already {
-                        continue;
+                    if !already {
+                        join.pair(self, FILL, j, fill, right_at[sig].1, sig, step, ts)?;
                     }
-                    let rv = right_at[sig].expect("present").1;
-                    let _ = s;
-                    self.binop_pair(
-                        op, m, swapped, one_to_one, return_bool, &lhs, &rhs, FILL, j, fill, rv,
-                        sig, step, ts, &mut matched_step, &mut group_seen, &mut pair_out,
-                        &mut by_labels, &mut out,
-                    )?;
                 }
             }
         }
+        let mut out = join.out;
         out.retain(|s| !s.points.is_empty());
         Ok(out)
     }
+}
 
+/// Stands for the missing side of a `fill(...)` match.
+const FILL: usize = usize::MAX;
+
+/// Prometheus' error for two series with the same signature on the "one" side.
+fn duplicate_on_one_side(m: &Matching<'_>, swapped: bool, a: &Labels, b: &Labels) -> QueryError {
+    let side = if swapped { "left" } else { "right" };
+    let mut a_s = go_labels_string(a);
+    let mut b_s = go_labels_string(b);
+    if a_s > b_s {
+        std::mem::swap(&mut a_s, &mut b_s);
+    }
+    QueryError::exec(format!(
+        "found duplicate series for the match group {} on the {side} hand-side of the operation: [{a_s}, {b_s}];many-to-many matching not allowed: matching labels must be unique on one side",
+        go_labels_string(&m.match_labels(a)),
+    ))
+}
+
+/// State of one vector-to-vector operation: output series per matched pair
+/// (labels computed once per pair) and the per-step uniqueness checks.
+struct Join<'a> {
+    op: TokenId,
+    m: &'a Matching<'a>,
+    swapped: bool,
+    one_to_one: bool,
+    return_bool: bool,
+    lhs: &'a [Series],
+    rhs: &'a [Series],
+    /// Step at which each signature last matched (one-to-one).
+    matched_step: Vec<usize>,
+    /// (signature, output series) pairs produced this step (many-to-one).
+    group_seen: HashSet<(usize, usize)>,
+    pair_out: HashMap<(usize, usize), usize>,
+    by_labels: HashMap<Labels, usize>,
+    out: Vec<Series>,
+}
+
+impl Join<'_> {
+    /// Applies the operator to left series `i` and right series `j` (either
+    /// may be [`FILL`]) at one step.
     #[allow(clippy::too_many_arguments)]
-    fn binop_pair(
-        &self,
-        op: TokenId,
-        m: &Matching<'_>,
-        swapped: bool,
-        one_to_one: bool,
-        return_bool: bool,
-        lhs: &[Series],
-        rhs: &[Series],
+    fn pair(
+        &mut self,
+        ev: &Evaluator<'_>,
         i: usize,
         j: usize,
         lv: f64,
@@ -443,72 +486,63 @@ impl Evaluator<'_> {
         sig: usize,
         step: usize,
         ts: i64,
-        matched_step: &mut [usize],
-        group_seen: &mut HashMap<(usize, usize), usize>,
-        pair_out: &mut HashMap<(usize, usize), usize>,
-        by_labels: &mut HashMap<Labels, usize>,
-        out: &mut Vec<Series>,
     ) -> Result<()> {
-        const FILL: usize = usize::MAX;
-        let (fl, fr) = if swapped { (rv, lv) } else { (lv, rv) };
-        let (mut val, keep) = elem_op(op, fl, fr);
-        if return_bool {
+        let (fl, fr) = if self.swapped { (rv, lv) } else { (lv, rv) };
+        let (mut val, keep) = elem_op(self.op, fl, fr);
+        if self.return_bool {
             val = if keep { 1.0 } else { 0.0 };
         }
-        let idx = match pair_out.get(&(i, j)) {
+        let idx = match self.pair_out.get(&(i, j)) {
             Some(&k) => k,
             None => {
-                let left_labels = if i == FILL {
-                    m.match_labels(&rhs[j].labels)
+                let left = if i == FILL {
+                    self.m.match_labels(&self.rhs[j].labels)
                 } else {
-                    lhs[i].labels.clone()
+                    self.lhs[i].labels.clone()
                 };
-                let right_labels = if j == FILL {
-                    m.match_labels(&left_labels)
+                let right = if j == FILL {
+                    self.m.match_labels(&left)
                 } else {
-                    rhs[j].labels.clone()
+                    self.rhs[j].labels.clone()
                 };
-                let labels = result_labels(left_labels, &right_labels, op, m, one_to_one);
-                let k = match by_labels.get(&labels) {
+                let labels = result_labels(left, &right, self.op, self.m, self.one_to_one);
+                let k = match self.by_labels.get(&labels) {
                     Some(&k) => k,
                     None => {
-                        let k = out.len();
-                        by_labels.insert(labels.clone(), k);
-                        out.push(Series::new(labels, return_bool, Vec::new()));
+                        let k = self.out.len();
+                        self.by_labels.insert(labels.clone(), k);
+                        self.out
+                            .push(Series::new(labels, self.return_bool, Vec::new()));
                         k
                     }
                 };
-                pair_out.insert((i, j), k);
+                self.pair_out.insert((i, j), k);
                 k
             }
         };
-        if one_to_one {
-            if matched_step[sig] == step {
+        if self.one_to_one {
+            if self.matched_step[sig] == step {
                 return Err(QueryError::exec(
                     "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
                 ));
             }
-            matched_step[sig] = step;
-        } else {
-            if group_seen.contains_key(&(sig, idx)) {
-                return Err(QueryError::exec(
-                    "multiple matches for labels: grouping labels must ensure unique matches",
-                ));
-            }
-            group_seen.insert((sig, idx), step);
+            self.matched_step[sig] = step;
+        } else if !self.group_seen.insert((sig, idx)) {
+            return Err(QueryError::exec(
+                "multiple matches for labels: grouping labels must ensure unique matches",
+            ));
         }
-        if !keep && !return_bool {
+        if !keep && !self.return_bool {
             return Ok(());
         }
-        let s = &mut out[idx];
+        let s = &mut self.out[idx];
         if s.points.last().is_some_and(|p| p.t == ts) {
             return Err(QueryError::exec(
                 "vector cannot contain metrics with the same labelset",
             ));
         }
         s.points.push(Sample::new(ts, val));
-        self.add_samples(1)?;
-        Ok(())
+        ev.add_samples(1)
     }
 }
 
@@ -540,9 +574,4 @@ fn result_labels(
         }
     }
     ls
-}
-
-#[allow(dead_code)]
-fn label(n: &str, v: &str) -> Label {
-    Label::new(n, v)
 }

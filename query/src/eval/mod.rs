@@ -284,19 +284,33 @@ impl<'a> Evaluator<'a> {
     }
 }
 
+/// Times, offsets and ranges are clamped to ±`MAX_TIME` ms (about 11
+/// million years) so that sums of a few of them can never overflow, whatever
+/// a hostile query writes (`x offset 100000000y`, `@ 1e300`).
+pub(crate) const MAX_TIME: i64 = i64::MAX / 8;
+
+pub(crate) fn clamp_time(t: i64) -> i64 {
+    t.clamp(-MAX_TIME, MAX_TIME)
+}
+
+/// Milliseconds of a duration, clamped.
+pub(crate) fn duration_ms(d: std::time::Duration) -> i64 {
+    d.as_millis().min(MAX_TIME as u128) as i64
+}
+
 /// Milliseconds of an `offset` (negative offsets look into the future).
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => duration_ms(*d),
+        Some(Offset::Neg(d)) => -duration_ms(*d),
     }
 }
 
 pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
     match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => duration_ms(d),
+        Err(e) => -duration_ms(e.duration()),
     }
 }
 

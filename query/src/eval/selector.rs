@@ -4,7 +4,7 @@
 
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
-use tessera_tsdb::{MatchOp, Matcher, METRIC_NAME, Sample, SeriesSamples, is_stale_nan};
+use tessera_tsdb::{METRIC_NAME, MatchOp, Matcher, Sample, SeriesSamples, is_stale_nan};
 
 use super::{Evaluator, RangeArg, Series, offset_ms};
 use crate::error::{QueryError, Result};
@@ -39,13 +39,28 @@ pub(crate) fn to_matchers(vs: &VectorSelector) -> Result<Vec<Matcher>> {
     Ok(out)
 }
 
+/// What a point on the grid holds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum PointValue {
+    Value,
+    /// The sample's own timestamp in seconds (`timestamp()`).
+    SampleSeconds,
+    /// The sample's own timestamp in milliseconds (`info()` picks the
+    /// newest info sample by it).
+    SampleMillis,
+}
+
 impl Evaluator<'_> {
     /// Fetches the series of a selector for `mint..=maxt`, sorted by labels
     /// (Prometheus' storage order, which `limitk` and result order rely on).
-    fn select(&self, vs: &VectorSelector, mint: i64, maxt: i64) -> Result<Vec<SeriesSamples>> {
-        let matchers = to_matchers(vs)?;
+    pub(crate) fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesSamples>> {
         self.check()?;
-        let mut series = self.storage.select(&matchers, mint, maxt)?;
+        let mut series = self.storage.select(matchers, mint, maxt)?;
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let n: usize = series.iter().map(|s| s.samples.len()).sum();
         // Loaded samples count against the budget while the selector's
@@ -64,12 +79,34 @@ impl Evaluator<'_> {
     ) -> Result<Vec<Series>> {
         let offset = offset_ms(&vs.offset);
         let at = self.at_ms(&vs.at);
-        let lookback = self.settings.lookback;
         let (first, last) = match at {
             Some(t) => (t, t),
             None => (self.grid.start, self.grid.end),
         };
-        let selected = self.select(vs, first - offset - lookback, last - offset)?;
+        let matchers = to_matchers(vs)?;
+        let selected = self.select(
+            &matchers,
+            first - offset - self.settings.lookback,
+            last - offset,
+        )?;
+        let mode = if sample_time {
+            PointValue::SampleSeconds
+        } else {
+            PointValue::Value
+        };
+        self.on_grid(selected, offset, at, mode)
+    }
+
+    /// Puts selected series on the grid: at each step the last sample within
+    /// the lookback window before `(at or step) - offset`, unless stale.
+    pub(crate) fn on_grid(
+        &self,
+        selected: Vec<SeriesSamples>,
+        offset: i64,
+        at: Option<i64>,
+        mode: PointValue,
+    ) -> Result<Vec<Series>> {
+        let lookback = self.settings.lookback;
         let mut out = Vec::with_capacity(selected.len());
         for (i, s) in selected.into_iter().enumerate() {
             if i % 64 == 0 {
@@ -77,7 +114,10 @@ impl Evaluator<'_> {
             }
             let mut points = Vec::new();
             let mut cursor = 0usize;
-            for ts in self.grid.iter() {
+            for (step, ts) in self.grid.iter().enumerate() {
+                if step % 4096 == 4095 {
+                    self.check()?;
+                }
                 let ref_t = at.unwrap_or(ts) - offset;
                 // Advance to the last sample at or before ref_t; steps are
                 // increasing so the cursor never moves back.
@@ -96,7 +136,11 @@ impl Evaluator<'_> {
                 if p.t <= ref_t - lookback || is_stale_nan(p.v) {
                     continue;
                 }
-                let v = if sample_time { p.t as f64 / 1000.0 } else { p.v };
+                let v = match mode {
+                    PointValue::Value => p.v,
+                    PointValue::SampleSeconds => p.t as f64 / 1000.0,
+                    PointValue::SampleMillis => p.t as f64,
+                };
                 points.push(Sample::new(ts, v));
             }
             if !points.is_empty() {
@@ -114,19 +158,23 @@ impl Evaluator<'_> {
             Expr::Paren(p) => self.eval_range_arg(&p.expr),
             Expr::MatrixSelector(ms) => {
                 let vs = &ms.vs;
-                let range = ms.range.as_millis() as i64;
+                let range = super::duration_ms(ms.range);
                 let offset = offset_ms(&vs.offset);
                 let at = self.at_ms(&vs.at);
                 let (first, last) = match at {
                     Some(t) => (t, t),
                     None => (self.grid.start, self.grid.end),
                 };
-                let selected = self.select(vs, first - offset - range, last - offset)?;
+                let selected =
+                    self.select(&to_matchers(vs)?, first - offset - range, last - offset)?;
                 let mut series = Vec::with_capacity(selected.len());
                 let mut total = 0;
                 for s in selected {
-                    let points: Vec<Sample> =
-                        s.samples.into_iter().filter(|p| !is_stale_nan(p.v)).collect();
+                    let points: Vec<Sample> = s
+                        .samples
+                        .into_iter()
+                        .filter(|p| !is_stale_nan(p.v))
+                        .collect();
                     if !points.is_empty() {
                         total += points.len();
                         series.push(Series::new(s.labels, false, points));

@@ -9,11 +9,11 @@ use crate::error::{QueryError, Result};
 
 impl Evaluator<'_> {
     pub(crate) fn eval_subquery(&self, sq: &SubqueryExpr) -> Result<RangeArg> {
-        let range = sq.range.as_millis() as i64;
+        let range = super::duration_ms(sq.range);
         let offset = offset_ms(&sq.offset);
         let at = self.at_ms(&sq.at);
         let step = match sq.step {
-            Some(d) if !d.is_zero() => d.as_millis() as i64,
+            Some(d) if !d.is_zero() => super::duration_ms(d),
             _ => self.settings.subquery_step,
         };
         if step <= 0 {
@@ -31,11 +31,17 @@ impl Evaluator<'_> {
         if start <= lower {
             start += step;
         }
-        let steps = if end >= start { (end - start) / step + 1 } else { 0 };
-        if steps > 11_000_000 {
-            return Err(QueryError::exec(format!(
-                "subquery would evaluate {steps} steps; use a larger subquery step or a shorter range"
-            )));
+        let steps = if end >= start {
+            (end - start) / step + 1
+        } else {
+            0
+        };
+        // Every step holds at least one value: more steps than the sample
+        // budget can never succeed, and would allocate before failing.
+        if steps as usize > self.settings.max_samples {
+            return Err(QueryError::TooManySamples {
+                limit: self.settings.max_samples,
+            });
         }
         let child = self.with_grid(Grid { start, end, step });
         let series = if steps == 0 {
@@ -51,7 +57,11 @@ impl Evaluator<'_> {
                         .zip(xs)
                         .map(|(t, v)| tessera_tsdb::Sample::new(t, v))
                         .collect();
-                    vec![super::Series::new(tessera_tsdb::Labels::empty(), false, pts)]
+                    vec![super::Series::new(
+                        tessera_tsdb::Labels::empty(),
+                        false,
+                        pts,
+                    )]
                 }
                 other => {
                     return Err(QueryError::exec(format!(

@@ -60,10 +60,7 @@ pub struct Eval {
 
 #[derive(Clone, Debug)]
 pub enum Command {
-    Load {
-        step: i64,
-        series: Vec<SeriesDesc>,
-    },
+    Load { step: i64, series: Vec<SeriesDesc> },
     Clear,
     Eval(Box<Eval>),
 }
@@ -87,7 +84,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         if st == i {
             return Err(format!("bad duration {s:?}"));
         }
-        let n: i64 = s[st..i].parse().map_err(|_| format!("bad duration {s:?}"))?;
+        let n: i64 = s[st..i]
+            .parse()
+            .map_err(|_| format!("bad duration {s:?}"))?;
         let unit_ms = if s[i..].starts_with("ms") {
             i += 2;
             1
@@ -116,7 +115,11 @@ pub fn parse_number(s: &str) -> Option<f64> {
     let neg = s.starts_with('-');
     let lower = t.to_ascii_lowercase();
     if lower == "inf" || lower == "infinity" {
-        return Some(if neg { f64::NEG_INFINITY } else { f64::INFINITY });
+        return Some(if neg {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
     }
     if lower == "nan" {
         return Some(f64::NAN);
@@ -158,12 +161,20 @@ pub fn parse_scalar_line(s: &str) -> Option<f64> {
     }
     let lower = t.to_ascii_lowercase();
     if lower == "inf" || lower == "+inf" {
-        return Some(if neg { f64::NEG_INFINITY } else { f64::INFINITY });
+        return Some(if neg {
+            f64::NEG_INFINITY
+        } else {
+            f64::INFINITY
+        });
     }
     if lower == "nan" {
         return Some(f64::NAN);
     }
-    if !t.bytes().next().is_some_and(|c| c.is_ascii_digit() || c == b'.') {
+    if !t
+        .bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit() || c == b'.')
+    {
         return None;
     }
     s.parse::<f64>().ok()
@@ -317,7 +328,9 @@ pub fn parse_items(s: &str) -> Result<Vec<Item>, String> {
             out.push(Item::Value(v));
             continue;
         }
-        let (lhs, n) = tok.rsplit_once('x').ok_or_else(|| format!("bad item {tok}"))?;
+        let (lhs, n) = tok
+            .rsplit_once('x')
+            .ok_or_else(|| format!("bad item {tok}"))?;
         let n: usize = n.parse().map_err(|_| format!("bad item {tok}"))?;
         if lhs == "stale" {
             out.extend(std::iter::repeat_n(Item::Stale, n + 1));
@@ -384,7 +397,11 @@ pub fn parse_script(text: &str) -> Result<Vec<Command>, String> {
         .split('\n')
         .map(|l| {
             let t = l.trim_matches([' ', '\t', '\r']);
-            if t.starts_with('#') { String::new() } else { t.to_string() }
+            if t.starts_with('#') {
+                String::new()
+            } else {
+                t.to_string()
+            }
         })
         .collect();
     let mut cmds = Vec::new();
@@ -431,7 +448,10 @@ pub fn parse_script(text: &str) -> Result<Vec<Command>, String> {
                 }
                 "range" => {
                     let parts: Vec<&str> = rest.splitn(7, ' ').collect();
-                    if parts.len() < 7 || parts[0] != "from" || parts[2] != "to" || parts[4] != "step"
+                    if parts.len() < 7
+                        || parts[0] != "from"
+                        || parts[2] != "to"
+                        || parts[4] != "step"
                     {
                         return Err(format!("line {lineno}: bad eval range"));
                     }

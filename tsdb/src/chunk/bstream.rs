@@ -23,6 +23,13 @@ impl BitWriter {
         Self::default()
     }
 
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        BitWriter {
+            bytes: Vec::with_capacity(bytes),
+            free: 0,
+        }
+    }
+
     /// Continues after the bytes already in `bytes`, starting byte aligned.
     /// Sealing uses it to write a column straight after the header.
     pub(crate) fn from_vec(bytes: Vec<u8>) -> Self {
@@ -92,6 +99,41 @@ impl BitWriter {
         let whole = n.div_ceil(8) as usize;
         self.bytes.extend_from_slice(&v.to_be_bytes()[..whole]);
         self.free = whole as u32 * 8 - n;
+    }
+}
+
+/// Where an encoder's bits go: a [`BitWriter`], or a [`BitCounter`] when
+/// sealing only needs to know what an encoding would cost.
+pub(crate) trait BitSink {
+    fn put_bit(&mut self, bit: bool);
+    fn put_bits(&mut self, v: u64, n: u32);
+}
+
+impl BitSink for BitWriter {
+    #[inline(always)]
+    fn put_bit(&mut self, bit: bool) {
+        self.write_bit(bit);
+    }
+
+    #[inline(always)]
+    fn put_bits(&mut self, v: u64, n: u32) {
+        self.write_bits(v, n);
+    }
+}
+
+/// Counts bits instead of storing them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct BitCounter(pub(crate) u64);
+
+impl BitSink for BitCounter {
+    #[inline(always)]
+    fn put_bit(&mut self, _bit: bool) {
+        self.0 += 1;
+    }
+
+    #[inline(always)]
+    fn put_bits(&mut self, _v: u64, n: u32) {
+        self.0 += u64::from(n);
     }
 }
 
@@ -265,7 +307,7 @@ impl Buckets {
     }
 
     /// Bits [`write_bucketed`] spends on `v`.
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn cost(&self, v: i64) -> u64 {
         self.cost_of_len(signed_len(v))
     }

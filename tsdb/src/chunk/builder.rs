@@ -1,20 +1,55 @@
 //! The open chunk: [`ChunkBuilder`] appends samples and seals them into an
 //! immutable [`Chunk`].
 //!
-//! While open, values are written as XOR, the one encoding that accepts any
-//! value, so the head can read the chunk at any moment. Alongside, the
-//! builder tracks the fewest decimal places that represent every value so
-//! far (one multiply, round and divide per append, no allocation). Sealing
-//! then re-encodes the value column in the cheaper decimal mode when every
-//! value qualifies and it is smaller; that cost is paid once per chunk.
+//! The head keeps one open chunk per active series, so its size is memory
+//! per series. While every value so far is a short decimal, the open value
+//! column is already in decimal mode (delta-of-delta, bucket table 1):
+//! for `x.xxx` watts or `x.xx` CPU seconds that is a third of the XOR size.
+//! The first value that is not (NaN, -0.0, 0.1+0.2, ...) moves the column to
+//! XOR for good; one that needs more decimal places rescales it. Both
+//! re-encode the column once, which happens a few times per chunk at most.
+//! The column is readable at every moment in its current mode.
+//!
+//! Sealing picks the cheapest of every decimal mode and table, and XOR,
+//! from bit counts over the open column, and re-encodes only if that is not
+//! the open mode.
 
-use super::bstream::{BitReader, BitWriter};
+use super::bstream::{BitCounter, BitReader, BitWriter};
 use super::iter::ChunkIter;
 use super::timestamps::TsEncoder;
 use super::values::{
-    IntCost, IntEncoder, ValueEncoding, XorDecoder, XorEncoder, decimal_int, widen_decimals,
+    IntCost, IntDecoder, IntEncoder, MAX_DECIMALS, ValueEncoding, XorEncoder, decimal_int,
+    decimal_value, widen_decimals,
 };
 use super::{Chunk, HEADER_LEN, VERSION};
+
+/// The open column's decimal mode: delta-of-delta suits counters and costs
+/// gauges little; table 1 spans percentages to small counters.
+const OPEN_DOD: bool = true;
+const OPEN_TABLE: u8 = 1;
+
+/// The open value column's encoder.
+#[derive(Debug, Clone, Copy)]
+enum OpenValues {
+    /// Every value so far is `i / 10^decimals`.
+    Decimal {
+        decimals: u8,
+        enc: IntEncoder,
+    },
+    Xor(XorEncoder),
+}
+
+impl OpenValues {
+    fn encoding(&self) -> ValueEncoding {
+        match *self {
+            OpenValues::Decimal { decimals, .. } => ValueEncoding::DecimalDod {
+                decimals,
+                table: OPEN_TABLE,
+            },
+            OpenValues::Xor(_) => ValueEncoding::Xor,
+        }
+    }
+}
 
 /// An open, appendable chunk of one series.
 #[derive(Debug, Clone)]
@@ -22,17 +57,21 @@ pub struct ChunkBuilder {
     ts: BitWriter,
     vals: BitWriter,
     ts_enc: TsEncoder,
-    xor: XorEncoder,
+    open: OpenValues,
     count: u32,
     min_t: i64,
-    /// Fewest decimal places that represent every value appended so far;
-    /// `None` once a value has none (NaN, -0.0, 0.1+0.2, ...).
-    decimals: Option<u8>,
 }
 
 impl Default for ChunkBuilder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+fn decimal_start() -> OpenValues {
+    OpenValues::Decimal {
+        decimals: 0,
+        enc: IntEncoder::new(OPEN_DOD, OPEN_TABLE),
     }
 }
 
@@ -42,10 +81,9 @@ impl ChunkBuilder {
             ts: BitWriter::new(),
             vals: BitWriter::new(),
             ts_enc: TsEncoder::default(),
-            xor: XorEncoder::default(),
+            open: decimal_start(),
             count: 0,
             min_t: 0,
-            decimals: Some(0),
         }
     }
 
@@ -64,13 +102,63 @@ impl ChunkBuilder {
             self.min_t = t;
         }
         self.ts_enc.push(&mut self.ts, n, t);
-        self.xor.push(&mut self.vals, n, v);
-        if let Some(k) = self.decimals
-            && decimal_int(v, k).is_none()
-        {
-            self.decimals = widen_decimals(v, k + 1);
+        match &mut self.open {
+            OpenValues::Xor(x) => x.push(&mut self.vals, n, v),
+            OpenValues::Decimal { decimals, enc } => match decimal_int(v, *decimals) {
+                Some(i) => enc.push(&mut self.vals, n, i),
+                None => self.reencode_for(n, v),
+            },
         }
         self.count = n + 1;
+    }
+
+    /// Value `v` (number `n`) does not fit the open decimal column: rescale
+    /// the column to more decimal places, or move it to XOR.
+    #[cold]
+    fn reencode_for(&mut self, n: u32, v: f64) {
+        let OpenValues::Decimal { decimals, .. } = self.open else {
+            return;
+        };
+        let mut w = BitWriter::with_capacity(self.vals.capacity());
+        if let Some(wider) = widen_decimals(v, decimals + 1)
+            && let Some(mut enc) = self.rescaled(decimals, wider, &mut w)
+        {
+            // `widen_decimals` found `v` exact at `wider` places.
+            enc.push(&mut w, n, decimal_int(v, wider).unwrap_or_default());
+            self.open = OpenValues::Decimal {
+                decimals: wider,
+                enc,
+            };
+        } else {
+            w.clear();
+            let mut x = XorEncoder::default();
+            for (m, old) in self.values().enumerate() {
+                x.push(&mut w, m as u32, old);
+            }
+            x.push(&mut w, n, v);
+            self.open = OpenValues::Xor(x);
+        }
+        self.vals = w;
+    }
+
+    /// Re-encodes the open integers at `wider` decimal places into `w`, or
+    /// `None` if one no longer converts exactly (it outgrew 2^53).
+    fn rescaled(&self, decimals: u8, wider: u8, w: &mut BitWriter) -> Option<IntEncoder> {
+        debug_assert!(decimals < wider && wider <= MAX_DECIMALS);
+        let factor = 10i64.pow(u32::from(wider - decimals));
+        let mut enc = IntEncoder::new(OPEN_DOD, OPEN_TABLE);
+        for (m, i) in self.open_ints(decimals).enumerate() {
+            let wide = i.checked_mul(factor)?;
+            // Same rational, so the same f64 while below 2^53; checked
+            // rather than trusted because the column must stay exact.
+            let exact =
+                decimal_value(wide, wider).to_bits() == decimal_value(i, decimals).to_bits();
+            if !exact || wide.unsigned_abs() > 1 << 53 {
+                return None;
+            }
+            enc.push(w, m as u32, wide);
+        }
+        Some(enc)
     }
 
     pub fn len(&self) -> usize {
@@ -93,7 +181,14 @@ impl ChunkBuilder {
 
     /// The last sample appended, without decoding.
     pub fn last(&self) -> Option<(i64, f64)> {
-        (self.count > 0).then(|| (self.ts_enc.last(), self.xor.last()))
+        if self.count == 0 {
+            return None;
+        }
+        let v = match self.open {
+            OpenValues::Decimal { decimals, enc } => decimal_value(enc.last(), decimals),
+            OpenValues::Xor(x) => x.last(),
+        };
+        Some((self.ts_enc.last(), v))
     }
 
     /// Reads the samples appended so far without sealing.
@@ -101,7 +196,7 @@ impl ChunkBuilder {
         ChunkIter::new(
             self.ts.bytes(),
             self.vals.bytes(),
-            ValueEncoding::Xor,
+            self.open.encoding(),
             self.count,
             self.min_t,
             self.max_t(),
@@ -113,11 +208,16 @@ impl ChunkBuilder {
         self.ts.capacity() + self.vals.capacity()
     }
 
-    /// Bytes the chunk would take if sealed now in XOR mode, an upper bound
-    /// (sealing may pick a smaller decimal mode); lets a caller cut chunks
+    /// Bytes the chunk would take if sealed in its open encoding, an upper
+    /// bound on what [`seal`](Self::seal) returns; lets a caller cut chunks
     /// by size as well as by sample count.
     pub fn encoded_len(&self) -> usize {
         HEADER_LEN + self.ts.bytes().len() + self.vals.bytes().len()
+    }
+
+    /// The value encoding of the open column (sealing may pick another).
+    pub fn open_encoding(&self) -> ValueEncoding {
+        self.open.encoding()
     }
 
     /// Returns the immutable chunk and resets `self` to empty, keeping its
@@ -134,20 +234,27 @@ impl ChunkBuilder {
         // Columns are far below 4 GiB: the head cuts chunks at ~120 samples.
         out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
         out.extend_from_slice(ts);
-        match enc {
-            ValueEncoding::Xor => out.extend_from_slice(self.vals.bytes()),
-            ValueEncoding::DecimalDelta { decimals, table }
-            | ValueEncoding::DecimalDod { decimals, table } => {
-                let dod = matches!(enc, ValueEncoding::DecimalDod { .. });
-                let mut w = BitWriter::from_vec(out);
-                let mut e = IntEncoder::new(dod, table);
-                for (n, v) in self.xor_values().enumerate() {
-                    // Checked by choose_value_encoding.
-                    let i = decimal_int(v, decimals).unwrap_or_default();
-                    e.push(&mut w, n as u32, i);
+        if enc == self.open.encoding() {
+            out.extend_from_slice(self.vals.bytes());
+        } else {
+            let mut w = BitWriter::from_vec(out);
+            match enc {
+                ValueEncoding::Xor => {
+                    let mut x = XorEncoder::default();
+                    for (n, v) in self.values().enumerate() {
+                        x.push(&mut w, n as u32, v);
+                    }
                 }
-                out = w.into_vec();
+                ValueEncoding::DecimalDelta { decimals, table }
+                | ValueEncoding::DecimalDod { decimals, table } => {
+                    let dod = matches!(enc, ValueEncoding::DecimalDod { .. });
+                    let mut e = IntEncoder::new(dod, table);
+                    for (n, i) in self.open_ints(decimals).enumerate() {
+                        e.push(&mut w, n as u32, i);
+                    }
+                }
             }
+            out = w.into_vec();
         }
         debug_assert_eq!(out.len(), out.capacity());
         let chunk = Chunk::from_sealed(out.into_boxed_slice());
@@ -159,42 +266,141 @@ impl ChunkBuilder {
         self.ts.clear();
         self.vals.clear();
         self.ts_enc = TsEncoder::default();
-        self.xor = XorEncoder::default();
+        self.open = decimal_start();
         self.count = 0;
         self.min_t = 0;
-        self.decimals = Some(0);
     }
 
-    fn xor_values(&self) -> impl Iterator<Item = f64> + '_ {
+    /// The open column's integers; empty unless it is in decimal mode.
+    fn open_ints(&self, decimals: u8) -> impl Iterator<Item = i64> + '_ {
         let mut r = BitReader::new(self.vals.bytes());
-        let mut d = XorDecoder::default();
-        (0..self.count).map_while(move |n| d.next(&mut r, n))
+        let mut d = IntDecoder::new(OPEN_DOD, decimals, OPEN_TABLE);
+        let count = match self.open {
+            OpenValues::Decimal { .. } => self.count,
+            OpenValues::Xor(_) => 0,
+        };
+        (0..count).map_while(move |n| d.next_int(&mut r, n))
     }
 
-    /// Picks the smallest value encoding that reproduces every value bit for
-    /// bit, and the byte length of its column.
+    /// The values appended so far, decoded from the open column.
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.iter().map(|(_, v)| v)
+    }
+
+    /// Picks the smallest value encoding for the sealed chunk and the byte
+    /// length of its column. Every encoding considered is exact: the open
+    /// decimal column only ever holds exactly representable values.
     fn choose_value_encoding(&self) -> (ValueEncoding, usize) {
-        let xor = (ValueEncoding::Xor, self.vals.bytes().len());
-        let Some(decimals) = self.decimals else {
-            return xor;
+        let open = (self.open.encoding(), self.vals.bytes().len());
+        let OpenValues::Decimal { decimals, .. } = self.open else {
+            return open;
         };
         let mut cost = IntCost::default();
-        for (n, v) in self.xor_values().enumerate() {
-            // The per-append tracking is a hint; this is the authoritative
-            // check (it also catches integers that outgrew 2^53 when the
-            // decimal count was raised).
-            let Some(i) = decimal_int(v, decimals) else {
-                return xor;
-            };
+        for (n, i) in self.open_ints(decimals).enumerate() {
             cost.push(n as u32, i);
         }
         let (dod, table, bits) = cost.best();
-        let enc = if dod {
+        let mut best = if dod {
             ValueEncoding::DecimalDod { decimals, table }
         } else {
             ValueEncoding::DecimalDelta { decimals, table }
         };
-        let bytes = bits.div_ceil(8) as usize;
-        if bytes < xor.1 { (enc, bytes) } else { xor }
+        let mut best_bytes = bits.div_ceil(8) as usize;
+        // XOR spends at least 64 bits, then one per sample; only when the
+        // decimal column is bigger than that can XOR win, so only then count
+        // it (it costs a division per value).
+        if bits > 63 + u64::from(self.count) {
+            let mut counter = BitCounter::default();
+            let mut x = XorEncoder::default();
+            for (n, v) in self.values().enumerate() {
+                x.push(&mut counter, n as u32, v);
+            }
+            let xor_bytes = counter.0.div_ceil(8) as usize;
+            if xor_bytes < best_bytes {
+                (best, best_bytes) = (ValueEncoding::Xor, xor_bytes);
+            }
+        }
+        if best_bytes >= open.1 {
+            open
+        } else {
+            (best, best_bytes)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_column_moves_from_decimal_to_wider_decimal_to_xor() {
+        let mut b = ChunkBuilder::new();
+        let f = |b: &ChunkBuilder, want: ValueEncoding| assert_eq!(b.open_encoding(), want);
+        b.append(1, 5.0);
+        f(
+            &b,
+            ValueEncoding::DecimalDod {
+                decimals: 0,
+                table: OPEN_TABLE,
+            },
+        );
+        b.append(2, 5.25);
+        f(
+            &b,
+            ValueEncoding::DecimalDod {
+                decimals: 2,
+                table: OPEN_TABLE,
+            },
+        );
+        b.append(3, 63.451);
+        f(
+            &b,
+            ValueEncoding::DecimalDod {
+                decimals: 3,
+                table: OPEN_TABLE,
+            },
+        );
+        b.append(4, f64::NAN);
+        f(&b, ValueEncoding::Xor);
+        b.append(5, 7.0);
+        f(&b, ValueEncoding::Xor);
+        let got: Vec<(i64, u64)> = b.iter().map(|(t, v)| (t, v.to_bits())).collect();
+        let want: Vec<(i64, u64)> = [(1, 5.0), (2, 5.25), (3, 63.451), (4, f64::NAN), (5, 7.0)]
+            .iter()
+            .map(|&(t, v)| (t, v.to_bits()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn sealing_keeps_the_open_column_when_it_is_already_cheapest() {
+        // A steady counter: delta-of-delta in table 1 is what sealing picks.
+        let mut b = ChunkBuilder::new();
+        for i in 0..120 {
+            b.append(i * 15_000, (100 + i * 3) as f64);
+        }
+        let open = b.open_encoding();
+        let len = b.encoded_len();
+        let c = b.seal();
+        assert_eq!(c.value_encoding(), open);
+        assert_eq!(c.as_bytes().len(), len);
+    }
+
+    #[test]
+    fn integers_that_xor_well_seal_as_xor() {
+        // Alternating 2^52 and 2^52 + 2^40: each delta needs a 40-bit
+        // bucket, while the XOR of the two differs in one bit (3 bits a
+        // sample once the window is set).
+        let mut b = ChunkBuilder::new();
+        for i in 0..120 {
+            let v = (1i64 << 52) + if i % 2 == 0 { 0 } else { 1 << 40 };
+            b.append(i, v as f64);
+        }
+        assert!(matches!(
+            b.open_encoding(),
+            ValueEncoding::DecimalDod { .. }
+        ));
+        let c = b.seal();
+        assert_eq!(c.value_encoding(), ValueEncoding::Xor);
     }
 }

@@ -227,6 +227,23 @@ fn decimals_widen_when_a_later_value_needs_more_places() {
 }
 
 #[test]
+fn decimal_chunks_longer_than_the_stack_buffer_round_trip() {
+    let samples: Vec<_> = (0..1000)
+        .map(|i: i64| (i * 15_000, (i * 3 % 101) as f64 / 4.0))
+        .collect();
+    let c = assert_round_trip(&samples);
+    assert!(
+        matches!(
+            c.value_encoding(),
+            ValueEncoding::DecimalDelta { decimals: 2, .. }
+                | ValueEncoding::DecimalDod { decimals: 2, .. }
+        ),
+        "{:?}",
+        c.value_encoding()
+    );
+}
+
+#[test]
 fn widening_decimals_past_2_pow_53_falls_back_to_xor() {
     // 1e15 is an integer below 2^53, but at one decimal it would be 1e16.
     let c = assert_round_trip(&[(1, 1e15), (2, 0.5), (3, 1e15 + 2.0)]);
@@ -236,7 +253,11 @@ fn widening_decimals_past_2_pow_53_falls_back_to_xor() {
 #[test]
 fn open_builder_stays_small_for_per_series_memory() {
     // The head keeps one builder per active series (tens of millions).
-    assert!(std::mem::size_of::<ChunkBuilder>() <= 128, "{}", std::mem::size_of::<ChunkBuilder>());
+    assert!(
+        std::mem::size_of::<ChunkBuilder>() <= 128,
+        "{}",
+        std::mem::size_of::<ChunkBuilder>()
+    );
     let mut b = ChunkBuilder::new();
     assert_eq!(b.heap_bytes(), 0, "an empty builder allocates nothing");
     for i in 0..120 {
@@ -245,7 +266,11 @@ fn open_builder_stays_small_for_per_series_memory() {
     let held = b.heap_bytes();
     assert!(held > 0 && held < 512, "{held}");
     b.seal();
-    assert_eq!(b.heap_bytes(), held, "seal keeps the buffers for the next chunk");
+    assert_eq!(
+        b.heap_bytes(),
+        held,
+        "seal keeps the buffers for the next chunk"
+    );
 }
 
 #[test]
@@ -254,13 +279,13 @@ fn documented_example_bytes_match_the_encoder() {
     let c = build(&[(1000, 1.0), (16000, 2.0)]).seal();
     #[rustfmt::skip]
     let want: [u8; 32] = [
-        0x01, 0x01, 0x00, 0x00,
+        0x01, 0x02, 0x00, 0x01,
         0x02, 0x00, 0x00, 0x00,
         0xe8, 0x03, 0, 0, 0, 0, 0, 0,
         0x80, 0x3e, 0, 0, 0, 0, 0, 0,
         0x02, 0x00, 0x00, 0x00,
         0x98, 0x75,
-        0x02, 0x90,
+        0x02, 0x84,
     ];
     assert_eq!(c.as_bytes(), want);
 }
@@ -385,7 +410,7 @@ fn series() -> impl Strategy<Value = Vec<(i64, f64)>> {
     ];
     (
         any::<i64>(),
-        prop::collection::vec((delta, sample_value()), 0..300),
+        prop::collection::vec((delta, sample_value()), 0..400),
     )
         .prop_map(|(start, steps)| {
             let mut t = start;

@@ -15,7 +15,7 @@
 //! -0.0 and anything else that fails the check keep the chunk in XOR mode.
 
 use super::bstream::{
-    BitReader, BitWriter, Buckets, read_bucketed, read_uvarint, signed_len, unzigzag,
+    BitReader, BitSink, BitWriter, Buckets, read_bucketed, read_uvarint, signed_len, unzigzag,
     write_bucketed, write_uvarint, zigzag,
 };
 
@@ -144,38 +144,38 @@ impl XorEncoder {
 
     /// Appends value number `n` (0-based).
     #[inline]
-    pub(crate) fn push(&mut self, w: &mut BitWriter, n: u32, v: f64) {
+    pub(crate) fn push(&mut self, w: &mut impl BitSink, n: u32, v: f64) {
         let bits = v.to_bits();
         if n == 0 {
-            w.write_bits(bits, 64);
+            w.put_bits(bits, 64);
             self.prev = bits;
             return;
         }
         let xor = bits ^ self.prev;
         self.prev = bits;
         if xor == 0 {
-            w.write_bit(false);
+            w.put_bit(false);
             return;
         }
-        w.write_bit(true);
+        w.put_bit(true);
         // Leading zeros are stored in 5 bits; a longer run is partly spent
         // as significant bits.
         let leading = xor.leading_zeros().min(31) as u8;
         let trailing = xor.trailing_zeros() as u8;
         if self.leading != NO_WINDOW && leading >= self.leading && trailing >= self.trailing {
             // Fits the previous window: no need to restate its bounds.
-            w.write_bit(false);
+            w.put_bit(false);
             let sig = 64 - self.leading as u32 - self.trailing as u32;
-            w.write_bits(xor >> self.trailing, sig);
+            w.put_bits(xor >> self.trailing, sig);
         } else {
             self.leading = leading;
             self.trailing = trailing;
             let sig = 64 - leading as u32 - trailing as u32;
-            w.write_bit(true);
-            w.write_bits(leading as u64, 5);
+            w.put_bit(true);
+            w.put_bits(leading as u64, 5);
             // 64 significant bits do not fit 6 bits; 0 stands for 64.
-            w.write_bits((sig & 63) as u64, 6);
-            w.write_bits(xor >> trailing, sig);
+            w.put_bits((sig & 63) as u64, 6);
+            w.put_bits(xor >> trailing, sig);
         }
     }
 }
@@ -224,29 +224,38 @@ impl XorDecoder {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IntEncoder {
     dod: bool,
-    table: &'static Buckets,
+    /// Index into [`INT_TABLES`]; an index rather than a reference keeps
+    /// the open builder, one per active series, small.
+    table: u8,
     prev: i64,
     delta: i64,
 }
 
 impl IntEncoder {
     pub(crate) fn new(dod: bool, table: u8) -> Self {
+        debug_assert!((table as usize) < INT_TABLES.len());
         IntEncoder {
             dod,
-            table: &INT_TABLES[table as usize],
+            table,
             prev: 0,
             delta: 0,
         }
     }
 
+    /// The last integer pushed.
+    pub(crate) fn last(&self) -> i64 {
+        self.prev
+    }
+
     #[inline]
     pub(crate) fn push(&mut self, w: &mut BitWriter, n: u32, i: i64) {
+        let table = &INT_TABLES[self.table as usize];
         let delta = i.wrapping_sub(self.prev);
         match n {
             0 => write_uvarint(w, zigzag(i)),
-            1 => write_bucketed(w, self.table, delta),
-            _ if self.dod => write_bucketed(w, self.table, delta.wrapping_sub(self.delta)),
-            _ => write_bucketed(w, self.table, delta),
+            1 => write_bucketed(w, table, delta),
+            _ if self.dod => write_bucketed(w, table, delta.wrapping_sub(self.delta)),
+            _ => write_bucketed(w, table, delta),
         }
         self.delta = delta;
         self.prev = i;
@@ -341,6 +350,12 @@ impl IntDecoder {
 
     #[inline]
     pub(crate) fn next(&mut self, r: &mut BitReader<'_>, n: u32) -> Option<f64> {
+        self.next_int(r, n).map(|i| decimal_value(i, self.decimals))
+    }
+
+    /// Decodes integer number `n` without scaling it.
+    #[inline]
+    pub(crate) fn next_int(&mut self, r: &mut BitReader<'_>, n: u32) -> Option<i64> {
         match n {
             0 => self.prev = unzigzag(read_uvarint(r)?),
             1 => {
@@ -357,7 +372,7 @@ impl IntDecoder {
                 self.prev = self.prev.wrapping_add(self.delta);
             }
         }
-        Some(decimal_value(self.prev, self.decimals))
+        Some(self.prev)
     }
 }
 

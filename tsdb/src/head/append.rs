@@ -54,6 +54,23 @@ impl AppendStats {
 }
 
 impl Head {
+    /// Re-applies one sample from the WAL. Replay sees samples in the order
+    /// they were accepted, so anything not newer than the series' last
+    /// sample is a duplicate from an overlap (e.g. checkpoint + segment) and
+    /// is skipped; returns whether it was applied.
+    pub(crate) fn replay_sample(&mut self, id: u32, t: i64, v: f64) -> bool {
+        let s = &mut self.series[id as usize];
+        if t <= s.last_t {
+            return false;
+        }
+        s.push(t, v);
+        self.bounds = Some(match self.bounds {
+            None => (t, t),
+            Some((lo, hi)) => (lo.min(t), hi.max(t)),
+        });
+        true
+    }
+
     /// The id of the series with these labels, created if new; the bool says
     /// whether it was created (the caller logs new series to the WAL).
     pub(crate) fn get_or_create(&mut self, labels: &Labels, hash: u64) -> (u32, bool) {

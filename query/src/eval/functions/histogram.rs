@@ -17,6 +17,9 @@ pub(crate) struct Bucket {
     pub count: f64,
 }
 
+/// Per step and group: `(step, group labels, buckets, outputs)`.
+type BucketFn<'a> = dyn FnMut(usize, &Labels, &mut Vec<Bucket>, &mut [Option<f64>]) + 'a;
+
 /// Prometheus' `almost.Equal`.
 fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
@@ -44,7 +47,11 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) 
     if q > 1.0 {
         return (f64::INFINITY, false);
     }
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
         return (f64::NAN, false);
     }
@@ -106,7 +113,11 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<Bucket>) -> (f64, bool) 
 /// Prometheus' `BucketFraction`: the estimated fraction of observations
 /// between `lower` and `upper`, interpolating linearly inside buckets.
 pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [Bucket]) -> f64 {
-    buckets.sort_by(|a, b| a.upper.partial_cmp(&b.upper).unwrap_or(std::cmp::Ordering::Equal));
+    buckets.sort_by(|a, b| {
+        a.upper
+            .partial_cmp(&b.upper)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     if !buckets.last().is_some_and(|b| b.upper == f64::INFINITY) {
         return f64::NAN;
     }
@@ -126,7 +137,11 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [Bucket]) ->
     }
     let (mut rank, mut lower_rank, mut upper_rank) = (0.0, 0.0, 0.0);
     let (mut lower_set, mut upper_set) = (false, false);
-    let mut lower_bound = if merged[0].upper <= 0.0 { f64::NEG_INFINITY } else { 0.0 };
+    let mut lower_bound = if merged[0].upper <= 0.0 {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
     for (i, b) in merged.iter().enumerate() {
         if i > 0 {
             lower_bound = merged[i - 1].upper;
@@ -175,7 +190,11 @@ pub(crate) fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [Bucket]) ->
 /// quantile label of `histogram_quantiles`.
 fn openmetrics_float(f: f64) -> String {
     let s = super::util::fmt_g(f);
-    if s.contains(['.', 'e', 'I', 'N']) { s } else { format!("{s}.0") }
+    if s.contains(['.', 'e', 'I', 'N']) {
+        s
+    } else {
+        format!("{s}.0")
+    }
 }
 
 impl Evaluator<'_> {
@@ -209,7 +228,7 @@ impl Evaluator<'_> {
         pos: &str,
         nout: usize,
         label_of: &dyn Fn(&Labels, usize) -> Labels,
-        f: &mut dyn FnMut(usize, &Labels, &mut Vec<Bucket>, &mut [Option<f64>]),
+        f: &mut BucketFn<'_>,
     ) -> Result<Vec<Series>> {
         // Group every series once by its labels without `le`.
         let mut groups: HashMap<Labels, usize> = HashMap::new();
@@ -251,7 +270,9 @@ impl Evaluator<'_> {
             let ts = self.grid.ts(step);
             buckets.iter_mut().for_each(|b| b.clear());
             for (si, s) in input.iter().enumerate() {
-                let Some((g, upper)) = member[si] else { continue };
+                let Some((g, upper)) = member[si] else {
+                    continue;
+                };
                 let c = &mut cursors[si];
                 while *c < s.points.len() && s.points[*c].t < ts {
                     *c += 1;
@@ -292,13 +313,19 @@ impl Evaluator<'_> {
         let input = self.eval_vector(args[1])?;
         self.warn_bad_quantile(&q, &self.pos(args[0]));
         let pos = self.pos(args[1]);
-        let out = self.classic_histogram(&input, &pos, 1, &|l, _| l.clone(), &mut |step, labels, b, vals| {
-            let (v, forced) = bucket_quantile(q[step], b);
-            if forced {
-                self.warn_monotonicity(labels, &pos);
-            }
-            vals[0] = Some(v);
-        })?;
+        let out = self.classic_histogram(
+            &input,
+            &pos,
+            1,
+            &|l, _| l.clone(),
+            &mut |step, labels, b, vals| {
+                let (v, forced) = bucket_quantile(q[step], b);
+                if forced {
+                    self.warn_monotonicity(labels, &pos);
+                }
+                vals[0] = Some(v);
+            },
+        )?;
         Ok(Val::Vector(out))
     }
 
@@ -323,15 +350,21 @@ impl Evaluator<'_> {
             l
         };
         let pos = self.pos(args[0]);
-        let out = self.classic_histogram(&input, &pos, qs.len(), &label_of, &mut |step, labels, b, vals| {
-            for (k, q) in qs.iter().enumerate() {
-                let (v, forced) = bucket_quantile(q[step], b);
-                if forced {
-                    self.warn_monotonicity(labels, &pos);
+        let out = self.classic_histogram(
+            &input,
+            &pos,
+            qs.len(),
+            &label_of,
+            &mut |step, labels, b, vals| {
+                for (k, q) in qs.iter().enumerate() {
+                    let (v, forced) = bucket_quantile(q[step], b);
+                    if forced {
+                        self.warn_monotonicity(labels, &pos);
+                    }
+                    vals[k] = Some(v);
                 }
-                vals[k] = Some(v);
-            }
-        })?;
+            },
+        )?;
         Ok(Val::Vector(out))
     }
 
@@ -340,9 +373,15 @@ impl Evaluator<'_> {
         let hi = self.eval_scalar(args[1])?;
         let input = self.eval_vector(args[2])?;
         let pos = self.pos(args[2]);
-        let out = self.classic_histogram(&input, &pos, 1, &|l, _| l.clone(), &mut |step, _, b, vals| {
-            vals[0] = Some(bucket_fraction(lo[step], hi[step], b));
-        })?;
+        let out = self.classic_histogram(
+            &input,
+            &pos,
+            1,
+            &|l, _| l.clone(),
+            &mut |step, _, b, vals| {
+                vals[0] = Some(bucket_fraction(lo[step], hi[step], b));
+            },
+        )?;
         Ok(Val::Vector(out))
     }
 }
@@ -370,7 +409,9 @@ mod tests {
     use super::*;
 
     fn b(v: &[(f64, f64)]) -> Vec<Bucket> {
-        v.iter().map(|&(upper, count)| Bucket { upper, count }).collect()
+        v.iter()
+            .map(|&(upper, count)| Bucket { upper, count })
+            .collect()
     }
 
     #[test]
@@ -385,7 +426,11 @@ mod tests {
     #[test]
     fn needs_an_inf_bucket_and_observations() {
         assert!(bucket_quantile(0.5, &mut b(&[(1.0, 3.0)])).0.is_nan());
-        assert!(bucket_quantile(0.5, &mut b(&[(1.0, 0.0), (f64::INFINITY, 0.0)])).0.is_nan());
+        assert!(
+            bucket_quantile(0.5, &mut b(&[(1.0, 0.0), (f64::INFINITY, 0.0)]))
+                .0
+                .is_nan()
+        );
     }
 
     #[test]

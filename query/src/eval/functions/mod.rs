@@ -2,9 +2,11 @@
 //! windows for range-vector functions, and the small scalar functions.
 //!
 //! Each family lives in its own module: [`rate`] (counter/gauge change),
-//! [`over_time`], [`math`], [`time`], [`labels`], [`histogram`] and [`sort`].
+//! [`over_time`], [`math`], [`time`], [`labels`], [`histogram`], [`sort`]
+//! and [`info`].
 
 pub(crate) mod histogram;
+pub(crate) mod info;
 pub(crate) mod labels;
 pub(crate) mod math;
 pub(crate) mod over_time;
@@ -78,7 +80,10 @@ fn unwrap_parens(mut e: &Expr) -> &Expr {
 }
 
 fn is_range_expr(e: &Expr) -> bool {
-    matches!(unwrap_parens(e), Expr::MatrixSelector(_) | Expr::Subquery(_))
+    matches!(
+        unwrap_parens(e),
+        Expr::MatrixSelector(_) | Expr::Subquery(_)
+    )
 }
 
 /// The string value of a string-literal argument.
@@ -95,6 +100,17 @@ impl Evaluator<'_> {
     pub(crate) fn eval_call(&self, c: &Call) -> Result<Val> {
         let name = c.func.name;
         let args: Vec<&Expr> = c.args.args.iter().map(|b| b.as_ref()).collect();
+        // The parser checks arity; this guard keeps a parser gap from
+        // turning into an out-of-bounds panic.
+        // Variadic functions may omit their last argument (or repeat it).
+        let optional = usize::from(c.func.variadic != 0);
+        let min_args = c.func.arg_types.len().saturating_sub(optional);
+        if args.len() < min_args {
+            return Err(QueryError::exec(format!(
+                "expected at least {min_args} argument(s) in call to {name:?}, got {}",
+                args.len()
+            )));
+        }
         if let Some(f) = range_fn(name) {
             let idx = args.iter().position(|a| is_range_expr(a)).ok_or_else(|| {
                 QueryError::exec(format!("{name}() expects a range vector argument"))
@@ -115,7 +131,8 @@ impl Evaluator<'_> {
                 self.grid.len()
             ])),
             "range" => Ok(Val::Scalar(vec![
-                (self.settings.query_end - self.settings.query_start) as f64
+                (self.settings.query_end - self.settings.query_start)
+                    as f64
                     / 1000.0;
                 self.grid.len()
             ])),
@@ -227,8 +244,14 @@ impl Evaluator<'_> {
                 let v = self.eval_vector(args[0])?;
                 let (lo, hi) = match name {
                     "clamp" => (self.eval_scalar(args[1])?, self.eval_scalar(args[2])?),
-                    "clamp_min" => (self.eval_scalar(args[1])?, vec![f64::INFINITY; self.grid.len()]),
-                    _ => (vec![f64::NEG_INFINITY; self.grid.len()], self.eval_scalar(args[1])?),
+                    "clamp_min" => (
+                        self.eval_scalar(args[1])?,
+                        vec![f64::INFINITY; self.grid.len()],
+                    ),
+                    _ => (
+                        vec![f64::NEG_INFINITY; self.grid.len()],
+                        self.eval_scalar(args[1])?,
+                    ),
                 };
                 let mut out = self.map_values(v, |i, x| lo[i].max(hi[i].min(x)));
                 // clamp with max < min returns nothing at that step.
@@ -241,7 +264,7 @@ impl Evaluator<'_> {
                 out.retain(|s| !s.points.is_empty());
                 Ok(Val::Vector(out))
             }
-            "info" => Err(QueryError::exec("the experimental info() function is not supported")),
+            "info" => self.info(&args),
             "start_timestamp" => Err(QueryError::exec(
                 "start_timestamp() needs start timestamps, which Tessera does not store",
             )),
@@ -250,7 +273,9 @@ impl Evaluator<'_> {
                     let v = self.eval_vector(args[0])?;
                     return Ok(Val::Vector(self.map_values(v, |_, x| f(x))));
                 }
-                Err(QueryError::exec(format!("function {name}() is not supported")))
+                Err(QueryError::exec(format!(
+                    "function {name}() is not supported"
+                )))
             }
         }
     }
@@ -299,6 +324,9 @@ impl Evaluator<'_> {
             }
             let mut points = Vec::new();
             for (step, ts) in self.grid.iter().enumerate() {
+                if step % 4096 == 4095 {
+                    self.check()?;
+                }
                 let (lo, hi) = arg.window_bounds(ts);
                 let a = s.points.partition_point(|p| p.t <= lo);
                 let b = s.points.partition_point(|p| p.t <= hi);
@@ -324,7 +352,9 @@ impl Evaluator<'_> {
             }
             if matches!(name, "rate" | "increase")
                 && let Some(metric) = s.labels.metric_name()
-                && ![ "_total", "_sum", "_count", "_bucket"].iter().any(|sfx| metric.ends_with(sfx))
+                && !["_total", "_sum", "_count", "_bucket"]
+                    .iter()
+                    .any(|sfx| metric.ends_with(sfx))
             {
                 self.warn(format!(
                     "PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: {metric:?}{}",
@@ -380,7 +410,11 @@ impl Evaluator<'_> {
         if pts.is_empty() {
             return Ok(Val::Vector(Vec::new()));
         }
-        Ok(Val::Vector(vec![Series::new(absent_labels(arg), false, pts)]))
+        Ok(Val::Vector(vec![Series::new(
+            absent_labels(arg),
+            false,
+            pts,
+        )]))
     }
 }
 

@@ -139,7 +139,11 @@ pub(crate) fn mad(w: &Window<'_>) -> Option<f64> {
 
 /// Holt's linear smoothing (`double_exponential_smoothing`, formerly
 /// `holt_winters`).
-pub(crate) fn double_exponential_smoothing(w: &Window<'_>, sf: f64, tf: f64) -> Result<Option<f64>> {
+pub(crate) fn double_exponential_smoothing(
+    w: &Window<'_>,
+    sf: f64,
+    tf: f64,
+) -> Result<Option<f64>> {
     if sf <= 0.0 || sf >= 1.0 {
         return Err(QueryError::exec(format!(
             "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
@@ -174,7 +178,10 @@ mod tests {
     use tessera_tsdb::Sample;
 
     fn w(v: &[f64]) -> Vec<Sample> {
-        v.iter().enumerate().map(|(i, v)| Sample::new(i as i64 * 1000, *v)).collect()
+        v.iter()
+            .enumerate()
+            .map(|(i, v)| Sample::new(i as i64 * 1000, *v))
+            .collect()
     }
 
     fn win(s: &[Sample]) -> Window<'_> {

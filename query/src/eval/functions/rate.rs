@@ -196,7 +196,11 @@ mod tests {
 
     #[test]
     fn irate_uses_last_two_samples() {
-        let s = vec![Sample::new(0, 1.0), Sample::new(10_000, 5.0), Sample::new(20_000, 2.0)];
+        let s = vec![
+            Sample::new(0, 1.0),
+            Sample::new(10_000, 5.0),
+            Sample::new(20_000, 2.0),
+        ];
         let w = win(&s, -1, 20_000);
         assert_eq!(instant_value(&w, true), Some(0.2));
         assert_eq!(instant_value(&w, false), Some(-3.0));
@@ -204,7 +208,9 @@ mod tests {
 
     #[test]
     fn deriv_of_a_line_is_its_slope() {
-        let s: Vec<Sample> = (0..10).map(|i| Sample::new(i * 1000, 3.0 * i as f64)).collect();
+        let s: Vec<Sample> = (0..10)
+            .map(|i| Sample::new(i * 1000, 3.0 * i as f64))
+            .collect();
         let w = win(&s, -1, 9000);
         assert!((deriv(&w).unwrap() - 3.0).abs() < 1e-9);
         assert!((predict_linear(&w, 1.0).unwrap() - 30.0).abs() < 1e-9);

@@ -48,10 +48,18 @@ pub(crate) fn fmt_g(f: f64) -> String {
         return "NaN".into();
     }
     if f.is_infinite() {
-        return if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if f.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     let exp = f.abs().log10().floor() as i32;
     if !(-4..6).contains(&exp) {
@@ -70,7 +78,11 @@ pub(crate) fn fmt_float(f: f64) -> String {
     if f.is_nan() {
         "NaN".into()
     } else if f.is_infinite() {
-        if f > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{f}")
     }
@@ -119,7 +131,10 @@ mod tests {
     fn quantile_interpolates_between_ranks() {
         let f = |q: f64, mut v: Vec<f64>, want: f64| {
             let got = quantile(q, &mut v);
-            assert!(got == want || (got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()), "{q}: {got}");
+            assert!(
+                got == want || (got - want).abs() < 1e-12 || (got.is_nan() && want.is_nan()),
+                "{q}: {got}"
+            );
         };
         f(0.5, vec![1.0, 2.0, 3.0, 4.0], 2.5);
         f(0.0, vec![3.0, 1.0], 1.0);

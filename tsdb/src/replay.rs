@@ -1,0 +1,189 @@
+//! Opening a data dir: every shard's WAL replayed into a fresh head, shards
+//! in parallel on a bounded pool.
+//!
+//! The pool has `threads` workers (the CPU budget), not one per shard or per
+//! core: a replay that used every core of a 96-core host while the pod was
+//! limited to 24 was slower than one that used 24. Workers take the next
+//! unreplayed shard from a shared counter; a monitor logs progress (shards
+//! and bytes done, samples, samples/s) every few seconds.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tracing::{info, warn};
+
+use crate::db::{DbError, shard_wal_dir};
+use crate::head::Head;
+use crate::wal::{ReadRecord, WalReader, list_checkpoints, list_segments};
+
+/// Progress shared by the workers and the monitor.
+#[derive(Default)]
+struct Progress {
+    shards_done: AtomicUsize,
+    bytes: AtomicU64,
+    samples: AtomicU64,
+    series: AtomicU64,
+}
+
+/// How often replay progress is logged.
+const LOG_EVERY: Duration = Duration::from_secs(3);
+
+/// Replays every shard's WAL; returns the heads in shard order.
+pub(crate) fn replay_all(data_dir: &Path, shards: usize, threads: usize) -> Result<Vec<Head>, DbError> {
+    let total_bytes: u64 = (0..shards).map(|i| wal_bytes(&shard_wal_dir(data_dir, i))).sum();
+    if total_bytes == 0 {
+        return Ok((0..shards).map(|_| Head::default()).collect());
+    }
+    let started = Instant::now();
+    info!(shards, threads, wal_bytes = total_bytes, "replaying WAL");
+    let progress = Progress::default();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Head, DbError>>>> = Mutex::new((0..shards).map(|_| None).collect());
+    // Dropping the sender (after the workers) wakes the monitor at once.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+
+    std::thread::scope(|scope| {
+        let progress_ref = &progress;
+        scope.spawn(move || monitor(progress_ref, done_rx, shards, total_bytes, started));
+        let workers: Vec<_> = (0..threads.min(shards))
+            .map(|w| {
+                let (progress, next, results) = (&progress, &next, &results);
+                std::thread::Builder::new()
+                    .name(format!("wal-replay-{w}"))
+                    .spawn_scoped(scope, move || {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            if i >= shards {
+                                break;
+                            }
+                            let r = replay_shard(data_dir, i, progress);
+                            let failed = r.is_err();
+                            results.lock()[i] = Some(r);
+                            progress.shards_done.fetch_add(1, Ordering::Relaxed);
+                            if failed {
+                                // Stop handing out shards: start-up fails anyway.
+                                next.store(shards, Ordering::Relaxed);
+                            }
+                        }
+                    })
+                    .expect("spawn a replay thread")
+            })
+            .collect();
+        for w in workers {
+            let _ = w.join();
+        }
+        drop(done_tx);
+    });
+
+    let mut heads = Vec::with_capacity(shards);
+    for (i, r) in results.into_inner().into_iter().enumerate() {
+        match r {
+            Some(Ok(h)) => heads.push(h),
+            Some(Err(e)) => return Err(e),
+            None => {
+                // Only reachable when another shard failed first and the
+                // loop above returned its error; keep the contract explicit.
+                return Err(DbError::BadMeta {
+                    path: shard_wal_dir(data_dir, i),
+                    reason: "replay did not run for this shard".into(),
+                });
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let samples = progress.samples.load(Ordering::Relaxed);
+    info!(
+        shards,
+        series = progress.series.load(Ordering::Relaxed),
+        samples,
+        elapsed_s = format!("{secs:.2}"),
+        samples_per_s = (samples as f64 / secs.max(1e-9)) as u64,
+        "WAL replay finished"
+    );
+    Ok(heads)
+}
+
+/// Replays one shard's WAL into a new head.
+fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<Head, DbError> {
+    let dir = shard_wal_dir(data_dir, shard);
+    let mut head = Head::default();
+    let mut reader = WalReader::open(&dir).map_err(|source| DbError::Wal { shard, source })?;
+    // WAL series refs are the ids the head had when it logged them; a fresh
+    // head may assign others (a checkpoint drops dead series), so map them.
+    let mut ids: Vec<u32> = Vec::new();
+    let mut unknown_refs = 0u64;
+    let mut last_bytes = 0;
+    loop {
+        let rec = reader.next().map_err(|source| DbError::Wal { shard, source })?;
+        let Some(rec) = rec else { break };
+        match rec {
+            ReadRecord::Series(list) => {
+                progress.series.fetch_add(list.len() as u64, Ordering::Relaxed);
+                for (r, labels) in list.drain(..) {
+                    let (id, _) = head.get_or_create(&labels, labels.stable_hash());
+                    let r = r as usize;
+                    if ids.len() <= r {
+                        ids.resize(r + 1, u32::MAX);
+                    }
+                    ids[r] = id;
+                }
+            }
+            ReadRecord::Samples(list) => {
+                progress.samples.fetch_add(list.len() as u64, Ordering::Relaxed);
+                for &(r, t, v) in list {
+                    match ids.get(r as usize) {
+                        Some(&id) if id != u32::MAX => {
+                            head.replay_sample(id, t, v);
+                        }
+                        _ => unknown_refs += 1,
+                    }
+                }
+            }
+        }
+        let bytes = reader.stats().bytes;
+        progress.bytes.fetch_add(bytes - last_bytes, Ordering::Relaxed);
+        last_bytes = bytes;
+    }
+    if unknown_refs > 0 {
+        // Samples whose series record is missing cannot be placed; say so
+        // rather than dropping them silently.
+        warn!(shard, unknown_refs, "WAL samples reference series never logged; they were skipped");
+    }
+    Ok(head)
+}
+
+fn monitor(p: &Progress, done: std::sync::mpsc::Receiver<()>, shards: usize, total: u64, started: Instant) {
+    // Times out every LOG_EVERY while replay runs; disconnects when it ends.
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(LOG_EVERY) {
+        let bytes = p.bytes.load(Ordering::Relaxed);
+        let samples = p.samples.load(Ordering::Relaxed);
+        info!(
+            shards_done = p.shards_done.load(Ordering::Relaxed),
+            shards,
+            percent = format!("{:.1}", bytes as f64 * 100.0 / total.max(1) as f64),
+            samples,
+            samples_per_s = (samples as f64 / started.elapsed().as_secs_f64().max(1e-9)) as u64,
+            "replaying WAL"
+        );
+    }
+}
+
+/// Bytes in a WAL dir's segments and checkpoints (0 when absent).
+fn wal_bytes(dir: &Path) -> u64 {
+    let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
+    let mut n = 0;
+    if let Ok(segs) = list_segments(dir) {
+        n += segs.iter().map(|s| size(dir.join(crate::wal::segment_name(*s)))).sum::<u64>();
+    }
+    if let Ok(cps) = list_checkpoints(dir) {
+        for c in cps {
+            let cdir = dir.join(crate::wal::checkpoint_name(c));
+            if let Ok(rd) = std::fs::read_dir(cdir) {
+                n += rd.flatten().map(|e| size(e.path())).sum::<u64>();
+            }
+        }
+    }
+    n
+}
