@@ -192,6 +192,8 @@ pub struct Metrics {
     pub ingest_series_rejected: CounterVec,
     pub ingest_requests_refused: CounterVec,
     pub ingest_metadata: CounterVec,
+    pub relabel_series_dropped: CounterVec,
+    pub relabel_reloads: CounterVec,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -229,13 +231,23 @@ pub static METRICS: Metrics = Metrics {
     ingest_requests_refused: CounterVec::new(
         "tessera_ingest_requests_refused_total",
         "Remote-write requests refused as a whole, by reason (too_large, bad_snappy, \
-         bad_protobuf, overloaded, not_ready).",
+         bad_protobuf, overloaded, not_ready, storage_error).",
         &["reason"],
     ),
     ingest_metadata: CounterVec::new(
         "tessera_ingest_metadata_received_total",
         "Metric metadata entries received through remote write.",
         &[],
+    ),
+    relabel_series_dropped: CounterVec::new(
+        "tessera_relabel_series_dropped_total",
+        "Series dropped by the ingest relabel config, by 0-based rule index.",
+        &["rule"],
+    ),
+    relabel_reloads: CounterVec::new(
+        "tessera_relabel_config_reloads_total",
+        "Reloads of the ingest relabel config (SIGHUP, POST /-/reload), by result.",
+        &["result"],
     ),
 };
 
@@ -250,6 +262,8 @@ impl Metrics {
         self.ingest_series_rejected.render(out);
         self.ingest_requests_refused.render(out);
         self.ingest_metadata.render(out);
+        self.relabel_series_dropped.render(out);
+        self.relabel_reloads.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
@@ -260,7 +274,10 @@ impl Metrics {
         for r in ["out_of_order", "duplicate_timestamp", "invalid_series", "native_histogram", "exemplar"] {
             self.ingest_samples_rejected.touch(&[r]);
         }
-        for r in ["too_large", "bad_snappy", "bad_protobuf", "overloaded", "not_ready"] {
+        for r in ["success", "failure"] {
+            self.relabel_reloads.touch(&[r]);
+        }
+        for r in ["too_large", "bad_snappy", "bad_protobuf", "overloaded", "not_ready", "storage_error"] {
             self.ingest_requests_refused.touch(&[r]);
         }
     }

@@ -66,6 +66,12 @@ pub struct ServeArgs {
     #[arg(long = "api.max-series", default_value_t = 100_000)]
     api_max_series: usize,
 
+    /// Prometheus relabel_config list (YAML, the same text as
+    /// write_relabel_configs) applied to every series at ingest. Reloaded on
+    /// SIGHUP and POST /-/reload; a bad file keeps the old rules.
+    #[arg(long = "ingest.relabel-config")]
+    ingest_relabel_config: Option<PathBuf>,
+
     /// Longest a query may run; a request's `timeout` parameter can only
     /// lower it. Over it: 503 with errorType timeout.
     #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration)]
@@ -155,7 +161,15 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
         default_timeout: args.query_timeout,
         ..Default::default()
     });
-    let state = Arc::new(AppState::new(opts, cpus, engine));
+    let relabel = match &args.ingest_relabel_config {
+        Some(p) => tessera_ingest::relabel::IngestRelabel::load(p)?,
+        None => tessera_ingest::relabel::IngestRelabel::none(),
+    };
+    if let Some(p) = relabel.path() {
+        info!(file = %p.display(), rules = relabel.rule_count(), "ingest relabel config loaded");
+    }
+    let state = Arc::new(AppState::new(opts, cpus, engine, relabel));
+    spawn_sighup_reloader(state.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -202,6 +216,22 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
     }
     info!("shut down cleanly");
     Ok(())
+}
+
+/// Reloads the configuration on every SIGHUP, as Prometheus does.
+fn spawn_sighup_reloader(state: Arc<AppState>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    info!("SIGHUP received, reloading configuration");
+                    let _ = http::reload(&state);
+                }
+            });
+        }
+        Err(e) => error!(error = %e, "cannot listen for SIGHUP; use POST /-/reload"),
+    }
 }
 
 async fn shutdown_signal() {

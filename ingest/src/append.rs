@@ -7,6 +7,7 @@
 use tessera_tsdb::{AppendStats, Db, DbError};
 
 use crate::metadata::MetadataStore;
+use crate::relabel::{IngestRelabel, RelabelStats};
 use crate::validate::{Rejections, ValidatedWrite};
 
 /// What one write did, for the response, the log and self-metrics.
@@ -14,6 +15,7 @@ use crate::validate::{Rejections, ValidatedWrite};
 pub struct WriteReport {
     pub append: AppendStats,
     pub validation: Rejections,
+    pub relabel: RelabelStats,
     pub metadata_received: usize,
 }
 
@@ -53,15 +55,23 @@ impl WriteReport {
     }
 }
 
-/// Appends a validated write and records its metadata. An error means the
-/// samples may not be durable: the caller must not acknowledge them.
-pub fn write(db: &Db, metadata: &MetadataStore, w: ValidatedWrite) -> Result<WriteReport, DbError> {
+/// Relabels a validated write, appends it and records its metadata. An
+/// error means the samples may not be durable: the caller must not
+/// acknowledge them.
+pub fn write(
+    db: &Db,
+    metadata: &MetadataStore,
+    relabel: &IngestRelabel,
+    mut w: ValidatedWrite,
+) -> Result<WriteReport, DbError> {
+    let relabel = relabel.apply(&mut w.series, &mut w.rejected);
     let append = db.append_batch(w.series.iter().map(|s| (&s.labels, s.samples.as_slice())))?;
     let metadata_received = w.metadata.len();
     metadata.record(&w.metadata);
     Ok(WriteReport {
         append,
         validation: w.rejected,
+        relabel,
         metadata_received,
     })
 }

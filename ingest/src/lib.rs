@@ -13,6 +13,7 @@
 pub mod append;
 pub mod error;
 pub mod metadata;
+pub mod relabel;
 pub mod remote_write;
 pub mod validate;
 

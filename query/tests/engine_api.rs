@@ -308,3 +308,52 @@ fn scalar_and_string_results() {
         })
     );
 }
+
+#[test]
+fn group_left_copies_labels_from_the_one_side() {
+    let st = VecStorage::new(vec![
+        series("cpu", &[("node", "n1"), ("core", "0")], &[(0, 2.0)]),
+        series("cpu", &[("node", "n1"), ("core", "1")], &[(0, 4.0)]),
+        series("node_info", &[("node", "n1"), ("rack", "r7")], &[(0, 1.0)]),
+    ]);
+    let r = Engine::default()
+        .instant_query(&st, "cpu * on(node) group_left(rack) node_info", 0, &ctx())
+        .unwrap();
+    let Value::Vector(mut v) = r.value else {
+        panic!()
+    };
+    v.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let got: Vec<String> = v.iter().map(|s| format!("{} {}", s.labels, s.v)).collect();
+    assert_eq!(
+        got,
+        vec![
+            "{core=\"0\", node=\"n1\", rack=\"r7\"} 2",
+            "{core=\"1\", node=\"n1\", rack=\"r7\"} 4"
+        ]
+    );
+}
+
+#[test]
+fn aggregations_group_by_and_without() {
+    let got = vector("count_values without (instance) (\"v\", up)", 60_000);
+    assert_eq!(
+        got,
+        vec![
+            ("{job=\"api\", v=\"0\"}".to_string(), 1.0),
+            ("{job=\"api\", v=\"1\"}".to_string(), 1.0)
+        ]
+    );
+    let got = vector("quantile(0.5, http_requests_total)", 600_000);
+    assert_eq!(got, vec![("{}".to_string(), 150.0)]);
+    let got = vector("stddev without (instance) (http_requests_total)", 600_000);
+    assert_eq!(got, vec![("{job=\"api\"}".to_string(), 50.0)]);
+}
+
+#[test]
+fn set_operators_match_on_label_signatures() {
+    assert_eq!(vector("up and on(instance) (up == 1)", 60_000).len(), 1);
+    assert_eq!(vector("up unless on(instance) (up == 1)", 60_000).len(), 1);
+    // Matching ignores the metric name: every right series has a left twin.
+    assert_eq!(vector("up or http_requests_total", 60_000).len(), 2);
+    assert_eq!(vector("up or on(__name__) http_requests_total", 60_000).len(), 4);
+}

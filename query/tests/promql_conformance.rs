@@ -355,11 +355,7 @@ fn pin_at(e: &mut Expr, t: i64) {
     match e {
         Expr::VectorSelector(vs) if vs.at.is_none() => vs.at = at(),
         Expr::MatrixSelector(ms) if ms.vs.at.is_none() => ms.vs.at = at(),
-        Expr::Subquery(sq) => {
-            if sq.at.is_none() {
-                sq.at = at();
-            }
-        }
+        Expr::Subquery(sq) if sq.at.is_none() => sq.at = at(),
         Expr::Aggregate(a) => {
             pin_at(&mut a.expr, t);
             if let Some(p) = &mut a.param {
@@ -656,4 +652,61 @@ fn promql_conformance() {
         "{} PromQL conformance regressions (see the list above)",
         regressions.len()
     );
+}
+
+/// Every expression of the corpus (native-histogram ones included, on the
+/// float data that loads) evaluated at odd steps and offsets: errors are
+/// fine, panics and hangs are not.
+#[test]
+fn promql_corpus_never_panics() {
+    let dir = testdata_dir();
+    if !dir.is_dir() {
+        println!("skipped: ../shared/promql-testdata not found");
+        return;
+    }
+    let engine = Engine::new(EngineOptions::default());
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read testdata")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    let mut runs = 0;
+    let mut problems = Vec::new();
+    for path in &files {
+        let fname = path.file_name().unwrap().to_string_lossy().to_string();
+        let text = std::fs::read_to_string(path).expect("read test file");
+        let cmds = promqltest::parse_script(&text).expect("script");
+        let mut db = Db::in_memory(4);
+        for cmd in &cmds {
+            match cmd {
+                Command::Clear => db = Db::in_memory(4),
+                Command::Load { step, series } => load(&db, *step, series),
+                Command::Eval(ev) => {
+                    let t = match ev.time {
+                        EvalTime::Instant(t) => t,
+                        EvalTime::Range { end, .. } => end,
+                    };
+                    let ctx = QueryContext::new(Duration::from_secs(10));
+                    let results = [
+                        engine.instant_query(&db, &ev.expr, t + 7_777, &ctx),
+                        engine.range_query(&db, &ev.expr, t - 420_000, t + 180_000, 13_000, &ctx),
+                    ];
+                    for r in results {
+                        runs += 1;
+                        let bad = match &r {
+                            Err(QueryError::Timeout(_)) => true,
+                            Err(QueryError::Execution(m)) => m.contains("panicked"),
+                            _ => false,
+                        };
+                        if let (true, Err(e)) = (bad, r) {
+                            problems.push(format!("{fname}:{} {}: {e}", ev.line, ev.expr));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    println!("promql conformance: corpus sweep ran {runs} queries");
+    assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -51,10 +51,16 @@ pub struct AppState {
     pub start_time: f64,
     pub cpus: usize,
     pub engine: tessera_query::Engine,
+    pub relabel: tessera_ingest::relabel::IngestRelabel,
 }
 
 impl AppState {
-    pub fn new(opts: HttpOptions, cpus: usize, engine: tessera_query::Engine) -> Self {
+    pub fn new(
+        opts: HttpOptions,
+        cpus: usize,
+        engine: tessera_query::Engine,
+        relabel: tessera_ingest::relabel::IngestRelabel,
+    ) -> Self {
         let start_time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
@@ -66,6 +72,7 @@ impl AppState {
             start_time,
             cpus,
             engine,
+            relabel,
         }
     }
 
@@ -93,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/-/healthy", get(status::healthy))
         .route("/-/ready", get(status::ready))
+        .route("/-/reload", post(status::reload).put(status::reload))
         .route("/metrics", get(status::metrics))
         .layer(middleware::from_fn(account))
         .with_state(state)
@@ -113,5 +121,22 @@ async fn account(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Unused-state helper so handlers can share one extractor type.
+/// Re-reads the reloadable configuration (the ingest relabel file), as on
+/// SIGHUP and `POST /-/reload`. A bad file keeps the old rules in force.
+pub fn reload(state: &AppState) -> Result<(), String> {
+    match state.relabel.reload() {
+        Ok(n) => {
+            METRICS.relabel_reloads.inc(&["success"]);
+            tracing::info!(rules = n, "reloaded the ingest relabel config");
+            Ok(())
+        }
+        Err(e) => {
+            METRICS.relabel_reloads.inc(&["failure"]);
+            tracing::error!(error = %e, "reload failed; the previous relabel rules stay in force");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// The extractor every handler uses for the shared state.
 pub type AppStateRef = State<Arc<AppState>>;

@@ -29,6 +29,19 @@ pub async fn ready(state: AppStateRef) -> Response {
     }
 }
 
+/// `POST /-/reload`: 200 when the configuration was reloaded, 500 with the
+/// reason (and the old configuration still in force) when not.
+pub async fn reload(state: AppStateRef) -> Response {
+    match super::reload(&state) {
+        Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
 pub async fn buildinfo() -> Response {
     success(
         json!({
@@ -82,6 +95,13 @@ pub async fn metrics(state: AppStateRef) -> Response {
         for (i, s) in stats.iter().enumerate() {
             metrics::sample(&mut out, "tessera_head_memory_bytes", "", &["shard"], &[i.to_string()], None, s.heap_bytes as f64);
         }
+        metrics::single(
+            &mut out,
+            "tessera_relabel_rules",
+            "Ingest relabel rules in force (--ingest.relabel-config).",
+            "gauge",
+            state.relabel.rule_count() as f64,
+        );
         metrics::single(
             &mut out,
             "tessera_metadata_families",

@@ -98,7 +98,7 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     };
     drop(bytes);
     let validated = validate(req, limits);
-    let report = match tessera_ingest::append::write(db, &state.metadata, validated) {
+    let report = match tessera_ingest::append::write(db, &state.metadata, &state.relabel, validated) {
         Ok(r) => r,
         Err(e) => {
             // Not durable, so not acknowledged: a 5xx makes the sender retry.
@@ -124,6 +124,11 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
         if n > 0 {
             METRICS.ingest_samples_rejected.inc_by(&[reason], n as f64);
         }
+    }
+    for (rule, n) in &report.relabel.dropped_by_rule {
+        METRICS
+            .relabel_series_dropped
+            .inc_by(&[&rule.to_string()], *n as f64);
     }
     if v.invalid_series > 0 {
         METRICS

@@ -77,6 +77,8 @@ pub async fn run(
     let rate = load.rate;
     let max_duration = load.max_duration;
     let start_ms = now_ms();
+    let self_cpu = || proc_stats::read(std::process::id()).map_or(0.0, |r| r.1);
+    let harness_cpu_start = self_cpu();
     let concurrency = load.concurrency.max(1);
     let (txs, rxs): (Vec<_>, Vec<_>) = (0..concurrency).map(|_| mpsc::channel::<Body>(2)).unzip();
     let producer = std::thread::spawn(move || {
@@ -134,8 +136,6 @@ pub async fn run(
     let sampler = target
         .pid
         .map(|pid| ProcSampler::start(pid, Duration::from_millis(250)));
-    let self_cpu = || proc_stats::read(std::process::id()).map_or(0.0, |r| r.1);
-    let harness_cpu_start = self_cpu();
     let started = Instant::now();
     let tally = Arc::new(Mutex::new(Tally::default()));
     // One sequential sender per shard, like Prometheus' queue shards: a

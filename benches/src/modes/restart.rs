@@ -4,9 +4,9 @@
 //! the durability contract (no acknowledged sample lost) and the replay
 //! time the architecture promises to benchmark.
 //!
-//! "Queryable" is checked with `sum(count_over_time({job=~".+"}[R]))` at
-//! the last sample's timestamp, with R covering every round: the harness
-//! knows exactly how many samples were acknowledged.
+//! "Queryable" is checked with `sum(count_over_time({__name__="…"}[R]))`
+//! per metric name at the last sample's timestamp, with R covering every
+//! round: the harness knows exactly how many samples were acknowledged.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -150,6 +150,37 @@ pub async fn query_value(
     first.as_str()?.parse().ok()
 }
 
+/// Samples stored in `(at - range_s, at]`, summed over metric names.
+///
+/// One query per name because `count_over_time` drops `__name__`: over
+/// `{job=~".+"}` two metrics with otherwise equal labels collide and
+/// Prometheus refuses the whole query ("vector cannot contain metrics with
+/// the same labelset"). `None` if the server cannot answer yet.
+pub async fn count_samples(
+    client: &Client,
+    base: &str,
+    range_s: i64,
+    at: f64,
+    timeout: Duration,
+) -> Option<u64> {
+    let url = format!(
+        "{base}/api/v1/label/__name__/values?start={:.3}&end={at:.3}",
+        at - range_s as f64
+    );
+    let r = client.get(&url, timeout).await.ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    let names = v["data"].as_array()?;
+    let mut total = 0u64;
+    for name in names.iter().filter_map(|n| n.as_str()) {
+        let q = format!("sum(count_over_time({{__name__=\"{name}\"}}[{range_s}s]))");
+        // An empty answer (no samples of that name in the window) is 0.
+        total += query_value(client, base, &q, at, timeout)
+            .await
+            .unwrap_or(0.0) as u64;
+    }
+    Some(total)
+}
+
 pub async fn run(
     args: &RestartArgs,
     fleet: Fleet,
@@ -178,24 +209,20 @@ pub async fn run(
     let mut server = ServerProcess::start(&args.server_cmd, args.server_log.as_ref())?;
     let replay = ProcSampler::start(server.pid(), Duration::from_millis(100));
     let ready = wait_ready(client, &ready_url, &mut server, args.restart_timeout).await;
+    let ready_secs = restarted.elapsed().as_secs_f64();
     let replay = replay.finish();
-    let ready_secs = ready.ok_or_else(|| {
+    ready.ok_or_else(|| {
         anyhow::anyhow!("server not ready {:?} after kill -9", args.restart_timeout)
     })?;
-    let ready_secs = restarted
-        .elapsed()
-        .as_secs_f64()
-        .min(ready_secs.as_secs_f64() + 0.05);
 
     let acked = ingest.samples_acked;
     let range_s = ((ingest.max_ts_ms - ingest.min_ts_ms) / 1000 + 2).max(1);
-    let q = format!("sum(count_over_time({{job=~\".+\"}}[{range_s}s]))");
     let at = ingest.max_ts_ms as f64 / 1000.0;
     let mut queried = 0u64;
     let mut queryable_secs = None;
     while restarted.elapsed() < args.restart_timeout {
-        if let Some(v) = query_value(client, &base, &q, at, target.timeout).await {
-            queried = v as u64;
+        if let Some(v) = count_samples(client, &base, range_s, at, target.timeout).await {
+            queried = v;
             if queried >= acked {
                 queryable_secs = Some(restarted.elapsed().as_secs_f64());
                 break;

@@ -439,3 +439,72 @@ pub(crate) fn expr_depth(root: &Expr) -> usize {
     }
     max
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(pairs: &[(&str, &str)], drop: bool, ts: &[i64]) -> Series {
+        Series::new(
+            Labels::from_pairs(pairs.iter().copied()),
+            drop,
+            ts.iter().map(|&t| Sample::new(t, t as f64)).collect(),
+        )
+    }
+
+    #[test]
+    fn grid_counts_and_indexes_steps() {
+        let g = Grid {
+            start: 1000,
+            end: 10_000,
+            step: 3000,
+        };
+        assert_eq!(g.len(), 4);
+        assert_eq!(g.iter().collect::<Vec<_>>(), vec![1000, 4000, 7000, 10_000]);
+        assert_eq!(g.index_of(7000), 2);
+        let empty = Grid {
+            start: 10,
+            end: 0,
+            step: 1,
+        };
+        assert_eq!(empty.len(), 0);
+    }
+
+    #[test]
+    fn merge_joins_disjoint_series_and_rejects_overlaps() {
+        let a = s(&[("a", "1")], false, &[0, 2]);
+        let b = s(&[("a", "1")], true, &[1]);
+        let merged = merge_same_labels(vec![a.clone(), b]).unwrap();
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].points.iter().map(|p| p.t).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert!(merged[0].drop_name);
+        let err = merge_same_labels(vec![a.clone(), a]).unwrap_err();
+        assert_eq!(err.to_string(), "vector cannot contain metrics with the same labelset");
+    }
+
+    #[test]
+    fn cleanup_drops_name_and_metadata_labels_only_when_asked() {
+        let kept = s(&[("__name__", "x"), ("__type__", "counter"), ("a", "1")], false, &[0]);
+        let dropped = s(&[("__name__", "y"), ("__unit__", "seconds"), ("a", "2")], true, &[0]);
+        let out = cleanup_names(vec![kept, dropped]).unwrap();
+        assert_eq!(out[0].labels.get("__name__"), Some("x"));
+        assert_eq!(out[0].labels.get("__type__"), Some("counter"));
+        assert_eq!(out[1].labels.as_slice(), Labels::from_pairs([("a", "2")]).as_slice());
+        // Two series that only differed by name collide once it is dropped.
+        let a = s(&[("__name__", "x"), ("a", "1")], true, &[0]);
+        let b = s(&[("__name__", "y"), ("a", "1")], true, &[0]);
+        assert!(cleanup_names(vec![a, b]).is_err());
+    }
+
+    #[test]
+    fn depth_counts_nesting() {
+        let e = promql_parser::parser::parse("sum(rate(x[5m])) + 1").unwrap();
+        assert_eq!(expr_depth(&e), 4);
+    }
+
+    #[test]
+    fn go_label_strings_show_the_name_as_a_label() {
+        let ls = Labels::from_pairs([("__name__", "up"), ("job", "a\"b")]);
+        assert_eq!(go_labels_string(&ls), "{__name__=\"up\", job=\"a\\\"b\"}");
+    }
+}

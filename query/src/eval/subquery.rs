@@ -79,3 +79,35 @@ impl Evaluator<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{Engine, QueryContext, Value, VecStorage};
+
+    fn scalar_at(q: &str, t: i64) -> f64 {
+        let ctx = QueryContext::new(Duration::from_secs(5));
+        match Engine::default()
+            .instant_query(&VecStorage::default(), q, t, &ctx)
+            .unwrap()
+            .value
+        {
+            Value::Vector(v) => v[0].v,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn subquery_steps_are_aligned_to_multiples_of_the_step() {
+        // (30s, 330s] holds 60s, 120s, ..., 300s; (0, 300s] holds 60s..300s.
+        assert_eq!(scalar_at("count_over_time(vector(1)[5m:1m])", 330_000), 5.0);
+        assert_eq!(scalar_at("count_over_time(vector(1)[5m:1m])", 300_000), 5.0);
+        assert_eq!(scalar_at("count_over_time(vector(1)[5m:1m])", 299_999), 5.0);
+        // Negative times align with Go's truncating division too.
+        assert_eq!(scalar_at("count_over_time(vector(1)[5m:1m])", -1), 5.0);
+        // The latest inner step is the last multiple of the step.
+        assert_eq!(scalar_at("max_over_time(vector(time())[5m:1m])", 330_000), 300.0);
+        assert_eq!(scalar_at("min_over_time(vector(time())[5m:1m] offset 1m)", 330_000), 0.0);
+    }
+}

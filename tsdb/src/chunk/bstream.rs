@@ -219,15 +219,15 @@ impl<'a> BitReader<'a> {
 }
 
 /// Writes `x` as an LEB128 varint, 8 bits per group.
-pub(crate) fn write_uvarint(w: &mut BitWriter, mut x: u64) {
+pub(crate) fn write_uvarint(w: &mut impl BitSink, mut x: u64) {
     loop {
         let group = x & 0x7f;
         x >>= 7;
         if x == 0 {
-            w.write_bits(group, 8);
+            w.put_bits(group, 8);
             return;
         }
-        w.write_bits(group | 0x80, 8);
+        w.put_bits(group | 0x80, 8);
     }
 }
 
@@ -314,14 +314,14 @@ impl Buckets {
 }
 
 #[inline]
-pub(crate) fn write_bucketed(w: &mut BitWriter, b: &Buckets, v: i64) {
+pub(crate) fn write_bucketed(w: &mut impl BitSink, b: &Buckets, v: i64) {
     let i = b.bucket_of_len[signed_len(v)] as u32;
     if i as usize == b.widths.len() - 1 {
-        w.write_bits((1u64 << i) - 1, i);
+        w.put_bits((1u64 << i) - 1, i);
     } else {
-        w.write_bits(((1u64 << i) - 1) << 1, i + 1);
+        w.put_bits(((1u64 << i) - 1) << 1, i + 1);
     }
-    w.write_bits(v as u64, b.widths[i as usize]);
+    w.put_bits(v as u64, b.widths[i as usize]);
 }
 
 #[inline(always)]

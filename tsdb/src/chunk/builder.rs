@@ -14,7 +14,7 @@
 //! from bit counts over the open column, and re-encodes only if that is not
 //! the open mode.
 
-use super::bstream::{BitCounter, BitReader, BitWriter};
+use super::bstream::{BitCounter, BitReader, BitSink, BitWriter};
 use super::iter::ChunkIter;
 use super::timestamps::TsEncoder;
 use super::values::{
@@ -27,6 +27,17 @@ use super::{Chunk, HEADER_LEN, VERSION};
 /// gauges little; table 1 spans percentages to small counters.
 const OPEN_DOD: bool = true;
 const OPEN_TABLE: u8 = 1;
+
+/// Chunks up to this many samples keep their integers on the stack (2 KiB)
+/// while sealing, so the open column is decoded once; longer ones decode it
+/// again for each pass.
+const STACK_INTS: usize = 256;
+
+/// Sealing only counts what XOR would cost when the best decimal mode spends
+/// more than this many bits a sample. Below it XOR practically never wins
+/// (a changed value costs XOR 8 bits or more unless it differs in a single
+/// mantissa bit), and counting costs a division per value.
+const XOR_WORTH_COUNTING_BITS: u64 = 12;
 
 /// The open value column's encoder.
 #[derive(Debug, Clone, Copy)]
@@ -223,7 +234,8 @@ impl ChunkBuilder {
     /// Returns the immutable chunk and resets `self` to empty, keeping its
     /// buffers for the next chunk.
     pub fn seal(&mut self) -> Chunk {
-        let (enc, val_bytes) = self.choose_value_encoding();
+        let mut buf = [0i64; STACK_INTS];
+        let (enc, val_bytes) = self.choose_value_encoding(&mut buf);
         let ts = self.ts.bytes();
         let mut out = Vec::with_capacity(HEADER_LEN + ts.len() + val_bytes);
         out.push(VERSION);
@@ -236,23 +248,12 @@ impl ChunkBuilder {
         out.extend_from_slice(ts);
         if enc == self.open.encoding() {
             out.extend_from_slice(self.vals.bytes());
-        } else {
+        } else if let OpenValues::Decimal { decimals, .. } = self.open {
+            // Only a decimal open column is ever re-encoded.
             let mut w = BitWriter::from_vec(out);
-            match enc {
-                ValueEncoding::Xor => {
-                    let mut x = XorEncoder::default();
-                    for (n, v) in self.values().enumerate() {
-                        x.push(&mut w, n as u32, v);
-                    }
-                }
-                ValueEncoding::DecimalDelta { decimals, table }
-                | ValueEncoding::DecimalDod { decimals, table } => {
-                    let dod = matches!(enc, ValueEncoding::DecimalDod { .. });
-                    let mut e = IntEncoder::new(dod, table);
-                    for (n, i) in self.open_ints(decimals).enumerate() {
-                        e.push(&mut w, n as u32, i);
-                    }
-                }
+            match buf.get(..self.count as usize) {
+                Some(ints) => write_values(&mut w, enc, decimals, ints.iter().copied()),
+                None => write_values(&mut w, enc, decimals, self.open_ints(decimals)),
             }
             out = w.into_vec();
         }
@@ -288,15 +289,19 @@ impl ChunkBuilder {
     }
 
     /// Picks the smallest value encoding for the sealed chunk and the byte
-    /// length of its column. Every encoding considered is exact: the open
-    /// decimal column only ever holds exactly representable values.
-    fn choose_value_encoding(&self) -> (ValueEncoding, usize) {
+    /// length of its column, leaving the first [`STACK_INTS`] integers of a
+    /// decimal open column in `buf`. Every encoding considered is exact: the
+    /// open decimal column only ever holds exactly representable values.
+    fn choose_value_encoding(&self, buf: &mut [i64; STACK_INTS]) -> (ValueEncoding, usize) {
         let open = (self.open.encoding(), self.vals.bytes().len());
         let OpenValues::Decimal { decimals, .. } = self.open else {
             return open;
         };
         let mut cost = IntCost::default();
         for (n, i) in self.open_ints(decimals).enumerate() {
+            if let Some(slot) = buf.get_mut(n) {
+                *slot = i;
+            }
             cost.push(n as u32, i);
         }
         let (dod, table, bits) = cost.best();
@@ -306,14 +311,21 @@ impl ChunkBuilder {
             ValueEncoding::DecimalDelta { decimals, table }
         };
         let mut best_bytes = bits.div_ceil(8) as usize;
-        // XOR spends at least 64 bits, then one per sample; only when the
-        // decimal column is bigger than that can XOR win, so only then count
-        // it (it costs a division per value).
-        if bits > 63 + u64::from(self.count) {
+        if bits > XOR_WORTH_COUNTING_BITS * u64::from(self.count) {
             let mut counter = BitCounter::default();
-            let mut x = XorEncoder::default();
-            for (n, v) in self.values().enumerate() {
-                x.push(&mut counter, n as u32, v);
+            match buf.get(..self.count as usize) {
+                Some(ints) => write_values(
+                    &mut counter,
+                    ValueEncoding::Xor,
+                    decimals,
+                    ints.iter().copied(),
+                ),
+                None => write_values(
+                    &mut counter,
+                    ValueEncoding::Xor,
+                    decimals,
+                    self.open_ints(decimals),
+                ),
             }
             let xor_bytes = counter.0.div_ceil(8) as usize;
             if xor_bytes < best_bytes {
@@ -324,6 +336,31 @@ impl ChunkBuilder {
             open
         } else {
             (best, best_bytes)
+        }
+    }
+}
+
+/// Writes (or counts, into a [`BitCounter`]) a value column in `enc` from
+/// the integers of a decimal column with `decimals` places.
+fn write_values<S: BitSink>(
+    w: &mut S,
+    enc: ValueEncoding,
+    decimals: u8,
+    ints: impl Iterator<Item = i64>,
+) {
+    match enc {
+        ValueEncoding::Xor => {
+            let mut x = XorEncoder::default();
+            for (n, i) in ints.enumerate() {
+                x.push(w, n as u32, decimal_value(i, decimals));
+            }
+        }
+        ValueEncoding::DecimalDelta { table, .. } | ValueEncoding::DecimalDod { table, .. } => {
+            let dod = matches!(enc, ValueEncoding::DecimalDod { .. });
+            let mut e = IntEncoder::new(dod, table);
+            for (n, i) in ints.enumerate() {
+                e.push(w, n as u32, i);
+            }
         }
     }
 }

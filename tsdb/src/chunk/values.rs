@@ -248,7 +248,7 @@ impl IntEncoder {
     }
 
     #[inline]
-    pub(crate) fn push(&mut self, w: &mut BitWriter, n: u32, i: i64) {
+    pub(crate) fn push(&mut self, w: &mut impl BitSink, n: u32, i: i64) {
         let table = &INT_TABLES[self.table as usize];
         let delta = i.wrapping_sub(self.prev);
         match n {
