@@ -4,6 +4,7 @@ mod cpu;
 mod http;
 mod metrics;
 mod serve;
+mod tsdb_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -18,11 +19,15 @@ struct Cli {
 enum Command {
     /// Run the server: remote-write receiver and Prometheus HTTP API.
     Serve(serve::ServeArgs),
+    /// Offline tools for a data dir: repair, inspect, analyze.
+    #[command(subcommand)]
+    Tsdb(tsdb_cmd::TsdbCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Tsdb(cmd) => tsdb_cmd::run(cmd),
     }
 }

@@ -193,6 +193,7 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
             shards,
             wal,
             replay_threads: cpus,
+            read_only: false,
         })
         .map(|db| {
             let _ = db_state.db.set(Arc::new(db));

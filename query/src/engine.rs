@@ -258,7 +258,7 @@ impl Engine {
         (start, end, step): (i64, i64, i64),
         ctx: &QueryContext,
     ) -> Result<QueryResult> {
-        ctx.check_now("query execution")?;
+        ctx.check("query execution")?;
         let shared = Shared::default();
         let settings = Settings {
             lookback: self.opts.lookback_delta_ms,

@@ -355,5 +355,8 @@ fn set_operators_match_on_label_signatures() {
     assert_eq!(vector("up unless on(instance) (up == 1)", 60_000).len(), 1);
     // Matching ignores the metric name: every right series has a left twin.
     assert_eq!(vector("up or http_requests_total", 60_000).len(), 2);
-    assert_eq!(vector("up or on(__name__) http_requests_total", 60_000).len(), 4);
+    assert_eq!(
+        vector("up or on(__name__) http_requests_total", 60_000).len(),
+        4
+    );
 }

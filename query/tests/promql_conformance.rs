@@ -19,6 +19,13 @@ use promqltest::{Command, Eval, EvalTime, ExpectKind, Item, SeriesDesc};
 use tessera_query::{Engine, EngineOptions, QueryContext, QueryError, QueryResult, Value};
 use tessera_tsdb::{Db, Labels, Sample, SeriesSamples, is_stale_nan, stale_nan};
 
+/// Writes a line straight to stderr: unlike `println!`, this is not captured
+/// by the test harness, so the figures show in every `cargo test` run.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 struct IndexRow {
     class: String,
     features: Vec<String>,
@@ -467,7 +474,7 @@ struct Tally {
 fn promql_conformance() {
     let dir = testdata_dir();
     if !dir.is_dir() {
-        println!("skipped: ../shared/promql-testdata not found");
+        say("skipped: ../shared/promql-testdata not found");
         return;
     }
     let index = read_index(&dir);
@@ -571,7 +578,7 @@ fn promql_conformance() {
             .iter()
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
-        println!(
+        say(&format!(
             "promql conformance: {fname}: {} passed, {} failed, skipped: {}",
             tally.passed,
             tally.failed,
@@ -580,7 +587,7 @@ fn promql_conformance() {
             } else {
                 skipped.join(", ")
             }
-        );
+        ));
         total.passed += tally.passed;
         total.failed += tally.failed;
         for (k, v) in tally.skipped {
@@ -599,21 +606,23 @@ fn promql_conformance() {
             100.0 * a as f64 / b as f64
         }
     };
-    println!(
+    say(&format!(
         "promql conformance: total: {} passed, {} failed, skipped: {}",
         total.passed,
         total.failed,
         skipped.join(", ")
-    );
-    println!(
+    ));
+    say(&format!(
         "promql conformance: (a) stable float set {stable_pass}/{stable_n} ({:.1}%)",
         pct(stable_pass, stable_n)
-    );
-    println!(
+    ));
+    say(&format!(
         "promql conformance: (b) all float evals {float_pass}/{float_n} ({:.1}%)",
         pct(float_pass, float_n)
-    );
-    println!("promql conformance: (c) native-histogram evals {hist_n} skipped");
+    ));
+    say(&format!(
+        "promql conformance: (c) native-histogram evals {hist_n} skipped"
+    ));
     if let Ok(p) = std::env::var("PROMQL_WRITE_KNOWN_FAILURES") {
         let mut text = String::from(
             "# Evals of ../shared/promql-testdata that Tessera is known to fail: file:line<TAB>reason.\n\
@@ -624,27 +633,27 @@ fn promql_conformance() {
             text.push('\n');
         }
         std::fs::write(&p, text).expect("write known failures");
-        println!(
+        say(&format!(
             "promql conformance: wrote {} known failures to {p}",
             failures.len()
-        );
+        ));
     }
     if !fixed.is_empty() {
-        println!(
+        say(&format!(
             "promql conformance: {} listed known failures now pass (remove them from the list):",
             fixed.len()
-        );
+        ));
         for f in &fixed {
-            println!("  {f}");
+            say(&format!("  {f}"));
         }
     }
     if !regressions.is_empty() {
-        println!(
+        say(&format!(
             "promql conformance: {} evals fail that are not in the known-failures list:",
             regressions.len()
-        );
+        ));
         for r in &regressions {
-            println!("  {r}");
+            say(&format!("  {r}"));
         }
     }
     assert!(
@@ -661,7 +670,7 @@ fn promql_conformance() {
 fn promql_corpus_never_panics() {
     let dir = testdata_dir();
     if !dir.is_dir() {
-        println!("skipped: ../shared/promql-testdata not found");
+        say("skipped: ../shared/promql-testdata not found");
         return;
     }
     let engine = Engine::new(EngineOptions::default());
@@ -707,6 +716,8 @@ fn promql_corpus_never_panics() {
             }
         }
     }
-    println!("promql conformance: corpus sweep ran {runs} queries");
+    say(&format!(
+        "promql conformance: corpus sweep ran {runs} queries"
+    ));
     assert!(problems.is_empty(), "{problems:#?}");
 }

@@ -34,6 +34,9 @@ pub struct DbOptions {
     pub wal: WalOptions,
     /// Threads that replay shards at open (the CPU budget).
     pub replay_threads: usize,
+    /// Replay only, open no WAL for writing and change nothing on disk
+    /// (offline tools reading a data dir). Appends then fail.
+    pub read_only: bool,
 }
 
 impl DbOptions {
@@ -44,6 +47,7 @@ impl DbOptions {
             shards,
             wal: WalOptions::default(),
             replay_threads: 1,
+            read_only: false,
         }
     }
 }
@@ -69,6 +73,8 @@ pub enum DbError {
     },
     #[error("{path}: invalid metadata: {reason}")]
     BadMeta { path: PathBuf, reason: String },
+    #[error("the database was opened read-only (an offline tool); it takes no appends")]
+    ReadOnly,
     #[error("shard {shard}: {source}")]
     Wal {
         shard: usize,
@@ -95,6 +101,7 @@ pub struct Db {
     /// Fsyncs the WALs in the background under `FsyncPolicy::Interval`;
     /// stopped on drop.
     _flusher: Option<Flusher>,
+    read_only: bool,
 }
 
 /// The WAL directory of one shard.
@@ -121,17 +128,37 @@ impl Db {
                 shards,
                 data_dir: None,
                 _flusher: None,
+                read_only: false,
             });
         };
         std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
             path: dir.clone(),
             source,
         })?;
-        check_or_write_meta(dir, opts.shards)?;
+        if opts.read_only {
+            match stored_shard_count(dir)? {
+                Some(n) if n != opts.shards => {
+                    return Err(DbError::ShardMismatch {
+                        dir: dir.clone(),
+                        on_disk: n,
+                        asked: opts.shards,
+                    });
+                }
+                _ => {}
+            }
+        } else {
+            check_or_write_meta(dir, opts.shards)?;
+        }
         let heads = crate::replay::replay_all(dir, opts.shards, opts.replay_threads.max(1))?;
         let mut shards = Vec::with_capacity(opts.shards);
         let mut syncers = Vec::new();
         for (i, head) in heads.into_iter().enumerate() {
+            if opts.read_only {
+                shards.push(Shard {
+                    state: RwLock::new(ShardState { head, wal: None }),
+                });
+                continue;
+            }
             let wal = Wal::open(&shard_wal_dir(dir, i), opts.wal.clone())
                 .map_err(|source| DbError::Wal { shard: i, source })?;
             syncers.push(wal.syncer());
@@ -143,7 +170,7 @@ impl Db {
             });
         }
         let flusher = match opts.wal.fsync {
-            FsyncPolicy::Interval(every) => Some(Flusher::spawn(syncers, every).map_err(|source| DbError::Io {
+            FsyncPolicy::Interval(every) if !opts.read_only => Some(Flusher::spawn(syncers, every).map_err(|source| DbError::Io {
                 path: dir.clone(),
                 source,
             })?),
@@ -153,6 +180,7 @@ impl Db {
             shards: shards.into_boxed_slice(),
             data_dir: opts.data_dir,
             _flusher: flusher,
+            read_only: opts.read_only,
         })
     }
 
@@ -187,6 +215,9 @@ impl Db {
         &self,
         batch: impl IntoIterator<Item = (&'a Labels, &'a [Sample])>,
     ) -> Result<AppendStats, DbError> {
+        if self.read_only {
+            return Err(DbError::ReadOnly);
+        }
         let n = self.shards.len() as u64;
         let mut per_shard: Vec<Vec<(u64, &Labels, &[Sample])>> = vec![Vec::new(); self.shards.len()];
         for (labels, samples) in batch {
@@ -283,6 +314,15 @@ impl Db {
         out.sort_unstable();
         out.dedup();
         out
+    }
+
+    /// Cardinality analysis across all shards, lists cut to `top` entries.
+    pub fn analyze(&self, top: usize) -> crate::analyze::Analysis {
+        let mut acc = crate::analyze::Accumulator::default();
+        for s in self.shards.iter() {
+            s.state.read().head.analyze_into(&mut acc);
+        }
+        acc.finish(top)
     }
 
     /// Per-shard head statistics.

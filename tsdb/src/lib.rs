@@ -15,6 +15,7 @@ pub use labels::{Label, Labels, LabelsError, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
 
+pub mod analyze;
 pub mod db;
 mod replay;
 mod head;

@@ -147,6 +147,9 @@ pub struct GpuSlot {
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
     pub nodes: usize,
+    /// Index of the first node (host `gpu-node-{first_node + 1}`), so
+    /// several harness processes can load one server with disjoint hosts.
+    pub first_node: usize,
     pub gpus_per_node: usize,
     pub cpus_per_node: usize,
     /// Percent of all series replaced per round (by new pods on GPUs).
@@ -162,6 +165,7 @@ impl Default for FleetConfig {
     fn default() -> Self {
         FleetConfig {
             nodes: 1,
+            first_node: 0,
             gpus_per_node: 8,
             cpus_per_node: 128,
             churn_percent: 0.0,
@@ -305,7 +309,7 @@ impl Fleet {
         let mut node_offset_ms = Vec::with_capacity(config.nodes);
         for n in 0..config.nodes {
             node_offset_ms.push(rng.below(10_000) as i64);
-            let host = host_name(n);
+            let host = host_name(config.first_node + n);
             let mut b = Builder {
                 syms: &mut syms,
                 rng: &rng,

@@ -25,6 +25,10 @@ pub struct FleetArgs {
     /// GPU nodes to simulate; series scale linearly (about 4,500 per node).
     #[arg(long, default_value_t = 2)]
     pub nodes: usize,
+    /// Number the hosts from this index (`--node-offset 1000` starts at
+    /// gpu-node-1001): lets several harness processes share one server.
+    #[arg(long, default_value_t = 0)]
+    pub node_offset: usize,
     /// GPUs per node (dcgm-exporter: 25 series per GPU with the default CSV).
     #[arg(long, default_value_t = 8)]
     pub gpus_per_node: usize,
@@ -72,6 +76,7 @@ impl FleetArgs {
         };
         FleetConfig {
             nodes: self.nodes,
+            first_node: self.node_offset,
             gpus_per_node: self.gpus_per_node,
             cpus_per_node: self.cpus_per_node,
             churn_percent: self.churn,

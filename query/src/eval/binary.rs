@@ -54,6 +54,10 @@ pub(crate) fn scalar_op(op: TokenId, l: f64, r: f64) -> f64 {
     }
 }
 
+fn points(v: &[Series]) -> usize {
+    v.iter().map(|s| s.points.len()).sum()
+}
+
 /// `(value, keep)` for vector elements: comparisons filter instead of
 /// returning 0/1 and keep the left value.
 fn elem_op(op: TokenId, l: f64, r: f64) -> (f64, bool) {
@@ -191,16 +195,19 @@ impl Evaluator<'_> {
                     &one
                 };
                 let m = Matching::new(b.modifier.as_ref(), default_card);
-                match op {
-                    T_LAND | T_LOR | T_LUNLESS => Ok(Val::Vector(self.set_op(op, l, r, &m)?)),
-                    _ => Ok(Val::Vector(self.vector_vector(
-                        op,
-                        l,
-                        r,
-                        &m,
-                        return_bool,
-                    )?)),
-                }
+                // The inputs are released once the output exists (the
+                // output's points were counted as they were produced).
+                let n_in = points(&l) + points(&r);
+                let out = match op {
+                    T_LAND | T_LOR | T_LUNLESS => {
+                        let out = self.set_op(op, l, r, &m)?;
+                        self.add_samples(points(&out))?;
+                        out
+                    }
+                    _ => self.vector_vector(op, l, r, &m, return_bool)?,
+                };
+                self.release_samples(n_in);
+                Ok(Val::Vector(out))
             }
             (l, r) => Err(QueryError::exec(format!(
                 "binary operator {} not allowed between {} and {}",

@@ -476,20 +476,37 @@ mod tests {
         let b = s(&[("a", "1")], true, &[1]);
         let merged = merge_same_labels(vec![a.clone(), b]).unwrap();
         assert_eq!(merged.len(), 1);
-        assert_eq!(merged[0].points.iter().map(|p| p.t).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            merged[0].points.iter().map(|p| p.t).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         assert!(merged[0].drop_name);
         let err = merge_same_labels(vec![a.clone(), a]).unwrap_err();
-        assert_eq!(err.to_string(), "vector cannot contain metrics with the same labelset");
+        assert_eq!(
+            err.to_string(),
+            "vector cannot contain metrics with the same labelset"
+        );
     }
 
     #[test]
     fn cleanup_drops_name_and_metadata_labels_only_when_asked() {
-        let kept = s(&[("__name__", "x"), ("__type__", "counter"), ("a", "1")], false, &[0]);
-        let dropped = s(&[("__name__", "y"), ("__unit__", "seconds"), ("a", "2")], true, &[0]);
+        let kept = s(
+            &[("__name__", "x"), ("__type__", "counter"), ("a", "1")],
+            false,
+            &[0],
+        );
+        let dropped = s(
+            &[("__name__", "y"), ("__unit__", "seconds"), ("a", "2")],
+            true,
+            &[0],
+        );
         let out = cleanup_names(vec![kept, dropped]).unwrap();
         assert_eq!(out[0].labels.get("__name__"), Some("x"));
         assert_eq!(out[0].labels.get("__type__"), Some("counter"));
-        assert_eq!(out[1].labels.as_slice(), Labels::from_pairs([("a", "2")]).as_slice());
+        assert_eq!(
+            out[1].labels.as_slice(),
+            Labels::from_pairs([("a", "2")]).as_slice()
+        );
         // Two series that only differed by name collide once it is dropped.
         let a = s(&[("__name__", "x"), ("a", "1")], true, &[0]);
         let b = s(&[("__name__", "y"), ("a", "1")], true, &[0]);

@@ -107,7 +107,13 @@ mod tests {
         // Negative times align with Go's truncating division too.
         assert_eq!(scalar_at("count_over_time(vector(1)[5m:1m])", -1), 5.0);
         // The latest inner step is the last multiple of the step.
-        assert_eq!(scalar_at("max_over_time(vector(time())[5m:1m])", 330_000), 300.0);
-        assert_eq!(scalar_at("min_over_time(vector(time())[5m:1m] offset 1m)", 330_000), 0.0);
+        assert_eq!(
+            scalar_at("max_over_time(vector(time())[5m:1m])", 330_000),
+            300.0
+        );
+        assert_eq!(
+            scalar_at("min_over_time(vector(time())[5m:1m] offset 1m)", 330_000),
+            0.0
+        );
     }
 }

@@ -436,6 +436,25 @@ proptest! {
     }
 
     #[test]
+    fn open_builder_reads_back_exactly_after_every_append(
+        samples in prop::collection::vec(sample_value(), 1..40)
+    ) {
+        // Short series of mixed decimals and arbitrary floats exercise every
+        // open-column transition (rescale, move to XOR) mid-chunk.
+        let mut b = ChunkBuilder::new();
+        for (i, &v) in samples.iter().enumerate() {
+            b.append(i as i64 * 15_000, v);
+            let want: Vec<u64> = samples[..=i].iter().map(|v| v.to_bits()).collect();
+            let got: Vec<u64> = b.iter().map(|(_, v)| v.to_bits()).collect();
+            prop_assert_eq!(got, want);
+            prop_assert_eq!(b.last().map(|(_, v)| v.to_bits()), Some(v.to_bits()));
+        }
+        let c = b.seal();
+        prop_assert_eq!(c.iter().map(|(_, v)| v.to_bits()).collect::<Vec<_>>(),
+            samples.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    }
+
+    #[test]
     fn random_bytes_never_panic_and_decode_increasing_times(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         if let Ok(c) = Chunk::from_bytes(bytes.into()) {
             let mut prev = None;

@@ -15,8 +15,8 @@
 //! -0.0 and anything else that fails the check keep the chunk in XOR mode.
 
 use super::bstream::{
-    BitReader, BitSink, BitWriter, Buckets, read_bucketed, read_uvarint, signed_len, unzigzag,
-    write_bucketed, write_uvarint, zigzag,
+    BitReader, BitSink, Buckets, read_bucketed, read_uvarint, signed_len, unzigzag, write_bucketed,
+    write_uvarint, zigzag,
 };
 
 /// How a chunk's value column is encoded (header bytes 1 to 3).
@@ -379,6 +379,7 @@ impl IntDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chunk::bstream::BitWriter;
 
     #[test]
     fn decimal_detection_accepts_parsed_decimals_and_rejects_the_rest() {

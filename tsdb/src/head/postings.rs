@@ -119,6 +119,15 @@ impl Postings {
         acc.unwrap_or_else(|| self.all.clone())
     }
 
+    /// Every (name, value, series count) pair, for cardinality analysis.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.by_name.iter().flat_map(|(n, values)| {
+            values
+                .iter()
+                .map(move |(v, ids)| (n.as_ref(), v.as_ref(), ids.len()))
+        })
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         let mut n = self.all.serialized_size();
         for values in self.by_name.values() {

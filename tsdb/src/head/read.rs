@@ -87,6 +87,15 @@ impl Head {
         }
     }
 
+    /// Adds this head's cardinality to a cross-shard analysis.
+    pub(crate) fn analyze_into(&self, acc: &mut crate::analyze::Accumulator) {
+        acc.series += self.series.len() as u64;
+        acc.add_bounds(self.bounds);
+        for (n, v, c) in self.postings.pairs() {
+            acc.add_pair(n, v, c);
+        }
+    }
+
     fn time_bounds(&self) -> Option<(i64, i64)> {
         self.bounds
     }

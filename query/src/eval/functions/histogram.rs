@@ -297,6 +297,7 @@ impl Evaluator<'_> {
                 }
             }
         }
+        self.release_samples(input.iter().map(|s| s.points.len()).sum());
         let mut result = Vec::new();
         for (i, pts) in out.into_iter().enumerate() {
             if !pts.is_empty() {

@@ -191,6 +191,7 @@ impl Evaluator<'_> {
                         *o = f64::NAN;
                     }
                 }
+                self.release_samples(v.iter().map(|s| s.points.len()).sum());
                 Ok(Val::Scalar(out))
             }
             "absent" => self.absent(args[0]),
@@ -403,6 +404,7 @@ impl Evaluator<'_> {
                 found[self.grid.index_of(p.t)] = true;
             }
         }
+        self.release_samples(v.iter().map(|s| s.points.len()).sum());
         let pts: Vec<Sample> = (0..n)
             .filter(|&i| !found[i])
             .map(|i| Sample::new(self.grid.ts(i), 1.0))

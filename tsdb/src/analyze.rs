@@ -1,0 +1,121 @@
+//! Cardinality analysis: which metric names, label names and label pairs
+//! hold the series. What an operator asks for when memory explodes; served
+//! by `tessera tsdb analyze` and `/api/v1/status/tsdb`.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::METRIC_NAME;
+
+/// Cardinality figures across all shards, each list sorted descending and
+/// cut to the requested top N.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Analysis {
+    pub series: u64,
+    pub label_pairs: u64,
+    pub min_time: Option<i64>,
+    pub max_time: Option<i64>,
+    /// Series per metric name.
+    pub series_by_metric: Vec<(String, u64)>,
+    /// Distinct values per label name.
+    pub values_by_label: Vec<(String, u64)>,
+    /// Bytes of distinct values per label name (the memory a label costs).
+    pub bytes_by_label: Vec<(String, u64)>,
+    /// Series per `name=value` pair.
+    pub series_by_pair: Vec<(String, u64)>,
+}
+
+/// Accumulates shard heads into one [`Analysis`].
+#[derive(Default)]
+pub(crate) struct Accumulator {
+    pub(crate) series: u64,
+    pub(crate) min_time: Option<i64>,
+    pub(crate) max_time: Option<i64>,
+    by_metric: HashMap<String, u64>,
+    values: HashMap<String, HashSet<String>>,
+    by_pair: HashMap<(String, String), u64>,
+}
+
+impl Accumulator {
+    pub(crate) fn add_pair(&mut self, name: &str, value: &str, series: u64) {
+        if name == METRIC_NAME {
+            *self.by_metric.entry(value.to_string()).or_default() += series;
+        }
+        let vals = self.values.entry(name.to_string()).or_default();
+        if !vals.contains(value) {
+            vals.insert(value.to_string());
+        }
+        *self
+            .by_pair
+            .entry((name.to_string(), value.to_string()))
+            .or_default() += series;
+    }
+
+    pub(crate) fn add_bounds(&mut self, b: Option<(i64, i64)>) {
+        if let Some((lo, hi)) = b {
+            self.min_time = Some(self.min_time.map_or(lo, |m| m.min(lo)));
+            self.max_time = Some(self.max_time.map_or(hi, |m| m.max(hi)));
+        }
+    }
+
+    pub(crate) fn finish(self, top: usize) -> Analysis {
+        let sorted = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(top);
+            v
+        };
+        let label_pairs = self.by_pair.len() as u64;
+        Analysis {
+            series: self.series,
+            label_pairs,
+            min_time: self.min_time,
+            max_time: self.max_time,
+            series_by_metric: sorted(self.by_metric.into_iter().collect()),
+            values_by_label: sorted(
+                self.values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.len() as u64))
+                    .collect(),
+            ),
+            bytes_by_label: sorted(
+                self.values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.iter().map(|s| s.len() as u64).sum()))
+                    .collect(),
+            ),
+            series_by_pair: sorted(
+                self.by_pair
+                    .into_iter()
+                    .map(|((n, v), c)| (format!("{n}={v}"), c))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Db, Labels, Sample};
+
+    #[test]
+    fn finds_the_heaviest_names_and_pairs() {
+        let db = Db::in_memory(4);
+        for host in 0..3 {
+            for gpu in 0..8 {
+                let ls = Labels::from_pairs([
+                    ("__name__", "DCGM_FI_DEV_GPU_UTIL".to_string()),
+                    ("Hostname", format!("n{host}")),
+                    ("gpu", gpu.to_string()),
+                ]);
+                db.append(&ls, &[Sample::new(1000, 1.0)]).unwrap();
+            }
+            let ls = Labels::from_pairs([("__name__", "node_load1".to_string()), ("Hostname", format!("n{host}"))]);
+            db.append(&ls, &[Sample::new(2000, 1.0)]).unwrap();
+        }
+        let a = db.analyze(2);
+        assert_eq!(a.series, 27);
+        assert_eq!(a.series_by_metric, vec![("DCGM_FI_DEV_GPU_UTIL".into(), 24), ("node_load1".into(), 3)]);
+        assert_eq!(a.values_by_label, vec![("gpu".into(), 8), ("Hostname".into(), 3)]);
+        assert_eq!(a.series_by_pair[0], ("__name__=DCGM_FI_DEV_GPU_UTIL".into(), 24));
+        assert_eq!((a.min_time, a.max_time), (Some(1000), Some(2000)));
+    }
+}
