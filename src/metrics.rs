@@ -74,33 +74,51 @@ struct HistogramData {
     count: u64,
 }
 
-/// A latency histogram family with fixed label names.
+/// Upper bounds for sample-count histograms (per-query peak samples).
+pub const SAMPLE_BUCKETS: &[f64] = &[1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 5e7, 1e8];
+
+/// A histogram family with fixed label names and buckets.
 pub struct HistogramVec {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
+    buckets: &'static [f64],
     values: Mutex<BTreeMap<Vec<String>, HistogramData>>,
 }
 
 impl HistogramVec {
+    /// A latency histogram (seconds).
     pub const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+        Self::with_buckets(name, help, labels, BUCKETS)
+    }
+
+    pub const fn with_buckets(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        buckets: &'static [f64],
+    ) -> Self {
         HistogramVec {
             name,
             help,
             labels,
+            buckets,
             values: Mutex::new(BTreeMap::new()),
         }
     }
 
     pub fn observe(&self, label_values: &[&str], d: Duration) {
-        let secs = d.as_secs_f64();
+        self.observe_value(label_values, d.as_secs_f64());
+    }
+
+    pub fn observe_value(&self, label_values: &[&str], secs: f64) {
         let mut m = self.values.lock();
         let key: Vec<String> = label_values.iter().map(|s| s.to_string()).collect();
         let h = m.entry(key).or_insert_with(|| HistogramData {
-            counts: vec![0; BUCKETS.len()],
+            counts: vec![0; self.buckets.len()],
             ..Default::default()
         });
-        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+        if let Some(i) = self.buckets.iter().position(|b| secs <= *b) {
             h.counts[i] += 1;
         }
         h.sum += secs;
@@ -111,7 +129,7 @@ impl HistogramVec {
         header(out, self.name, self.help, "histogram");
         for (lv, h) in self.values.lock().iter() {
             let mut cum = 0;
-            for (b, c) in BUCKETS.iter().zip(&h.counts) {
+            for (b, c) in self.buckets.iter().zip(&h.counts) {
                 cum += c;
                 sample(out, self.name, "_bucket", self.labels, lv, Some(&fmt_f64(*b)), cum as f64);
             }
@@ -194,6 +212,10 @@ pub struct Metrics {
     pub ingest_metadata: CounterVec,
     pub relabel_series_dropped: CounterVec,
     pub relabel_reloads: CounterVec,
+    pub query_cancellations: CounterVec,
+    pub query_limit_hits: CounterVec,
+    pub query_peak_samples: HistogramVec,
+    pub read_duration: HistogramVec,
 }
 
 pub static METRICS: Metrics = Metrics {
@@ -230,8 +252,8 @@ pub static METRICS: Metrics = Metrics {
     ),
     ingest_requests_refused: CounterVec::new(
         "tessera_ingest_requests_refused_total",
-        "Remote-write requests refused as a whole, by reason (too_large, bad_snappy, \
-         bad_protobuf, overloaded, not_ready, storage_error).",
+        "Remote-write requests refused as a whole, by reason (body_too_large, \
+         decoded_too_large, bad_snappy, bad_protobuf, overloaded, not_ready, storage_error).",
         &["reason"],
     ),
     ingest_metadata: CounterVec::new(
@@ -249,6 +271,29 @@ pub static METRICS: Metrics = Metrics {
         "Reloads of the ingest relabel config (SIGHUP, POST /-/reload), by result.",
         &["result"],
     ),
+    query_cancellations: CounterVec::new(
+        "tessera_query_cancellations_total",
+        "Queries and metadata calls stopped before finishing, by reason (client: the client \
+         went away; timeout: --query.timeout or the request's timeout; budget: a sample or \
+         series limit).",
+        &["endpoint", "reason"],
+    ),
+    query_limit_hits: CounterVec::new(
+        "tessera_query_limit_hits_total",
+        "Reads refused or stopped by a limit, by the flag that sets it.",
+        &["flag"],
+    ),
+    query_peak_samples: HistogramVec::with_buckets(
+        "tessera_query_peak_samples",
+        "Peak samples held in memory by one PromQL query.",
+        &["endpoint"],
+        SAMPLE_BUCKETS,
+    ),
+    read_duration: HistogramVec::new(
+        "tessera_read_duration_seconds",
+        "Time spent running admitted reads (queries and metadata calls), by endpoint.",
+        &["endpoint"],
+    ),
 };
 
 impl Metrics {
@@ -264,6 +309,10 @@ impl Metrics {
         self.ingest_metadata.render(out);
         self.relabel_series_dropped.render(out);
         self.relabel_reloads.render(out);
+        self.query_cancellations.render(out);
+        self.query_limit_hits.render(out);
+        self.query_peak_samples.render(out);
+        self.read_duration.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
@@ -277,7 +326,15 @@ impl Metrics {
         for r in ["success", "failure"] {
             self.relabel_reloads.touch(&[r]);
         }
-        for r in ["too_large", "bad_snappy", "bad_protobuf", "overloaded", "not_ready", "storage_error"] {
+        for r in [
+            "body_too_large",
+            "decoded_too_large",
+            "bad_snappy",
+            "bad_protobuf",
+            "overloaded",
+            "not_ready",
+            "storage_error",
+        ] {
             self.ingest_requests_refused.touch(&[r]);
         }
     }

@@ -60,6 +60,14 @@ pub struct ServeArgs {
     #[arg(long = "ingest.max-labels-per-series", default_value_t = 128)]
     ingest_max_labels: usize,
 
+    /// Longest label name accepted, in bytes; longer: the series gets 400.
+    #[arg(long = "ingest.max-label-name-bytes", default_value_t = 1024)]
+    ingest_max_label_name_bytes: usize,
+
+    /// Longest label value accepted, in bytes; longer: the series gets 400.
+    #[arg(long = "ingest.max-label-value-bytes", default_value_t = 4096)]
+    ingest_max_label_value_bytes: usize,
+
     /// Most series a /api/v1/series, labels or label values call may match
     /// before it fails with a 422 limit error (a smaller `limit` parameter
     /// truncates instead).
@@ -101,6 +109,24 @@ pub struct ServeArgs {
     /// WAL segment size in bytes; a new segment file is cut beyond it.
     #[arg(long = "wal.segment-size", default_value_t = 128 << 20)]
     wal_segment_size: u64,
+
+    /// Queries and metadata calls run at once (default: the CPU budget).
+    #[arg(long = "query.max-concurrency")]
+    query_max_concurrency: Option<usize>,
+
+    /// Reads that may wait for a slot; more get 503 + Retry-After at once.
+    #[arg(long = "query.max-queue", default_value_t = 64)]
+    query_max_queue: usize,
+
+    /// Longest a read waits for a slot before 503 + Retry-After.
+    #[arg(long = "query.queue-timeout", default_value = "30s", value_parser = parse_duration)]
+    query_queue_timeout: Duration,
+
+    /// Window searched by /api/v1/series, labels and label values calls that
+    /// give no `start` (Prometheus searches all of history; a bounded
+    /// default keeps a bare call cheap).
+    #[arg(long = "api.default-window", default_value = "1d", value_parser = parse_duration)]
+    api_default_window: Duration,
 
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
@@ -148,11 +174,16 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
             max_compressed_bytes: args.ingest_max_request_bytes,
             max_decoded_bytes: args.ingest_max_request_bytes,
             max_labels_per_series: args.ingest_max_labels,
-            ..DecodeLimits::default()
+            max_label_name_bytes: args.ingest_max_label_name_bytes,
+            max_label_value_bytes: args.ingest_max_label_value_bytes,
         },
         ingest_max_inflight: args.ingest_max_inflight.unwrap_or(cpus * 4),
         ingest_queue_timeout: args.ingest_queue_timeout,
         api_max_series: args.api_max_series,
+        api_default_window: args.api_default_window,
+        query_max_concurrency: args.query_max_concurrency.unwrap_or(cpus),
+        query_max_queue: args.query_max_queue,
+        query_queue_timeout: args.query_queue_timeout,
     };
     METRICS.touch_defaults();
     let engine = tessera_query::Engine::new(tessera_query::EngineOptions {

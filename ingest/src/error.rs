@@ -33,20 +33,20 @@ impl StatusClass {
 pub enum IngestError {
     #[error(
         "remote-write body is {size} bytes compressed, over the limit of {limit} bytes; \
-         lower queue_config.max_samples_per_send on the client or raise --ingest.max-compressed-bytes"
+         lower queue_config.max_samples_per_send on the client or raise --ingest.max-request-bytes"
     )]
     BodyTooLarge { size: usize, limit: usize },
 
     #[error(
         "snappy header declares {declared} decoded bytes, over the limit of {limit} bytes; \
-         lower queue_config.max_samples_per_send on the client or raise --ingest.max-decoded-bytes"
+         lower queue_config.max_samples_per_send on the client or raise --ingest.max-request-bytes"
     )]
     DecodedTooLarge { declared: u64, limit: usize },
 
     #[error(
         "request would take more than {limit} bytes of memory once decoded (budget ran out at \
          byte {offset} of {decoded}): it holds implausibly many tiny series, labels or samples; \
-         raise --ingest.max-decoded-bytes if this is real data"
+         raise --ingest.max-request-bytes if this is real data"
     )]
     ExpandsTooMuch {
         limit: usize,

@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueryError {
     /// The query text is not valid PromQL (HTTP 400, `bad_data`).
-    #[error("{message}")]
+    #[error("parse error: {message}")]
     Parse {
         message: String,
         /// Byte offset into the query when the parser reports one.

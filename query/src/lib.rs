@@ -13,6 +13,7 @@ mod context;
 mod engine;
 mod error;
 mod eval;
+pub mod rules;
 mod storage;
 mod value;
 

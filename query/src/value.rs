@@ -50,3 +50,32 @@ pub struct QueryResult {
     pub warnings: Vec<String>,
     pub peak_samples: usize,
 }
+
+impl QueryResult {
+    /// The annotations split as Prometheus' API returns them:
+    /// `(warnings, infos)`.
+    pub fn warnings_and_infos(&self) -> (Vec<&str>, Vec<&str>) {
+        self.warnings
+            .iter()
+            .map(String::as_str)
+            .partition(|w| !w.starts_with("PromQL info:"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_warnings_from_infos() {
+        let r = QueryResult {
+            value: Value::Vector(Vec::new()),
+            warnings: vec!["PromQL warning: a".into(), "PromQL info: b".into()],
+            peak_samples: 0,
+        };
+        assert_eq!(
+            r.warnings_and_infos(),
+            (vec!["PromQL warning: a"], vec!["PromQL info: b"])
+        );
+    }
+}

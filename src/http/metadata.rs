@@ -2,18 +2,22 @@
 //! `/api/v1/label/<name>/values`, and `/api/v1/metadata`, in Prometheus'
 //! JSON shape.
 //!
-//! The `limit` parameter truncates and adds a warning, as Prometheus 3 does;
-//! more matching series than `--api.max-series` is a 422 that says how to
-//! narrow the call, never an unbounded answer.
+//! Each call is an admitted read (`read.rs`): deadline, cancellation when
+//! the client leaves, and a series budget. The `limit` parameter truncates
+//! and adds a warning, as Prometheus 3 does, and bounds the work (each shard
+//! builds at most `limit` label sets); more matching series than
+//! `--api.max-series` is a 422 that says how to narrow the call. A call
+//! without `start` searches the last `--api.default-window`, not all of
+//! history.
 
 use axum::body::Body;
 use axum::extract::{Path, Request};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
-use tessera_tsdb::{Labels, Matcher, labels::is_valid_label_name};
+use tessera_tsdb::{Labels, Matcher, ReadControl, labels::is_valid_label_name};
 
-use super::api::{ApiError, ErrorType, MAX_TIME_MS, MIN_TIME_MS, Params, success};
-use super::{AppStateRef, selector};
+use super::api::{ApiError, MAX_TIME_MS, Params, success};
+use super::{AppState, AppStateRef, read, selector};
 
 /// Every `match[]` parameter as alternatives of matcher conjunctions.
 fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
@@ -24,9 +28,14 @@ fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
     Ok(sets)
 }
 
-fn time_range(p: &Params) -> Result<(i64, i64), ApiError> {
-    let start = p.time_or("start", MIN_TIME_MS)?;
-    let end = p.time_or("end", MAX_TIME_MS)?;
+/// `start`/`end`, with `start` defaulting to `end - --api.default-window`.
+fn time_range(p: &Params, state: &AppState) -> Result<(i64, i64), ApiError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let end = p.time_or("end", if p.get("start").is_some() { MAX_TIME_MS } else { now })?;
+    let window = state.opts.api_default_window.as_millis() as i64;
+    let start = p.time_or("start", end.saturating_sub(window))?;
     if end < start {
         return Err(ApiError::bad_data(
             "invalid parameter \"end\": end timestamp must not be before start time",
@@ -39,46 +48,49 @@ fn truncation_warning(limit: usize) -> String {
     format!("results truncated due to limit ({limit})")
 }
 
-fn too_many(what: &str, n: usize, cap: usize) -> ApiError {
-    ApiError::new(
-        ErrorType::Execution,
-        format!(
-            "the {what} matched more than {cap} series ({n}); narrow match[] or the time range, \
-             pass a smaller limit, or raise --api.max-series"
-        ),
-    )
+/// The listing text of a metadata call in `/api/v1/status/queries`.
+fn describe(endpoint: &str, p: &Params) -> String {
+    let m: Vec<&str> = p.all("match[]").collect();
+    format!("{endpoint} match[]={}", m.join(" match[]="))
 }
 
 pub async fn series(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
-    let db = state.db()?;
     let sets = match_sets(&p)?;
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
-    let (start, end) = time_range(&p)?;
+    let (start, end) = time_range(&p, &state)?;
     let limit = p.limit()?;
     let cap = state.opts.api_max_series;
-    let mut all: Vec<Labels> = Vec::new();
-    for set in &sets {
-        all.extend(db.series(set, start, end));
-        // A single set is already unique; the cap applies before truncation
-        // only when the client did not ask for fewer.
-        if (limit == 0 || limit > cap) && all.len() > cap.saturating_mul(sets.len().max(1)) {
-            return Err(too_many("series API", all.len(), cap));
+    let text = describe("series", &p);
+    let (all, truncated) = read::run(&state, "series", &text, &p, move |_, db, ctx| {
+        let stop = || ctx.check("series").is_err();
+        // With a limit at or under the cap the limit bounds the work; else
+        // the cap is a budget and exceeding it is the 422.
+        let budget = if limit > 0 && limit <= cap { 0 } else { cap };
+        let ctl = ReadControl::new(budget, 0, &stop);
+        let mut all: Vec<Labels> = Vec::new();
+        let mut truncated = false;
+        for set in &sets {
+            let (v, t) = db
+                .series_with(set, start, end, limit, &ctl)
+                .map_err(|e| read::read_error(e, ctx, "series API", "--api.max-series"))?;
+            all.extend(v);
+            truncated |= t;
         }
-    }
-    if sets.len() > 1 {
-        all.sort();
-        all.dedup();
-    }
-    let mut warnings = Vec::new();
-    if limit > 0 && all.len() > limit {
-        all.truncate(limit);
-        warnings.push(truncation_warning(limit));
-    } else if all.len() > cap {
-        return Err(too_many("series API", all.len(), cap));
-    }
+        if sets.len() > 1 {
+            all.sort();
+            all.dedup();
+        }
+        if limit > 0 && all.len() > limit {
+            all.truncate(limit);
+            truncated = true;
+        }
+        Ok((all, truncated))
+    })
+    .await?;
+    let warnings = if truncated { vec![truncation_warning(limit)] } else { vec![] };
     let data: Vec<Value> = all.iter().map(labels_json).collect();
     Ok(success(Value::Array(data), &warnings))
 }
@@ -91,35 +103,48 @@ fn labels_json(ls: &Labels) -> Value {
     Value::Object(m)
 }
 
-/// Runs `f` for each match set (or once with none) and merges sorted unique
-/// strings, then applies `limit`.
+/// Merges sorted unique strings of each match set (or one call with none)
+/// and applies `limit`; returns the strings and whether they were cut.
 fn merged_strings(
     sets: &[Vec<Matcher>],
     limit: usize,
-    mut f: impl FnMut(&[Matcher]) -> Vec<String>,
-) -> (Vec<String>, Vec<String>) {
+    mut f: impl FnMut(&[Matcher]) -> Result<Vec<String>, ApiError>,
+) -> Result<(Vec<String>, bool), ApiError> {
     let mut out: Vec<String> = if sets.is_empty() {
-        f(&[])
+        f(&[])?
     } else {
-        let mut v: Vec<String> = sets.iter().flat_map(|s| f(s)).collect();
+        let mut v = Vec::new();
+        for s in sets {
+            v.extend(f(s)?);
+        }
         v.sort_unstable();
         v.dedup();
         v
     };
-    let mut warnings = Vec::new();
-    if limit > 0 && out.len() > limit {
+    let cut = limit > 0 && out.len() > limit;
+    if cut {
         out.truncate(limit);
-        warnings.push(truncation_warning(limit));
     }
-    (out, warnings)
+    Ok((out, cut))
 }
 
 pub async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
-    let db = state.db()?;
     let sets = match_sets(&p)?;
-    let (start, end) = time_range(&p)?;
-    let (names, warnings) = merged_strings(&sets, p.limit()?, |m| db.label_names(m, start, end));
+    let (start, end) = time_range(&p, &state)?;
+    let limit = p.limit()?;
+    let cap = state.opts.api_max_series;
+    let text = describe("labels", &p);
+    let (names, cut) = read::run(&state, "labels", &text, &p, move |_, db, ctx| {
+        let stop = || ctx.check("labels").is_err();
+        let ctl = ReadControl::new(cap, 0, &stop);
+        merged_strings(&sets, limit, |m| {
+            db.label_names_with(m, start, end, &ctl)
+                .map_err(|e| read::read_error(e, ctx, "labels API", "--api.max-series"))
+        })
+    })
+    .await?;
+    let warnings = if cut { vec![truncation_warning(limit)] } else { vec![] };
     Ok(success(json!(names), &warnings))
 }
 
@@ -132,11 +157,21 @@ pub async fn label_values(
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
     let p = Params::from_request(req).await?;
-    let db = state.db()?;
     let sets = match_sets(&p)?;
-    let (start, end) = time_range(&p)?;
-    let (values, warnings) =
-        merged_strings(&sets, p.limit()?, |m| db.label_values(&name, m, start, end));
+    let (start, end) = time_range(&p, &state)?;
+    let limit = p.limit()?;
+    let cap = state.opts.api_max_series;
+    let text = describe(&format!("label/{name}/values"), &p);
+    let (values, cut) = read::run(&state, "label_values", &text, &p, move |_, db, ctx| {
+        let stop = || ctx.check("label values").is_err();
+        let ctl = ReadControl::new(cap, 0, &stop);
+        merged_strings(&sets, limit, |m| {
+            db.label_values_with(&name, m, start, end, &ctl)
+                .map_err(|e| read::read_error(e, ctx, "label values API", "--api.max-series"))
+        })
+    })
+    .await?;
+    let warnings = if cut { vec![truncation_warning(limit)] } else { vec![] };
     Ok(success(json!(values), &warnings))
 }
 

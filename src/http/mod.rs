@@ -5,9 +5,11 @@
 //! (health, readiness, build info, `/metrics`); `api.rs` holds the Prometheus
 //! API conventions they share.
 
+pub mod admission;
 pub mod api;
 mod metadata;
 mod query;
+mod read;
 mod selector;
 mod status;
 mod write;
@@ -38,6 +40,12 @@ pub struct HttpOptions {
     /// Most series a series/labels/values call may touch before it fails
     /// with a limit error (`--api.max-series`).
     pub api_max_series: usize,
+    /// Window searched by series/labels/values calls without `start`.
+    pub api_default_window: std::time::Duration,
+    /// Reads running at once, waiting at most, and how long they wait.
+    pub query_max_concurrency: usize,
+    pub query_max_queue: usize,
+    pub query_queue_timeout: std::time::Duration,
 }
 
 /// State shared by every handler.
@@ -52,6 +60,7 @@ pub struct AppState {
     pub cpus: usize,
     pub engine: tessera_query::Engine,
     pub relabel: tessera_ingest::relabel::IngestRelabel,
+    pub admission: admission::Admission,
 }
 
 impl AppState {
@@ -68,6 +77,11 @@ impl AppState {
             db: OnceLock::new(),
             metadata: MetadataStore::default(),
             ingest_gate: Semaphore::new(opts.ingest_max_inflight.max(1)),
+            admission: admission::Admission::new(
+                opts.query_max_concurrency,
+                opts.query_max_queue,
+                opts.query_queue_timeout,
+            ),
             opts,
             start_time,
             cpus,
@@ -98,6 +112,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/label/{name}/values", get(metadata::label_values))
         .route("/api/v1/metadata", get(metadata::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/queries", get(status::running_queries))
         .route("/-/healthy", get(status::healthy))
         .route("/-/ready", get(status::ready))
         .route("/-/reload", post(status::reload).put(status::reload))

@@ -1,33 +1,21 @@
 //! `/api/v1/query` and `/api/v1/query_range`: PromQL over HTTP with
 //! Prometheus' parameters, JSON shapes and error codes.
 //!
-//! Evaluation is CPU work, so it runs on the blocking pool (sized from the
-//! CPU budget), never on the async workers. Its cancellation token is tied to
-//! the request: when the client goes away hyper drops this handler's future,
-//! the guard's `Drop` fires the token, and the engine stops at its next check.
+//! Evaluation runs as an admitted read (`read.rs`): on the blocking pool,
+//! under a deadline, cancelled when the client goes away.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tessera_query::{CancelToken, QueryContext, QueryError, QueryResult, Value};
+use tessera_query::{QueryContext, QueryError, QueryResult, Value};
 use tessera_tsdb::Labels;
 
-use super::AppStateRef;
 use super::api::{ApiError, ErrorType, Params, parse_duration};
-
-/// Fires the query's cancellation token when the request future is dropped
-/// (client disconnect) or finishes.
-struct CancelOnDrop(CancelToken);
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        self.0.cancel();
-    }
-}
+use super::{AppStateRef, read};
+use crate::metrics::METRICS;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -43,19 +31,13 @@ fn query_error(e: QueryError) -> ApiError {
         "canceled" => ErrorType::Canceled,
         _ => ErrorType::Internal,
     };
-    ApiError::new(kind, e.to_string())
-}
-
-/// The request's `timeout`, capped by the server's default.
-fn timeout(p: &Params, default: Duration) -> Result<Duration, ApiError> {
-    match p.get("timeout") {
-        None => Ok(default),
-        Some(s) => {
-            let ms = parse_duration(s)
-                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
-            Ok(Duration::from_millis(ms.max(0) as u64).min(default))
-        }
+    if let QueryError::TooManySamples { .. } = e {
+        METRICS.query_limit_hits.inc(&["query.max-samples"]);
     }
+    if let QueryError::Timeout(_) = e {
+        METRICS.query_limit_hits.inc(&["query.timeout"]);
+    }
+    ApiError::new(kind, e.to_string())
 }
 
 fn query_text(p: &Params) -> Result<String, ApiError> {
@@ -64,28 +46,29 @@ fn query_text(p: &Params) -> Result<String, ApiError> {
         .ok_or_else(|| ApiError::bad_data("invalid parameter \"query\": query must not be empty"))
 }
 
-/// Runs `f` on the blocking pool under a context tied to this request.
-async fn run<F>(state: &AppStateRef, p: &Params, f: F) -> Result<QueryResult, ApiError>
+/// Runs a PromQL evaluation as an admitted read and records its peak samples.
+async fn run_query<F>(state: &AppStateRef, endpoint: &'static str, q: &str, p: &Params, f: F) -> Result<QueryResult, ApiError>
 where
     F: FnOnce(&tessera_query::Engine, &tessera_tsdb::Db, &QueryContext) -> Result<QueryResult, QueryError>
         + Send
         + 'static,
 {
-    let db = state.db()?.clone();
-    let ctx = QueryContext::new(timeout(p, state.engine.options().default_timeout)?);
-    let _guard = CancelOnDrop(ctx.cancel_token());
-    let st = (*state).clone();
-    tokio::task::spawn_blocking(move || f(&st.engine, &db, &ctx))
-        .await
-        .map_err(|e| ApiError::new(ErrorType::Internal, format!("query task failed: {e}")))?
-        .map_err(query_error)
+    let res = read::run(state, endpoint, q, p, move |st, db, ctx| {
+        f(&st.engine, db, ctx).map_err(query_error)
+    })
+    .await?;
+    METRICS
+        .query_peak_samples
+        .observe_value(&[endpoint], res.peak_samples as f64);
+    Ok(res)
 }
 
 pub async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let q = query_text(&p)?;
     let t = p.time_or("time", now_ms())?;
-    let res = run(&state, &p, move |e, db, ctx| e.instant_query(db, &q, t, ctx)).await?;
+    let q2 = q.clone();
+    let res = run_query(&state, "query", &q, &p, move |e, db, ctx| e.instant_query(db, &q2, t, ctx)).await?;
     Ok(render(&res))
 }
 
@@ -110,7 +93,11 @@ pub async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, A
             .map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))?,
     };
     tessera_query::check_resolution(start, end, step).map_err(query_error)?;
-    let res = run(&state, &p, move |e, db, ctx| e.range_query(db, &q, start, end, step, ctx)).await?;
+    let q2 = q.clone();
+    let res = run_query(&state, "query_range", &q, &p, move |e, db, ctx| {
+        e.range_query(db, &q2, start, end, step, ctx)
+    })
+    .await?;
     Ok(render(&res))
 }
 

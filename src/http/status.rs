@@ -42,6 +42,27 @@ pub async fn reload(state: AppStateRef) -> Response {
     }
 }
 
+/// `/api/v1/status/queries`: the reads running now, oldest first.
+pub async fn running_queries(state: AppStateRef) -> Response {
+    let now = std::time::SystemTime::now();
+    let mut list = state.admission.list();
+    list.sort_by_key(|r| r.started);
+    let data: Vec<serde_json::Value> = list
+        .into_iter()
+        .map(|r| {
+            json!({
+                "endpoint": r.endpoint,
+                "query": r.query,
+                "runningSeconds": now.duration_since(r.started).map_or(0.0, |d| d.as_secs_f64()),
+            })
+        })
+        .collect();
+    success(
+        json!({"running": data, "queued": state.admission.queued()}),
+        &[],
+    )
+}
+
 pub async fn buildinfo() -> Response {
     success(
         json!({
@@ -67,6 +88,20 @@ pub async fn metrics(state: AppStateRef) -> Response {
         "CPU cores Tessera sizes its thread pools for (--cpus or the cgroup quota).",
         "gauge",
         state.cpus as f64,
+    );
+    metrics::single(
+        &mut out,
+        "tessera_query_inflight",
+        "Queries and metadata calls running now (admitted).",
+        "gauge",
+        state.admission.running() as f64,
+    );
+    metrics::single(
+        &mut out,
+        "tessera_query_queue_length",
+        "Queries and metadata calls waiting for a slot (--query.max-concurrency).",
+        "gauge",
+        state.admission.queued() as f64,
     );
     metrics::single(
         &mut out,

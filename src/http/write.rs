@@ -63,7 +63,7 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     let bytes = match Limited::new(body, limits.max_compressed_bytes).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            METRICS.ingest_requests_refused.inc(&["too_large"]);
+            METRICS.ingest_requests_refused.inc(&["body_too_large"]);
             let msg = format!(
                 "remote-write body exceeds {} bytes; lower queue_config.max_samples_per_send or raise --ingest.max-request-bytes",
                 limits.max_compressed_bytes
@@ -80,18 +80,11 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     let req = match decode_v1(&bytes, limits) {
         Ok(r) => r,
         Err(e) => {
-            let (status, reason) = match e.status_class() {
-                StatusClass::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                StatusClass::BadRequest => (
-                    StatusCode::BAD_REQUEST,
-                    if matches!(e, tessera_ingest::IngestError::InvalidSnappy(_)) {
-                        "bad_snappy"
-                    } else {
-                        "bad_protobuf"
-                    },
-                ),
+            let status = match e.status_class() {
+                StatusClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                StatusClass::BadRequest => StatusCode::BAD_REQUEST,
             };
-            METRICS.ingest_requests_refused.inc(&[reason]);
+            METRICS.ingest_requests_refused.inc(&[e.reason()]);
             warn!(error = %e, bytes = bytes.len(), "refused remote-write request");
             return text(status, e.to_string());
         }

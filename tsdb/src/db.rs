@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use parking_lot::RwLock;
 
 use crate::head::{AppendStats, Head, HeadStats};
+use crate::read::{ReadControl, ReadError};
 use crate::wal::{FsyncPolicy, Flusher, RecordRef, Wal, WalError, WalOptions};
 use crate::{Labels, Matcher, Sample, SeriesSamples};
 
@@ -270,50 +271,112 @@ impl Db {
     }
 
     /// Series matching all `matchers` with their samples in `[mint, maxt]`
-    /// (inclusive), sorted by labels.
+    /// (inclusive), sorted by labels. Unbounded: for bounded reads use
+    /// [`Db::select_with`].
     pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
+        self.select_with(matchers, mint, maxt, &ReadControl::unlimited())
+            .expect("an unlimited read never stops")
+    }
+
+    /// [`Db::select`] under budgets and a stop signal.
+    pub fn select_with(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<SeriesSamples>, ReadError> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            s.state.read().head.select(matchers, mint, maxt, &mut out);
+            ctl.check()?;
+            s.state.read().head.select(matchers, mint, maxt, ctl, &mut out)?;
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        out
+        Ok(out)
     }
 
     /// Label sets of the series matching `matchers` with a sample in range,
-    /// sorted.
+    /// sorted. Unbounded: see [`Db::series_with`].
     pub fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<Labels> {
+        self.series_with(matchers, mint, maxt, 0, &ReadControl::unlimited())
+            .expect("an unlimited read never stops")
+            .0
+    }
+
+    /// [`Db::series`] under budgets and a stop signal, returning at most
+    /// `limit` series (0: all) and whether more matched. With a limit, each
+    /// shard builds at most `limit` label sets, so memory is bounded by
+    /// `limit x shards` whatever the matchers select.
+    pub fn series_with(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        limit: usize,
+        ctl: &ReadControl<'_>,
+    ) -> Result<(Vec<Labels>, bool), ReadError> {
         let mut out = Vec::new();
+        let mut matched = 0u64;
         for s in self.shards.iter() {
-            let st = s.state.read();
-            for id in st.head.select_ids(matchers, mint, maxt) {
-                out.push(st.head.labels_of(id));
-            }
+            ctl.check()?;
+            matched += s.state.read().head.series_labels(matchers, mint, maxt, limit, ctl, &mut out)?;
         }
+        ctl.check()?;
         out.sort();
-        out
+        let truncated = limit > 0 && matched > limit as u64;
+        if limit > 0 {
+            out.truncate(limit);
+        }
+        Ok((out, truncated))
     }
 
     /// Sorted, unique label names of the matching series.
     pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        self.label_names_with(matchers, mint, maxt, &ReadControl::unlimited())
+            .expect("an unlimited read never stops")
+    }
+
+    /// [`Db::label_names`] under budgets and a stop signal.
+    pub fn label_names_with(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<String>, ReadError> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            s.state.read().head.label_names(matchers, mint, maxt, &mut out);
+            ctl.check()?;
+            s.state.read().head.label_names(matchers, mint, maxt, ctl, &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
-        out
+        Ok(out)
     }
 
     /// Sorted, unique values of label `name` among the matching series.
     pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        self.label_values_with(name, matchers, mint, maxt, &ReadControl::unlimited())
+            .expect("an unlimited read never stops")
+    }
+
+    /// [`Db::label_values`] under budgets and a stop signal.
+    pub fn label_values_with(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<String>, ReadError> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
-            s.state.read().head.label_values(name, matchers, mint, maxt, &mut out);
+            ctl.check()?;
+            s.state.read().head.label_values(name, matchers, mint, maxt, ctl, &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
-        out
+        Ok(out)
     }
 
     /// Cardinality analysis across all shards, lists cut to `top` entries.

@@ -5,6 +5,7 @@
 //! HTTP, PromQL or remote write: callers hand it validated label sets and
 //! samples, and ask it for series by matchers and time range.
 
+pub mod block;
 pub mod chunk;
 pub mod labels;
 pub mod matcher;
@@ -17,8 +18,10 @@ pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
 
 pub mod analyze;
 pub mod db;
+pub mod read;
 mod replay;
 mod head;
 
 pub use db::{Db, DbError, DbOptions};
+pub use read::{ReadControl, ReadError};
 pub use head::{AppendStats, HeadStats};

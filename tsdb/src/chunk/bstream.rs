@@ -326,7 +326,23 @@ pub(crate) fn write_bucketed(w: &mut impl BitSink, b: &Buckets, v: i64) {
 
 #[inline(always)]
 pub(crate) fn read_bucketed(r: &mut BitReader<'_>, b: &Buckets) -> Option<i64> {
-    let i = r.read_unary(b.widths.len() as u32 - 1)? as usize;
+    let max = b.widths.len() as u32 - 1;
+    // Fast path: prefix and payload from one 8-byte load, which holds at
+    // least 57 bits past the current one. Every bucket but a 64-bit one fits.
+    let word = r.peek64();
+    let i = word.leading_ones().min(max);
+    let prefix = if i == max { max } else { i + 1 };
+    let width = b.widths[i as usize];
+    let total = prefix + width;
+    if total <= 57 && (total as usize) <= r.remaining() {
+        r.pos += total as usize;
+        return Some(match width {
+            0 => 0,
+            // Shift the payload to the top, then sign-extend it down.
+            w => ((word << prefix) as i64) >> (64 - w),
+        });
+    }
+    let i = r.read_unary(max)? as usize;
     let width = b.widths[i];
     let raw = r.read_bits(width)?;
     Some(match width {

@@ -3,16 +3,19 @@
 //!
 //! The head keeps one open chunk per active series, so its size is memory
 //! per series. While every value so far is a short decimal, the open value
-//! column is already in decimal mode (delta-of-delta, bucket table 1):
-//! for `x.xxx` watts or `x.xx` CPU seconds that is a third of the XOR size.
-//! The first value that is not (NaN, -0.0, 0.1+0.2, ...) moves the column to
-//! XOR for good; one that needs more decimal places rescales it. Both
-//! re-encode the column once, which happens a few times per chunk at most.
-//! The column is readable at every moment in its current mode.
+//! column is already in a decimal mode (delta-of-delta, bucket table 1; at
+//! sample 16 it switches once to whichever mode and table would have been
+//! cheapest so far): for `x.xxx` watts or `x.xx` CPU seconds that is under
+//! half the XOR size. The first value that is not a short decimal (NaN,
+//! -0.0, 0.1+0.2, ...) moves the column to XOR for good; one that needs more
+//! decimal places rescales it. Each switch re-encodes the column once, a few
+//! times per chunk at most, and the column is readable in its current mode
+//! at every moment.
 //!
-//! Sealing picks the cheapest of every decimal mode and table, and XOR,
-//! from bit counts over the open column, and re-encodes only if that is not
-//! the open mode.
+//! Sealing picks the cheapest of every decimal mode and table (and XOR, when
+//! the decimal column is expensive enough for XOR to stand a chance) from
+//! bit counts over the open column, and re-encodes only if that is not the
+//! open mode.
 
 use super::bstream::{BitCounter, BitReader, BitSink, BitWriter};
 use super::iter::ChunkIter;
@@ -23,10 +26,16 @@ use super::values::{
 };
 use super::{Chunk, HEADER_LEN, VERSION};
 
-/// The open column's decimal mode: delta-of-delta suits counters and costs
-/// gauges little; table 1 spans percentages to small counters.
+/// The open column's first decimal mode: delta-of-delta suits counters and
+/// costs gauges little; table 1 spans percentages to small counters.
 const OPEN_DOD: bool = true;
 const OPEN_TABLE: u8 = 1;
+
+/// After this many samples the open decimal column switches once to the
+/// mode that would have been cheapest so far, if it saves a tenth: byte
+/// counters want table 3, gauges plain deltas. Early enough to matter for
+/// the head's memory, late enough to have seen the series' habits.
+const RETUNE_AT: u32 = 16;
 
 /// Chunks up to this many samples keep their integers on the stack (2 KiB)
 /// while sealing, so the open column is decoded once; longer ones decode it
@@ -53,9 +62,9 @@ enum OpenValues {
 impl OpenValues {
     fn encoding(&self) -> ValueEncoding {
         match *self {
-            OpenValues::Decimal { decimals, .. } => ValueEncoding::DecimalDod {
-                decimals,
-                table: OPEN_TABLE,
+            OpenValues::Decimal { decimals, enc } => match enc.mode() {
+                (true, table) => ValueEncoding::DecimalDod { decimals, table },
+                (false, table) => ValueEncoding::DecimalDelta { decimals, table },
             },
             OpenValues::Xor(_) => ValueEncoding::Xor,
         }
@@ -121,6 +130,36 @@ impl ChunkBuilder {
             },
         }
         self.count = n + 1;
+        if self.count == RETUNE_AT {
+            self.retune();
+        }
+    }
+
+    /// Switches the open decimal column to the cheapest mode so far.
+    #[cold]
+    fn retune(&mut self) {
+        let OpenValues::Decimal { decimals, enc } = self.open else {
+            return;
+        };
+        let mut cost = IntCost::default();
+        for (n, i) in self.open_ints().enumerate() {
+            cost.push(n as u32, i);
+        }
+        let (dod, table, bits) = cost.best();
+        let (cur_dod, cur_table) = enc.mode();
+        if bits * 10 > cost.bits(cur_dod, cur_table) * 9 {
+            return;
+        }
+        let mut w = BitWriter::with_capacity(self.vals.capacity());
+        let mut wide = IntEncoder::new(dod, table);
+        for (n, i) in self.open_ints().enumerate() {
+            wide.push(&mut w, n as u32, i);
+        }
+        self.vals = w;
+        self.open = OpenValues::Decimal {
+            decimals,
+            enc: wide,
+        };
     }
 
     /// Value `v` (number `n`) does not fit the open decimal column: rescale
@@ -130,6 +169,27 @@ impl ChunkBuilder {
         let OpenValues::Decimal { decimals, .. } = self.open else {
             return;
         };
+        if n == 0 {
+            // Nothing to re-encode (the usual case: a chunk of `x.xxx`
+            // values starts at 0 places): pick the mode in place.
+            self.vals.clear();
+            self.open = match widen_decimals(v, decimals + 1) {
+                Some(wider) => {
+                    let mut enc = IntEncoder::new(OPEN_DOD, OPEN_TABLE);
+                    enc.push(&mut self.vals, 0, decimal_int(v, wider).unwrap_or_default());
+                    OpenValues::Decimal {
+                        decimals: wider,
+                        enc,
+                    }
+                }
+                None => {
+                    let mut x = XorEncoder::default();
+                    x.push(&mut self.vals, 0, v);
+                    OpenValues::Xor(x)
+                }
+            };
+            return;
+        }
         let mut w = BitWriter::with_capacity(self.vals.capacity());
         if let Some(wider) = widen_decimals(v, decimals + 1)
             && let Some(mut enc) = self.rescaled(decimals, wider, &mut w)
@@ -156,9 +216,13 @@ impl ChunkBuilder {
     /// `None` if one no longer converts exactly (it outgrew 2^53).
     fn rescaled(&self, decimals: u8, wider: u8, w: &mut BitWriter) -> Option<IntEncoder> {
         debug_assert!(decimals < wider && wider <= MAX_DECIMALS);
+        let OpenValues::Decimal { enc: open, .. } = self.open else {
+            return None;
+        };
         let factor = 10i64.pow(u32::from(wider - decimals));
-        let mut enc = IntEncoder::new(OPEN_DOD, OPEN_TABLE);
-        for (m, i) in self.open_ints(decimals).enumerate() {
+        let (dod, table) = open.mode();
+        let mut enc = IntEncoder::new(dod, table);
+        for (m, i) in self.open_ints().enumerate() {
             let wide = i.checked_mul(factor)?;
             // Same rational, so the same f64 while below 2^53; checked
             // rather than trusted because the column must stay exact.
@@ -253,7 +317,7 @@ impl ChunkBuilder {
             let mut w = BitWriter::from_vec(out);
             match buf.get(..self.count as usize) {
                 Some(ints) => write_values(&mut w, enc, decimals, ints.iter().copied()),
-                None => write_values(&mut w, enc, decimals, self.open_ints(decimals)),
+                None => write_values(&mut w, enc, decimals, self.open_ints()),
             }
             out = w.into_vec();
         }
@@ -273,13 +337,16 @@ impl ChunkBuilder {
     }
 
     /// The open column's integers; empty unless it is in decimal mode.
-    fn open_ints(&self, decimals: u8) -> impl Iterator<Item = i64> + '_ {
+    fn open_ints(&self) -> impl Iterator<Item = i64> + '_ {
         let mut r = BitReader::new(self.vals.bytes());
-        let mut d = IntDecoder::new(OPEN_DOD, decimals, OPEN_TABLE);
-        let count = match self.open {
-            OpenValues::Decimal { .. } => self.count,
-            OpenValues::Xor(_) => 0,
+        let (count, d) = match self.open {
+            OpenValues::Decimal { decimals, enc } => {
+                let (dod, table) = enc.mode();
+                (self.count, IntDecoder::new(dod, decimals, table))
+            }
+            OpenValues::Xor(_) => (0, IntDecoder::new(false, 0, 0)),
         };
+        let mut d = d;
         (0..count).map_while(move |n| d.next_int(&mut r, n))
     }
 
@@ -298,7 +365,7 @@ impl ChunkBuilder {
             return open;
         };
         let mut cost = IntCost::default();
-        for (n, i) in self.open_ints(decimals).enumerate() {
+        for (n, i) in self.open_ints().enumerate() {
             if let Some(slot) = buf.get_mut(n) {
                 *slot = i;
             }
@@ -320,12 +387,7 @@ impl ChunkBuilder {
                     decimals,
                     ints.iter().copied(),
                 ),
-                None => write_values(
-                    &mut counter,
-                    ValueEncoding::Xor,
-                    decimals,
-                    self.open_ints(decimals),
-                ),
+                None => write_values(&mut counter, ValueEncoding::Xor, decimals, self.open_ints()),
             }
             let xor_bytes = counter.0.div_ceil(8) as usize;
             if xor_bytes < best_bytes {
@@ -421,6 +483,37 @@ mod tests {
         let c = b.seal();
         assert_eq!(c.value_encoding(), open);
         assert_eq!(c.as_bytes().len(), len);
+    }
+
+    #[test]
+    fn open_column_retunes_to_a_wide_table_for_byte_counters() {
+        let mut b = ChunkBuilder::new();
+        let mut bytes = 1i64 << 40;
+        for i in 0..RETUNE_AT as i64 + 4 {
+            // ~20 MB per scrape with ±25 % noise: 22-bit deltas.
+            bytes += 20_000_000 + (i * 7_919 % 10_000_000) - 5_000_000;
+            b.append(i * 15_000, bytes as f64);
+            if (i as u32) < RETUNE_AT - 1 {
+                assert_eq!(
+                    b.open_encoding(),
+                    ValueEncoding::DecimalDod {
+                        decimals: 0,
+                        table: OPEN_TABLE
+                    }
+                );
+            }
+        }
+        assert!(
+            matches!(
+                b.open_encoding(),
+                ValueEncoding::DecimalDelta { table: 3, .. }
+                    | ValueEncoding::DecimalDod { table: 3, .. }
+            ),
+            "{:?}",
+            b.open_encoding()
+        );
+        assert_eq!(b.iter().count(), RETUNE_AT as usize + 4);
+        assert_eq!(b.last().map(|s| s.1), Some(bytes as f64));
     }
 
     #[test]

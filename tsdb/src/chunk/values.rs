@@ -25,10 +25,10 @@ pub enum ValueEncoding {
     /// Gorilla XOR of consecutive bit patterns; exact for any value.
     Xor,
     /// Values are `i / 10^decimals`; the column holds deltas of `i` in the
-    /// bucket widths of [`INT_TABLES`]`[table]`.
+    /// bucket widths [`int_bucket_widths`](super::int_bucket_widths)`(table)`.
     DecimalDelta { decimals: u8, table: u8 },
     /// Values are `i / 10^decimals`; the column holds deltas-of-deltas of
-    /// `i` in the bucket widths of [`INT_TABLES`]`[table]`.
+    /// `i` in the bucket widths [`int_bucket_widths`](super::int_bucket_widths)`(table)`.
     DecimalDod { decimals: u8, table: u8 },
 }
 
@@ -75,7 +75,7 @@ const MAX_EXACT: f64 = 9_007_199_254_740_992.0;
 /// Bucket widths for integer deltas and dods, one table per magnitude of
 /// change; sealing picks the cheapest per chunk. Documented in
 /// docs/format/chunk.md: changing one changes the format.
-pub static INT_TABLES: [Buckets; 4] = [
+pub(crate) static INT_TABLES: [Buckets; 4] = [
     // Slow gauges: temperatures, clocks, mostly 0 or ±1.
     Buckets::new(&[0, 2, 4, 7, 10, 14, 24, 64]),
     // Percentages and small counters.
@@ -247,6 +247,11 @@ impl IntEncoder {
         self.prev
     }
 
+    /// `(dod, table)`: what [`IntEncoder::new`] was given.
+    pub(crate) fn mode(&self) -> (bool, u8) {
+        (self.dod, self.table)
+    }
+
     #[inline]
     pub(crate) fn push(&mut self, w: &mut impl BitSink, n: u32, i: i64) {
         let table = &INT_TABLES[self.table as usize];
@@ -316,8 +321,8 @@ impl IntCost {
         best
     }
 
-    #[cfg(test)]
-    fn bits(&self, dod: bool, table: u8) -> u64 {
+    /// Bits of one mode.
+    pub(crate) fn bits(&self, dod: bool, table: u8) -> u64 {
         if dod {
             self.dod_bits[table as usize]
         } else {

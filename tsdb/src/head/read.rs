@@ -3,6 +3,7 @@
 use roaring::RoaringBitmap;
 
 use super::Head;
+use crate::read::{CHECK_EVERY, ReadControl, ReadError};
 use crate::{Label, Labels, Matcher, Sample, SeriesSamples};
 
 impl Head {
@@ -24,10 +25,23 @@ impl Head {
     }
 
     /// Series with their samples in `[mint, maxt]`; series with none omitted.
-    pub(crate) fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, out: &mut Vec<SeriesSamples>) {
-        for id in self.select_ids(matchers, mint, maxt) {
+    pub(crate) fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+        out: &mut Vec<SeriesSamples>,
+    ) -> Result<(), ReadError> {
+        let ids = self.select_ids(matchers, mint, maxt);
+        ctl.add_series(ids.len() as usize)?;
+        for (i, id) in ids.iter().enumerate() {
+            if i % CHECK_EVERY == 0 {
+                ctl.check()?;
+            }
             let mut samples: Vec<Sample> = Vec::new();
             self.series[id as usize].samples_in(mint, maxt, &mut samples);
+            ctl.add_samples(samples.len())?;
             if !samples.is_empty() {
                 out.push(SeriesSamples {
                     labels: self.labels_of(id),
@@ -35,21 +49,60 @@ impl Head {
                 });
             }
         }
+        Ok(())
+    }
+
+    /// Label sets of the matching series, at most `take` of them (0: all).
+    /// Returns how many series matched in all.
+    pub(crate) fn series_labels(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        take: usize,
+        ctl: &ReadControl<'_>,
+        out: &mut Vec<Labels>,
+    ) -> Result<u64, ReadError> {
+        let ids = self.select_ids(matchers, mint, maxt);
+        let matched = ids.len();
+        let n = if take == 0 { matched as usize } else { take.min(matched as usize) };
+        // Count first: a call over the budget fails before building anything.
+        ctl.add_series(n)?;
+        for (i, id) in ids.iter().take(n).enumerate() {
+            if i % CHECK_EVERY == 0 {
+                ctl.check()?;
+            }
+            out.push(self.labels_of(id));
+        }
+        Ok(matched)
     }
 
     /// Label names of the matching series (all names when no matchers).
-    pub(crate) fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64, out: &mut Vec<String>) {
+    pub(crate) fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+        out: &mut Vec<String>,
+    ) -> Result<(), ReadError> {
         if matchers.is_empty() && self.all_in_range(mint, maxt) {
             out.extend(self.postings.names().map(|n| n.to_string()));
-            return;
+            return Ok(());
         }
         let mut names = std::collections::BTreeSet::new();
-        for id in self.select_ids(matchers, mint, maxt) {
+        let ids = self.select_ids(matchers, mint, maxt);
+        ctl.add_series(ids.len() as usize)?;
+        for (i, id) in ids.iter().enumerate() {
+            if i % CHECK_EVERY == 0 {
+                ctl.check()?;
+            }
             for &(n, _) in self.series[id as usize].labels.iter() {
                 names.insert(n);
             }
         }
         out.extend(names.into_iter().map(|n| self.symbols.get(n).to_string()));
+        Ok(())
     }
 
     /// Values of label `name` among the matching series.
@@ -59,14 +112,21 @@ impl Head {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
+        ctl: &ReadControl<'_>,
         out: &mut Vec<String>,
-    ) {
+    ) -> Result<(), ReadError> {
         let Some(values) = self.postings.values(name) else {
-            return;
+            return Ok(());
         };
         let ids = (!matchers.is_empty() || !self.all_in_range(mint, maxt))
             .then(|| self.select_ids(matchers, mint, maxt));
-        for (v, posting) in values {
+        if let Some(ids) = &ids {
+            ctl.add_series(ids.len() as usize)?;
+        }
+        for (i, (v, posting)) in values.iter().enumerate() {
+            if i % CHECK_EVERY == 0 {
+                ctl.check()?;
+            }
             let hit = match &ids {
                 None => !posting.is_empty(),
                 Some(ids) => !posting.is_disjoint(ids),
@@ -75,6 +135,7 @@ impl Head {
                 out.push(v.to_string());
             }
         }
+        Ok(())
     }
 
     /// True when every series of the head lies inside `[mint, maxt]`, so

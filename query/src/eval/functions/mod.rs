@@ -324,13 +324,26 @@ impl Evaluator<'_> {
                 self.check()?;
             }
             let mut points = Vec::new();
+            let pts = &s.points;
+            let (mut a, mut b) = (0usize, 0usize);
             for (step, ts) in self.grid.iter().enumerate() {
                 if step % 4096 == 4095 {
                     self.check()?;
                 }
                 let (lo, hi) = arg.window_bounds(ts);
-                let a = s.points.partition_point(|p| p.t <= lo);
-                let b = s.points.partition_point(|p| p.t <= hi);
+                if arg.at.is_some() {
+                    a = pts.partition_point(|p| p.t <= lo);
+                    b = pts.partition_point(|p| p.t <= hi);
+                } else {
+                    // Windows only move forward with the steps.
+                    while a < pts.len() && pts[a].t <= lo {
+                        a += 1;
+                    }
+                    b = b.max(a);
+                    while b < pts.len() && pts[b].t <= hi {
+                        b += 1;
+                    }
+                }
                 if a >= b {
                     continue;
                 }
@@ -338,7 +351,7 @@ impl Evaluator<'_> {
                     pbuf[k] = p[step];
                 }
                 let w = Window {
-                    samples: &s.points[a..b],
+                    samples: &pts[a..b],
                     start: lo,
                     end: hi,
                     ts,

@@ -1,0 +1,456 @@
+//! One rule group at run time: evaluating its rules in order at a slot,
+//! writing the results and staleness markers, and keeping per-rule health.
+//!
+//! Mirrors Prometheus' `Group.Eval`:
+//! - the expression is evaluated at `slot - query_offset`, and the results
+//!   are stored at that same timestamp (Prometheus stores `s.T`, the query
+//!   time), named `record` with the rule's labels applied over the result's;
+//! - rules run in file order and each rule's samples are appended (through
+//!   the WAL) before the next rule runs, so later rules see earlier results
+//!   of the same evaluation;
+//! - a series the rule returned last time and not this time gets a
+//!   staleness marker, so queries stop seeing it at once instead of after
+//!   the 5m lookback;
+//! - a failing rule (query error, duplicate output labels, `limit`
+//!   exceeded, storage error) stores nothing, keeps its previous series for
+//!   staleness, and records the error for `/api/v1/rules`.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use tessera_tsdb::{Db, Labels, Sample, stale_nan};
+
+use super::file::{GroupConfig, RuleConfig, RuleKind, output_labels};
+use super::schedule::group_offset_ms;
+use crate::context::{CancelToken, QueryContext};
+use crate::engine::Engine;
+use crate::value::Value;
+
+/// Prometheus' rule health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Not evaluated yet (and alerting rules, which Tessera never evaluates).
+    Unknown,
+    Ok,
+    Err,
+}
+
+impl Health {
+    /// The `/api/v1/rules` spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Ok => "ok",
+            Health::Err => "err",
+        }
+    }
+}
+
+/// The message an alerting rule carries in `/api/v1/rules`.
+pub const ALERTING_UNSUPPORTED: &str =
+    "alerting rules are not supported by Tessera: this rule is listed but never evaluated; \
+     evaluate it in Prometheus or Grafana alerting";
+
+#[derive(Debug, Default)]
+struct RuleState {
+    health: Option<Health>,
+    last_error: Option<String>,
+    last_evaluation_ms: Option<i64>,
+    evaluation_time: Duration,
+    /// Output series written by the last successful evaluation.
+    series: HashSet<Labels>,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    rules: Vec<RuleState>,
+    /// Series of rules removed or changed by a reload: marked stale at the
+    /// next evaluation.
+    stale_series: Vec<Labels>,
+    last_evaluation_ms: Option<i64>,
+    last_slot_ms: Option<i64>,
+    evaluation_time: Duration,
+    last_samples: u64,
+    counters: GroupCounters,
+}
+
+/// Monotonic counts since the group was first loaded (carried over by a
+/// reload that changes the group).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GroupCounters {
+    /// Rule evaluations (one per recording rule per group evaluation).
+    pub rule_evaluations: u64,
+    pub rule_failures: u64,
+    /// Slots scheduled, evaluated or missed.
+    pub iterations: u64,
+    pub iterations_missed: u64,
+    /// Sum of group evaluation durations, seconds.
+    pub duration_sum_secs: f64,
+    /// Group evaluations.
+    pub evaluations: u64,
+}
+
+/// What one group evaluation did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalReport {
+    pub file: String,
+    pub group: String,
+    pub slot_ms: i64,
+    pub missed: u64,
+    pub duration: Duration,
+    pub rules_evaluated: usize,
+    pub failures: usize,
+    /// Samples the rules returned (staleness markers not counted).
+    pub samples: u64,
+}
+
+/// A rule's state for `/api/v1/rules`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleStatus {
+    pub kind: RuleKind,
+    pub name: String,
+    /// The expression as Prometheus prints it.
+    pub query: String,
+    pub labels: Vec<(String, String)>,
+    pub for_ms: i64,
+    pub annotations: Vec<(String, String)>,
+    pub health: Health,
+    pub last_error: Option<String>,
+    /// Wall-clock start of the last evaluation, ms since the epoch.
+    pub last_evaluation_ms: Option<i64>,
+    pub evaluation_time: Duration,
+}
+
+/// A group's state for `/api/v1/rules` and `/metrics`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupStatus {
+    pub name: String,
+    pub file: String,
+    pub interval_ms: i64,
+    pub query_offset_ms: i64,
+    pub limit: usize,
+    pub rules: Vec<RuleStatus>,
+    pub last_evaluation_ms: Option<i64>,
+    /// The slot of the last evaluation.
+    pub last_slot_ms: Option<i64>,
+    pub evaluation_time: Duration,
+    pub last_samples: u64,
+    pub counters: GroupCounters,
+}
+
+/// A loaded group with its run-time state.
+#[derive(Debug)]
+pub struct RuleGroup {
+    config: GroupConfig,
+    interval_ms: i64,
+    query_offset_ms: i64,
+    slot_offset_ms: i64,
+    state: Mutex<GroupState>,
+    /// Serialises evaluations and state hand-over on reload.
+    eval_lock: Mutex<()>,
+    /// The running evaluation's cancel handle.
+    running: Mutex<Option<CancelToken>>,
+}
+
+impl RuleGroup {
+    /// A group with `interval`/`query_offset` resolved against the defaults.
+    pub fn new(config: GroupConfig, default_interval_ms: i64, default_query_offset_ms: i64) -> Self {
+        let interval_ms = config.interval_ms.unwrap_or(default_interval_ms).max(1);
+        let query_offset_ms = config.query_offset_ms.unwrap_or(default_query_offset_ms);
+        let slot_offset_ms = group_offset_ms(&config.file, &config.name, interval_ms);
+        let state = GroupState {
+            rules: config.rules.iter().map(|_| RuleState::default()).collect(),
+            ..Default::default()
+        };
+        RuleGroup {
+            config,
+            interval_ms,
+            query_offset_ms,
+            slot_offset_ms,
+            state: Mutex::new(state),
+            eval_lock: Mutex::new(()),
+            running: Mutex::new(None),
+        }
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn file(&self) -> &str {
+        &self.config.file
+    }
+
+    pub fn interval_ms(&self) -> i64 {
+        self.interval_ms
+    }
+
+    pub fn query_offset_ms(&self) -> i64 {
+        self.query_offset_ms
+    }
+
+    /// The group's offset within its interval (see [`super::schedule`]).
+    pub fn slot_offset_ms(&self) -> i64 {
+        self.slot_offset_ms
+    }
+
+    /// Cancels the evaluation in progress, if any.
+    pub fn cancel(&self) {
+        if let Some(t) = &*self.running.lock() {
+            t.cancel();
+        }
+    }
+
+    /// Evaluates every recording rule at `slot_ms` (an evaluation
+    /// timestamp); `wall_ms` is the wall-clock start reported as
+    /// `lastEvaluation`, `missed` the slots skipped before this one.
+    pub fn evaluate(&self, engine: &Engine, db: &Db, slot_ms: i64, wall_ms: i64, missed: u64) -> EvalReport {
+        let _serial = self.eval_lock.lock();
+        let started = Instant::now();
+        let query_ts = slot_ms - self.query_offset_ms;
+        // The whole group shares one deadline: an evaluation may not run
+        // into the next slot.
+        let ctx = QueryContext::new(Duration::from_millis(self.interval_ms as u64));
+        *self.running.lock() = Some(ctx.cancel_token());
+        let mut report = EvalReport {
+            file: self.config.file.clone(),
+            group: self.config.name.clone(),
+            slot_ms,
+            missed,
+            duration: Duration::ZERO,
+            rules_evaluated: 0,
+            failures: 0,
+            samples: 0,
+        };
+        for (i, rule) in self.config.rules.iter().enumerate() {
+            if rule.kind != RuleKind::Recording {
+                continue;
+            }
+            let rule_started = Instant::now();
+            report.rules_evaluated += 1;
+            let previous = std::mem::take(&mut self.state.lock().rules[i].series);
+            let outcome = self.eval_rule(engine, db, rule, query_ts, &ctx, &previous);
+            let mut st = self.state.lock();
+            let rs = &mut st.rules[i];
+            rs.last_evaluation_ms = Some(wall_ms);
+            rs.evaluation_time = rule_started.elapsed();
+            match outcome {
+                Ok((series, samples)) => {
+                    rs.health = Some(Health::Ok);
+                    rs.last_error = None;
+                    rs.series = series;
+                    report.samples += samples;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        group = %self.config.name,
+                        file = %self.config.file,
+                        rule = %rule.name,
+                        error = %e,
+                        "evaluating rule failed"
+                    );
+                    rs.health = Some(Health::Err);
+                    rs.last_error = Some(e);
+                    // Keep the previous series: they get staleness markers
+                    // once the rule succeeds without them.
+                    rs.series = previous;
+                    report.failures += 1;
+                }
+            }
+        }
+        self.cleanup_stale_series(db, query_ts);
+        *self.running.lock() = None;
+        report.duration = started.elapsed();
+        let mut st = self.state.lock();
+        st.last_evaluation_ms = Some(wall_ms);
+        st.last_slot_ms = Some(slot_ms);
+        st.evaluation_time = report.duration;
+        st.last_samples = report.samples;
+        let c = &mut st.counters;
+        c.rule_evaluations += report.rules_evaluated as u64;
+        c.rule_failures += report.failures as u64;
+        c.iterations += 1 + missed;
+        c.iterations_missed += missed;
+        c.duration_sum_secs += report.duration.as_secs_f64();
+        c.evaluations += 1;
+        report
+    }
+
+    /// One rule: query, name, check, append results and staleness markers.
+    /// Returns the series written and the number of samples.
+    fn eval_rule(
+        &self,
+        engine: &Engine,
+        db: &Db,
+        rule: &RuleConfig,
+        query_ts: i64,
+        ctx: &QueryContext,
+        previous: &HashSet<Labels>,
+    ) -> Result<(HashSet<Labels>, u64), String> {
+        let result = engine
+            .instant_query_expr(db, &rule.parsed, query_ts, ctx)
+            .map_err(|e| e.to_string())?;
+        let mut vector: Vec<(Labels, f64)> = match result.value {
+            Value::Vector(v) => v
+                .into_iter()
+                .map(|s| (output_labels(&s.labels, rule), s.v))
+                .collect(),
+            Value::Scalar { v, .. } => vec![(output_labels(&Labels::empty(), rule), v)],
+            Value::String { .. } | Value::Matrix(_) => {
+                return Err("rule result is not a vector or scalar".into());
+            }
+        };
+        vector.sort_by(|a, b| a.0.cmp(&b.0));
+        if vector.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(
+                "vector contains metrics with the same labelset after applying rule labels".into(),
+            );
+        }
+        let limit = self.config.limit;
+        if limit > 0 && vector.len() > limit {
+            return Err(format!("exceeded limit of {limit} with {} series", vector.len()));
+        }
+        let current: HashSet<Labels> = vector.iter().map(|(l, _)| l.clone()).collect();
+        let stale = [Sample::new(query_ts, stale_nan())];
+        let samples: Vec<(Labels, [Sample; 1])> = vector
+            .into_iter()
+            .map(|(l, v)| (l, [Sample::new(query_ts, v)]))
+            .collect();
+        let gone: Vec<&Labels> = previous.iter().filter(|l| !current.contains(*l)).collect();
+        let batch = samples
+            .iter()
+            .map(|(l, s)| (l, s.as_slice()))
+            .chain(gone.iter().map(|l| (*l, stale.as_slice())));
+        let stats = db.append_batch(batch).map_err(|e| format!("appending rule results: {e}"))?;
+        if let Some(why) = &stats.first_rejection {
+            // Out-of-order or duplicate results are expected when a rule
+            // overlaps another writer of the same series; Prometheus logs
+            // and keeps going.
+            tracing::warn!(
+                group = %self.config.name,
+                rule = %rule.name,
+                rejected = stats.rejected(),
+                first = %why,
+                "rule evaluation results discarded"
+            );
+        }
+        Ok((current, samples.len() as u64))
+    }
+
+    /// Stale markers for the series of rules a reload removed.
+    fn cleanup_stale_series(&self, db: &Db, ts: i64) {
+        let series = std::mem::take(&mut self.state.lock().stale_series);
+        if series.is_empty() {
+            return;
+        }
+        if let Err(e) = append_stale_markers(db, &series, ts) {
+            tracing::warn!(group = %self.config.name, error = %e, "appending staleness markers for removed rules failed");
+            self.state.lock().stale_series = series;
+        }
+    }
+
+    /// Takes over the state of the group this one replaces on reload
+    /// (Prometheus' `CopyState`): rules matched by name and labels keep
+    /// their health and previous series; series of rules that are gone are
+    /// marked stale at this group's first evaluation.
+    pub fn copy_state_from(&self, old: &RuleGroup) {
+        let _old_serial = old.eval_lock.lock();
+        let mut from = old.state.lock();
+        let mut to = self.state.lock();
+        to.last_evaluation_ms = from.last_evaluation_ms;
+        to.last_slot_ms = from.last_slot_ms;
+        to.evaluation_time = from.evaluation_time;
+        to.last_samples = from.last_samples;
+        to.counters = from.counters;
+        let mut taken = vec![false; old.config.rules.len()];
+        for (i, rule) in self.config.rules.iter().enumerate() {
+            let found = old.config.rules.iter().enumerate().position(|(fi, r)| {
+                !taken[fi] && r.kind == rule.kind && r.name == rule.name && r.labels == rule.labels
+            });
+            if let Some(fi) = found {
+                taken[fi] = true;
+                let fr = &mut from.rules[fi];
+                let tr = &mut to.rules[i];
+                tr.series = std::mem::take(&mut fr.series);
+                tr.health = fr.health;
+                tr.last_error = fr.last_error.clone();
+                tr.last_evaluation_ms = fr.last_evaluation_ms;
+                tr.evaluation_time = fr.evaluation_time;
+            }
+        }
+        let mut stale = std::mem::take(&mut from.stale_series);
+        for (fi, t) in taken.iter().enumerate() {
+            if !t {
+                stale.extend(std::mem::take(&mut from.rules[fi].series));
+            }
+        }
+        to.stale_series.extend(stale);
+    }
+
+    /// Every series this group wrote last (for stale markers when the group
+    /// is removed).
+    pub fn take_all_series(&self) -> Vec<Labels> {
+        let _serial = self.eval_lock.lock();
+        let mut st = self.state.lock();
+        let mut out = std::mem::take(&mut st.stale_series);
+        for r in &mut st.rules {
+            out.extend(std::mem::take(&mut r.series));
+        }
+        out
+    }
+
+    /// A snapshot for the API and metrics.
+    pub fn status(&self) -> GroupStatus {
+        let st = self.state.lock();
+        let rules = self
+            .config
+            .rules
+            .iter()
+            .zip(&st.rules)
+            .map(|(r, s)| {
+                let (health, last_error) = match r.kind {
+                    RuleKind::Alerting => (Health::Unknown, Some(ALERTING_UNSUPPORTED.to_string())),
+                    RuleKind::Recording => (s.health.unwrap_or(Health::Unknown), s.last_error.clone()),
+                };
+                RuleStatus {
+                    kind: r.kind,
+                    name: r.name.clone(),
+                    query: r.parsed.to_string(),
+                    labels: r.labels.clone(),
+                    for_ms: r.for_ms,
+                    annotations: r.annotations.clone(),
+                    health,
+                    last_error,
+                    last_evaluation_ms: s.last_evaluation_ms,
+                    evaluation_time: s.evaluation_time,
+                }
+            })
+            .collect();
+        GroupStatus {
+            name: self.config.name.clone(),
+            file: self.config.file.clone(),
+            interval_ms: self.interval_ms,
+            query_offset_ms: self.query_offset_ms,
+            limit: self.config.limit,
+            rules,
+            last_evaluation_ms: st.last_evaluation_ms,
+            last_slot_ms: st.last_slot_ms,
+            evaluation_time: st.evaluation_time,
+            last_samples: st.last_samples,
+            counters: st.counters,
+        }
+    }
+}
+
+/// Appends a staleness marker at `ts` for each series. Rejections (a newer
+/// sample already there, e.g. the series moved to another group) are
+/// expected and ignored, as in Prometheus.
+pub(crate) fn append_stale_markers(db: &Db, series: &[Labels], ts: i64) -> Result<(), tessera_tsdb::DbError> {
+    let stale = [Sample::new(ts, stale_nan())];
+    db.append_batch(series.iter().map(|l| (l, stale.as_slice()))).map(|_| ())
+}

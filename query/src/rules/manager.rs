@@ -1,0 +1,298 @@
+//! The rule manager: loads the rule files, runs one thread per group on its
+//! aligned schedule, and swaps groups on reload.
+//!
+//! Each group evaluates on its own dedicated thread (never an async
+//! worker): it sleeps until its next slot, evaluates, and sleeps again.
+//! Reload follows Prometheus' `Manager.Update`: files that fail to load
+//! leave every running group untouched; an unchanged group keeps running
+//! undisturbed; a changed group is restarted at its next slot with the old
+//! group's state (previous series, health, counters); a removed group's
+//! series get staleness markers two intervals later, giving a group that
+//! was renamed or moved time to write them first.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tessera_tsdb::Db;
+
+use super::file::{GroupConfig, RuleFileError, RuleKind, expand_patterns, load_file};
+use super::group::{EvalReport, GroupStatus, RuleGroup, append_stale_markers};
+use super::schedule::{Clock, Schedule, StopSignal, SystemClock};
+use crate::engine::Engine;
+
+/// How the manager finds and schedules its groups.
+#[derive(Clone, Debug)]
+pub struct ManagerOptions {
+    /// `--rules.file` values: paths or globs, re-expanded on every reload.
+    pub patterns: Vec<String>,
+    /// Interval of groups without `interval:` (`--rules.evaluation-interval`).
+    pub default_interval: Duration,
+    /// Query offset of groups without `query_offset:`.
+    pub default_query_offset: Duration,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            patterns: Vec::new(),
+            default_interval: Duration::from_secs(60),
+            default_query_offset: Duration::ZERO,
+        }
+    }
+}
+
+/// What a load or reload put in force.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LoadSummary {
+    pub files: Vec<PathBuf>,
+    pub groups: usize,
+    pub recording_rules: usize,
+    /// `file: group "g", alert "A"` for each alerting rule (listed, never
+    /// evaluated): the caller logs one warning per entry.
+    pub alerting_rules: Vec<String>,
+}
+
+/// Called after every group evaluation (self-metrics, tests).
+pub type EvalObserver = Arc<dyn Fn(&EvalReport) + Send + Sync>;
+
+struct Running {
+    group: Arc<RuleGroup>,
+    stop: Arc<StopSignal>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Running {
+    fn stop(&mut self) {
+        self.stop.stop();
+        self.group.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    groups: Vec<Running>,
+    db: Option<Arc<Db>>,
+}
+
+/// Loads, runs and reloads recording-rule groups.
+pub struct RuleManager {
+    opts: ManagerOptions,
+    engine: Engine,
+    clock: Arc<dyn Clock>,
+    observer: Option<EvalObserver>,
+    inner: Mutex<Inner>,
+    /// Fired by [`RuleManager::stop`]: ends delayed stale-marker writers.
+    shutdown: Arc<StopSignal>,
+}
+
+impl RuleManager {
+    /// Loads every file the patterns match; any invalid file is an error
+    /// (refuse to start, as Prometheus does). Nothing runs until
+    /// [`start`](Self::start).
+    pub fn load(opts: ManagerOptions, engine: Engine) -> Result<(RuleManager, LoadSummary), RuleFileError> {
+        let (configs, summary) = load_all(&opts.patterns)?;
+        let m = RuleManager {
+            engine,
+            clock: Arc::new(SystemClock),
+            observer: None,
+            inner: Mutex::new(Inner::default()),
+            shutdown: Arc::new(StopSignal::default()),
+            opts,
+        };
+        m.inner.lock().groups = configs
+            .into_iter()
+            .map(|c| Running {
+                group: Arc::new(m.new_group(c)),
+                stop: Arc::new(StopSignal::default()),
+                thread: None,
+            })
+            .collect();
+        Ok((m, summary))
+    }
+
+    /// Replaces the clock (tests drive the scheduler with a
+    /// [`super::ManualClock`]). Call before [`start`](Self::start).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Calls `f` after every group evaluation.
+    pub fn with_observer(mut self, f: EvalObserver) -> Self {
+        self.observer = Some(f);
+        self
+    }
+
+    fn new_group(&self, c: GroupConfig) -> RuleGroup {
+        RuleGroup::new(
+            c,
+            self.opts.default_interval.as_millis() as i64,
+            self.opts.default_query_offset.as_millis() as i64,
+        )
+    }
+
+    /// Starts evaluating every group against `db`, each at its next slot.
+    pub fn start(&self, db: Arc<Db>) -> std::io::Result<()> {
+        let mut inner = self.inner.lock();
+        inner.db = Some(db.clone());
+        for r in &mut inner.groups {
+            if r.thread.is_none() {
+                r.thread = Some(self.spawn(r.group.clone(), r.stop.clone(), db.clone())?);
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(&self, group: Arc<RuleGroup>, stop: Arc<StopSignal>, db: Arc<Db>) -> std::io::Result<JoinHandle<()>> {
+        let engine = self.engine.clone();
+        let clock = self.clock.clone();
+        let observer = self.observer.clone();
+        std::thread::Builder::new()
+            .name("tessera-rules".into())
+            .spawn(move || {
+                let mut schedule = Schedule::new(group.interval_ms(), group.slot_offset_ms(), clock.now_ms());
+                while clock.sleep_until(schedule.next_ms(), &stop) {
+                    let now = clock.now_ms();
+                    let Some(due) = schedule.poll(now) else {
+                        continue;
+                    };
+                    let report = group.evaluate(&engine, &db, due.slot_ms, now, due.missed);
+                    if let Some(f) = &observer {
+                        f(&report);
+                    }
+                }
+            })
+    }
+
+    /// Re-expands the patterns and re-reads every file. On error nothing
+    /// changes: the groups in force keep running.
+    pub fn reload(&self) -> Result<LoadSummary, RuleFileError> {
+        let (configs, summary) = load_all(&self.opts.patterns)?;
+        let mut inner = self.inner.lock();
+        let db = inner.db.clone();
+        let mut old: Vec<Running> = std::mem::take(&mut inner.groups);
+        let mut next = Vec::with_capacity(configs.len());
+        for c in configs {
+            let pos = old
+                .iter()
+                .position(|r| r.group.name() == c.name && r.group.file() == c.file);
+            let previous = pos.map(|i| old.swap_remove(i));
+            let fresh = self.new_group(c);
+            match previous {
+                Some(r)
+                    if r.group.config().same_definition(fresh.config())
+                        && r.group.interval_ms() == fresh.interval_ms()
+                        && r.group.query_offset_ms() == fresh.query_offset_ms() =>
+                {
+                    next.push(r);
+                }
+                previous => {
+                    if let Some(mut r) = previous {
+                        r.stop();
+                        fresh.copy_state_from(&r.group);
+                    }
+                    let group = Arc::new(fresh);
+                    let stop = Arc::new(StopSignal::default());
+                    let thread = match &db {
+                        Some(db) => Some(self.spawn(group.clone(), stop.clone(), db.clone()).map_err(|e| {
+                            RuleFileError::Read {
+                                path: PathBuf::from(group.file()),
+                                message: format!("starting the evaluation thread: {e}"),
+                            }
+                        })?),
+                        None => None,
+                    };
+                    next.push(Running { group, stop, thread });
+                }
+            }
+        }
+        // Groups no longer configured: stop them, then mark their series
+        // stale two intervals from now unless a newer sample is there first.
+        for mut r in old {
+            r.stop();
+            if let Some(db) = &db {
+                self.mark_stale_later(&r.group, db.clone());
+            }
+        }
+        inner.groups = next;
+        Ok(summary)
+    }
+
+    fn mark_stale_later(&self, group: &RuleGroup, db: Arc<Db>) {
+        let series = group.take_all_series();
+        if series.is_empty() {
+            return;
+        }
+        let now = self.clock.now_ms();
+        let ts = now - group.query_offset_ms();
+        let wake = now + 2 * group.interval_ms();
+        let clock = self.clock.clone();
+        let shutdown = self.shutdown.clone();
+        let name = group.name().to_string();
+        let spawned = std::thread::Builder::new()
+            .name("tessera-rules-stale".into())
+            .spawn(move || {
+                if clock.sleep_until(wake, &shutdown)
+                    && let Err(e) = append_stale_markers(&db, &series, ts)
+                {
+                    tracing::warn!(group = %name, error = %e, "staleness markers for a removed rule group failed");
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::warn!(group = %group.name(), error = %e, "cannot schedule staleness markers for a removed rule group");
+        }
+    }
+
+    /// Snapshots of every group, in file and file order.
+    pub fn groups(&self) -> Vec<GroupStatus> {
+        self.inner.lock().groups.iter().map(|r| r.group.status()).collect()
+    }
+
+    /// The running groups themselves (tests, embedding).
+    pub fn group_handles(&self) -> Vec<Arc<RuleGroup>> {
+        self.inner.lock().groups.iter().map(|r| r.group.clone()).collect()
+    }
+
+    /// Stops every group (graceful shutdown: no staleness markers, so a
+    /// restart continues the series).
+    pub fn stop(&self) {
+        self.shutdown.stop();
+        for r in &mut self.inner.lock().groups {
+            r.stop();
+        }
+    }
+}
+
+impl Drop for RuleManager {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn load_all(patterns: &[String]) -> Result<(Vec<GroupConfig>, LoadSummary), RuleFileError> {
+    let files = expand_patterns(patterns)?;
+    let mut configs = Vec::new();
+    let mut summary = LoadSummary::default();
+    for f in &files {
+        for g in load_file(f)? {
+            for r in &g.rules {
+                match r.kind {
+                    RuleKind::Recording => summary.recording_rules += 1,
+                    RuleKind::Alerting => summary
+                        .alerting_rules
+                        .push(format!("{}: group {:?}, alert {:?}", g.file, g.name, r.name)),
+                }
+            }
+            configs.push(g);
+        }
+    }
+    summary.groups = configs.len();
+    summary.files = files;
+    Ok((configs, summary))
+}

@@ -1,0 +1,134 @@
+//! Running one admitted read (a PromQL query or a metadata call) under its
+//! context: admission, deadline, cancellation on client disconnect, the
+//! blocking pool, and the accounting every read shares.
+//!
+//! The work runs on the blocking pool (sized from the CPU budget) and checks
+//! the context's token at fine grain. When the client goes away, hyper drops
+//! the handler's future; the [`CancelOnDrop`] guard then fires the token and
+//! the blocking work stops at its next check and frees its memory.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_query::{CancelToken, QueryContext};
+use tessera_tsdb::Db;
+use tracing::warn;
+
+use super::AppState;
+use super::admission::truncate;
+use super::api::{ApiError, ErrorType, Params, parse_duration};
+use crate::metrics::METRICS;
+
+/// Fires the token when dropped; counts a client cancellation when the
+/// request was abandoned before the work finished.
+struct CancelOnDrop {
+    token: CancelToken,
+    endpoint: &'static str,
+    finished: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.token.cancel();
+        if !self.finished {
+            METRICS.query_cancellations.inc(&[self.endpoint, "client"]);
+        }
+    }
+}
+
+/// The request's `timeout`, capped by the server's `--query.timeout`.
+pub fn timeout(p: &Params, default: Duration) -> Result<Duration, ApiError> {
+    match p.get("timeout") {
+        None => Ok(default),
+        Some(s) => {
+            let ms = parse_duration(s)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
+            Ok(Duration::from_millis(ms.max(0) as u64).min(default))
+        }
+    }
+}
+
+/// Runs `f` as an admitted read of `endpoint` with `text` as its listing.
+pub async fn run<T, F>(
+    state: &Arc<AppState>,
+    endpoint: &'static str,
+    text: &str,
+    p: &Params,
+    f: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&AppState, &Db, &QueryContext) -> Result<T, ApiError> + Send + 'static,
+{
+    let db = state.db()?.clone();
+    let timeout = timeout(p, state.engine.options().default_timeout)?;
+    let ticket = state.admission.enter(endpoint, text).await?;
+    let ctx = QueryContext::new(timeout);
+    let mut guard = CancelOnDrop {
+        token: ctx.cancel_token(),
+        endpoint,
+        finished: false,
+    };
+    let st = state.clone();
+    let started = Instant::now();
+    let r = tokio::task::spawn_blocking(move || {
+        let r = f(&st, &db, &ctx);
+        drop(ticket);
+        r
+    })
+        .await
+        .map_err(|e| ApiError::new(ErrorType::Internal, format!("read task failed: {e}")))?;
+    guard.finished = true;
+    METRICS.read_duration.observe(&[endpoint], started.elapsed());
+    if let Err(e) = &r {
+        let reason = match e.kind {
+            ErrorType::Timeout => Some("timeout"),
+            ErrorType::Canceled => Some("client"),
+            ErrorType::Execution if e.message.contains("--") => Some("budget"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            METRICS.query_cancellations.inc(&[endpoint, reason]);
+            let mut q = text.to_string();
+            truncate(&mut q, 200);
+            warn!(endpoint, reason, query = %q, error = %e.message, "read stopped by a limit");
+        }
+    }
+    r
+}
+
+/// Maps a storage read stop to the API error, naming the flag to raise.
+pub fn read_error(e: tessera_tsdb::ReadError, ctx: &QueryContext, what: &str, max_series_flag: &str) -> ApiError {
+    match e {
+        tessera_tsdb::ReadError::Stopped => match ctx.check("read") {
+            Err(tessera_query::QueryError::Timeout(_)) => {
+                METRICS.query_limit_hits.inc(&["query.timeout"]);
+                ApiError::new(
+                    ErrorType::Timeout,
+                    format!("{what} timed out; narrow match[] or the time range, or raise --query.timeout"),
+                )
+            }
+            _ => ApiError::new(ErrorType::Canceled, format!("{what} was canceled")),
+        },
+        tessera_tsdb::ReadError::TooManySeries { limit } => {
+            METRICS.query_limit_hits.inc(&[max_series_flag.trim_start_matches('-')]);
+            ApiError::new(
+                ErrorType::Execution,
+                format!(
+                    "the {what} matched more than {limit} series; narrow match[] or the time range, \
+                     pass a smaller limit, or raise {max_series_flag}"
+                ),
+            )
+        }
+        tessera_tsdb::ReadError::TooManySamples { limit } => {
+            METRICS.query_limit_hits.inc(&["query.max-samples"]);
+            ApiError::new(
+                ErrorType::Execution,
+                format!(
+                    "the {what} would load more than {limit} samples; narrow the selectors or the time range, \
+                     or raise --query.max-samples"
+                ),
+            )
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Writing a block: [`BlockWriter`] takes series in label order, streams
+//! their chunks to `chunks`, keeps the index in memory and writes it,
+//! `meta.json` and the directory atomically in [`BlockWriter::finish`].
+//!
+//! Memory is the index (symbols, one small entry per series, postings), never
+//! the samples: each series' chunks go to the file as they are cut.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use roaring::RoaringBitmap;
+
+use super::bytes::{put_uvarint, put_varint};
+use super::index::{CHUNKS_MAGIC, INDEX_MAGIC, SECTIONS, TOC_LEN};
+use super::meta::{BlockMeta, BlockStats, CompactionMeta};
+use super::{BlockError, CHUNKS_FILE, FORMAT_VERSION, INDEX_FILE, META_FILE, TMP_SUFFIX};
+use crate::chunk::{ChunkBuilder, ChunkRef};
+use crate::{Labels, Sample};
+
+/// How a [`BlockWriter`] cuts chunks.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockOptions {
+    /// Samples per chunk when the writer encodes samples itself. A block is
+    /// immutable, so unlike the head (120) it can use long chunks: the
+    /// 28-byte chunk header, its CRC and index entry are paid once per chunk,
+    /// and delta-of-delta / decimal codes need no restart. Longer chunks
+    /// cost a read that needs a few samples a longer decode from the
+    /// chunk's start. See `docs/format/block.md` for measured sizes.
+    pub max_chunk_samples: usize,
+}
+
+/// 2 h at a 15 s scrape: a head-sized block keeps one chunk per series, a
+/// compacted one cuts every 2 h of samples, bounding a point read's decode.
+pub const DEFAULT_MAX_CHUNK_SAMPLES: usize = 480;
+
+impl Default for BlockOptions {
+    fn default() -> Self {
+        BlockOptions {
+            max_chunk_samples: DEFAULT_MAX_CHUNK_SAMPLES,
+        }
+    }
+}
+
+/// A series waiting for the index: labels as provisional symbol ids (final
+/// ids are the sorted order, known only at the end) and its encoded chunk
+/// references.
+struct Pending {
+    labels: Box<[(u32, u32)]>,
+    n_chunks: u32,
+    chunk_refs: Box<[u8]>,
+}
+
+/// Encodes a series' chunk references (see the series entry layout in
+/// `docs/format/block.md`).
+#[derive(Default)]
+struct ChunkRefs {
+    buf: Vec<u8>,
+    n: u32,
+    prev_max_t: i64,
+    prev_end: u64,
+}
+
+impl ChunkRefs {
+    fn push(&mut self, min_t: i64, max_t: i64, offset: u64, len: u32) {
+        if self.n == 0 {
+            put_varint(&mut self.buf, min_t);
+        } else {
+            put_uvarint(&mut self.buf, min_t.wrapping_sub(self.prev_max_t) as u64);
+        }
+        put_uvarint(&mut self.buf, max_t.wrapping_sub(min_t) as u64);
+        put_uvarint(
+            &mut self.buf,
+            if self.n == 0 { offset } else { offset - self.prev_end },
+        );
+        put_uvarint(&mut self.buf, u64::from(len));
+        self.n += 1;
+        self.prev_max_t = max_t;
+        self.prev_end = offset + u64::from(len) + 4;
+    }
+
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.n = 0;
+    }
+}
+
+/// Writes one block. Dropping it unfinished removes the `.tmp` directory.
+pub struct BlockWriter {
+    dir: PathBuf,
+    tmp: PathBuf,
+    opts: BlockOptions,
+    chunks: BufWriter<File>,
+    chunks_pos: u64,
+    sym_ids: HashMap<Box<str>, u32>,
+    syms: Vec<Box<str>>,
+    series: Vec<Pending>,
+    postings: HashMap<(u32, u32), RoaringBitmap>,
+    prev: Option<Labels>,
+    builder: ChunkBuilder,
+    refs: ChunkRefs,
+    stats: BlockStats,
+    min_time: i64,
+    max_time: i64,
+    compaction: Option<CompactionMeta>,
+    done: bool,
+}
+
+impl BlockWriter {
+    /// Starts a block that [`finish`](Self::finish) will make visible as
+    /// `dir`; until then it lives in `<dir>.tmp`, which is replaced if a
+    /// crash left one.
+    pub fn create(dir: impl Into<PathBuf>, opts: BlockOptions) -> Result<BlockWriter, BlockError> {
+        let dir = dir.into();
+        if dir.exists() {
+            return Err(BlockError::AlreadyExists { dir });
+        }
+        let mut tmp = dir.clone().into_os_string();
+        tmp.push(TMP_SUFFIX);
+        let tmp = PathBuf::from(tmp);
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(BlockError::io("remove leftover", &tmp))?;
+        }
+        fs::create_dir_all(&tmp).map_err(BlockError::io("create dir", &tmp))?;
+        let path = tmp.join(CHUNKS_FILE);
+        let file = File::create(&path).map_err(BlockError::io("create", &path))?;
+        let mut chunks = BufWriter::with_capacity(1 << 20, file);
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(&CHUNKS_MAGIC);
+        header[4] = FORMAT_VERSION;
+        chunks.write_all(&header).map_err(BlockError::io("write", &path))?;
+        Ok(BlockWriter {
+            dir,
+            tmp,
+            opts: BlockOptions {
+                max_chunk_samples: opts.max_chunk_samples.clamp(1, u32::MAX as usize),
+            },
+            chunks,
+            chunks_pos: header.len() as u64,
+            sym_ids: HashMap::new(),
+            syms: Vec::new(),
+            series: Vec::new(),
+            postings: HashMap::new(),
+            prev: None,
+            builder: ChunkBuilder::new(),
+            refs: ChunkRefs::default(),
+            stats: BlockStats::default(),
+            min_time: i64::MAX,
+            max_time: i64::MIN,
+            compaction: None,
+            done: false,
+        })
+    }
+
+    /// Records this block as a compaction's output (default: level 1, its
+    /// own name as the only source).
+    pub fn set_compaction(&mut self, level: u32, mut sources: Vec<String>) {
+        sources.sort();
+        sources.dedup();
+        self.compaction = Some(CompactionMeta { level, sources });
+    }
+
+    /// The directory the block will have once finished.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Adds a series and its samples (strictly increasing timestamps),
+    /// encoding chunks of up to `max_chunk_samples`. Series must come in
+    /// strictly increasing label order; one with no samples is left out.
+    pub fn add_series(
+        &mut self,
+        labels: &Labels,
+        samples: impl IntoIterator<Item = Sample>,
+    ) -> Result<(), BlockError> {
+        self.check_order(labels)?;
+        self.refs.reset();
+        let mut prev_t = i64::MIN;
+        let mut first = true;
+        for s in samples {
+            if !first && s.t <= prev_t {
+                return Err(self.sample_out_of_order(labels, s.t, prev_t));
+            }
+            first = false;
+            prev_t = s.t;
+            if self.builder.len() >= self.opts.max_chunk_samples {
+                self.cut_chunk()?;
+            }
+            self.builder.append(s.t, s.v);
+        }
+        if !self.builder.is_empty() {
+            self.cut_chunk()?;
+        }
+        self.finish_series(labels);
+        Ok(())
+    }
+
+    /// Adds a series from already encoded chunks (e.g. the head's sealed
+    /// chunks), copied byte for byte. Chunks must not overlap in time and
+    /// come in time order; empty ones are skipped.
+    pub fn add_series_chunks<'c>(
+        &mut self,
+        labels: &Labels,
+        chunks: impl IntoIterator<Item = ChunkRef<'c>>,
+    ) -> Result<(), BlockError> {
+        self.check_order(labels)?;
+        self.refs.reset();
+        let mut prev_t = None::<i64>;
+        for c in chunks {
+            if c.is_empty() {
+                continue;
+            }
+            if let Some(p) = prev_t
+                && c.min_t() <= p
+            {
+                return Err(self.sample_out_of_order(labels, c.min_t(), p));
+            }
+            prev_t = Some(c.max_t());
+            self.write_chunk(c.as_bytes(), c.min_t(), c.max_t(), c.len() as u64)?;
+        }
+        self.finish_series(labels);
+        Ok(())
+    }
+
+    fn check_order(&mut self, labels: &Labels) -> Result<(), BlockError> {
+        if let Some(prev) = &self.prev
+            && labels <= prev
+        {
+            return Err(BlockError::SeriesOutOfOrder {
+                dir: self.dir.clone(),
+                labels: labels.to_string(),
+                prev: prev.to_string(),
+            });
+        }
+        self.prev = Some(labels.clone());
+        Ok(())
+    }
+
+    fn sample_out_of_order(&self, labels: &Labels, t: i64, prev_t: i64) -> BlockError {
+        BlockError::SampleOutOfOrder {
+            dir: self.dir.clone(),
+            labels: labels.to_string(),
+            t,
+            prev_t,
+        }
+    }
+
+    fn cut_chunk(&mut self) -> Result<(), BlockError> {
+        let c = self.builder.seal();
+        self.write_chunk(c.as_bytes(), c.min_t(), c.max_t(), c.len() as u64)
+    }
+
+    fn write_chunk(&mut self, bytes: &[u8], min_t: i64, max_t: i64, samples: u64) -> Result<(), BlockError> {
+        let len = u32::try_from(bytes.len()).map_err(|_| BlockError::BadInput {
+            dir: self.dir.clone(),
+            reason: format!("a chunk of {} bytes exceeds the 4 GiB chunk limit", bytes.len()),
+        })?;
+        let crc = crc32c::crc32c(bytes);
+        let path = || self.tmp.join(CHUNKS_FILE);
+        self.chunks
+            .write_all(bytes)
+            .and_then(|()| self.chunks.write_all(&crc.to_le_bytes()))
+            .map_err(|e| BlockError::io("write", path())(e))?;
+        self.refs.push(min_t, max_t, self.chunks_pos, len);
+        self.chunks_pos += u64::from(len) + 4;
+        self.stats.chunks += 1;
+        self.stats.samples += samples;
+        self.min_time = self.min_time.min(min_t);
+        self.max_time = self.max_time.max(max_t);
+        Ok(())
+    }
+
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.sym_ids.get(s) {
+            return id;
+        }
+        let id = self.syms.len() as u32;
+        self.syms.push(s.into());
+        self.sym_ids.insert(s.into(), id);
+        id
+    }
+
+    fn finish_series(&mut self, labels: &Labels) {
+        if self.refs.n == 0 {
+            return;
+        }
+        let id = self.series.len() as u32;
+        let mut pairs = Vec::with_capacity(labels.len());
+        for l in labels {
+            let pair = (self.intern(&l.name), self.intern(&l.value));
+            // Ids are assigned in increasing order, so `try_push` appends.
+            let _ = self.postings.entry(pair).or_default().try_push(id);
+            pairs.push(pair);
+        }
+        self.series.push(Pending {
+            labels: pairs.into_boxed_slice(),
+            n_chunks: self.refs.n,
+            chunk_refs: self.refs.buf.as_slice().into(),
+        });
+        self.stats.series += 1;
+    }
+
+    /// Writes the index and `meta.json`, fsyncs everything and renames the
+    /// block into place. Refuses a block without series.
+    pub fn finish(mut self) -> Result<BlockMeta, BlockError> {
+        if self.series.is_empty() {
+            return Err(BlockError::Empty { dir: self.dir.clone() });
+        }
+        let chunks_path = self.tmp.join(CHUNKS_FILE);
+        self.chunks.flush().map_err(BlockError::io("write", &chunks_path))?;
+        self.chunks
+            .get_ref()
+            .sync_all()
+            .map_err(BlockError::io("fsync", &chunks_path))?;
+        self.write_index()?;
+        let name = self
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let meta = BlockMeta {
+            version: u32::from(FORMAT_VERSION),
+            min_time: self.min_time,
+            max_time: self.max_time,
+            stats: self.stats,
+            compaction: self.compaction.take().unwrap_or(CompactionMeta {
+                level: 1,
+                sources: vec![name],
+            }),
+        };
+        let meta_path = self.tmp.join(META_FILE);
+        let json = serde_json::to_vec_pretty(&meta).expect("block meta serializes");
+        write_synced(&meta_path, &json)?;
+        sync_dir(&self.tmp)?;
+        fs::rename(&self.tmp, &self.dir).map_err(BlockError::io("rename into place", &self.dir))?;
+        if let Some(parent) = self.dir.parent() {
+            sync_dir(parent)?;
+        }
+        self.done = true;
+        Ok(meta)
+    }
+
+    fn write_index(&mut self) -> Result<(), BlockError> {
+        let path = self.tmp.join(INDEX_FILE);
+        let file = File::create(&path).map_err(BlockError::io("create", &path))?;
+        let mut out = IndexOut {
+            w: BufWriter::with_capacity(1 << 20, file),
+            pos: 0,
+            crc: 0,
+            path: path.clone(),
+        };
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(&INDEX_MAGIC);
+        header[4] = FORMAT_VERSION;
+        out.write(&header)?;
+
+        // Final symbol ids are the sorted order, so comparing ids compares
+        // strings and label values sort like their ids.
+        let mut order: Vec<u32> = (0..self.syms.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.syms[a as usize].cmp(&self.syms[b as usize]));
+        let mut remap = vec![0u32; order.len()];
+        for (fin, &tmp) in order.iter().enumerate() {
+            remap[tmp as usize] = fin as u32;
+        }
+        let mut toc = [(0u64, 0u64, 0u32); SECTIONS];
+
+        // Symbols.
+        let start = out.begin();
+        let total: usize = self.syms.iter().map(|s| s.len()).sum();
+        if u32::try_from(total).is_err() {
+            return Err(BlockError::BadInput {
+                dir: self.dir.clone(),
+                reason: format!("{total} bytes of label strings exceed the 4 GiB symbol table limit"),
+            });
+        }
+        out.write(&(order.len() as u32).to_le_bytes())?;
+        let mut off = 0u32;
+        out.write(&off.to_le_bytes())?;
+        for &t in &order {
+            off += self.syms[t as usize].len() as u32;
+            out.write(&off.to_le_bytes())?;
+        }
+        for &t in &order {
+            out.write(self.syms[t as usize].as_bytes())?;
+        }
+        toc[0] = out.end(start);
+
+        // Series: a pass to size the entries for the offset table, then the
+        // entries themselves, encoded twice rather than held twice.
+        let start = out.begin();
+        let mut scratch = Vec::new();
+        let n = self.series.len();
+        let mut at = 4 + 8 * n as u64;
+        out.write(&(n as u32).to_le_bytes())?;
+        for s in &self.series {
+            out.write(&at.to_le_bytes())?;
+            encode_entry(s, &remap, &mut scratch);
+            at += scratch.len() as u64;
+        }
+        for s in &self.series {
+            encode_entry(s, &remap, &mut scratch);
+            out.write(&scratch)?;
+        }
+        toc[1] = out.end(start);
+
+        // Postings, in (name, value) order; the label index points into them.
+        let start = out.begin();
+        let mut pairs: Vec<((u32, u32), RoaringBitmap)> = self
+            .postings
+            .drain()
+            .map(|((n, v), ids)| ((remap[n as usize], remap[v as usize]), ids))
+            .collect();
+        pairs.sort_unstable_by_key(|(k, _)| *k);
+        let mut entries: Vec<(u32, u32, u32, u64)> = Vec::with_capacity(pairs.len());
+        for ((name, value), mut ids) in pairs {
+            ids.optimize();
+            scratch.clear();
+            ids.serialize_into(&mut scratch).expect("serializing into a Vec cannot fail");
+            entries.push((name, value, scratch.len() as u32, out.pos - start));
+            out.write(&scratch)?;
+        }
+        toc[2] = out.end(start);
+
+        // Label index: names, then each name's value table.
+        let start = out.begin();
+        let mut names: Vec<(u32, u32)> = Vec::new(); // (name, value count)
+        for e in &entries {
+            match names.last_mut() {
+                Some((n, c)) if *n == e.0 => *c += 1,
+                _ => names.push((e.0, 1)),
+            }
+        }
+        out.write(&(names.len() as u32).to_le_bytes())?;
+        let mut values_at = 4 + 16 * names.len() as u64;
+        for &(name, count) in &names {
+            out.write(&name.to_le_bytes())?;
+            out.write(&count.to_le_bytes())?;
+            out.write(&values_at.to_le_bytes())?;
+            values_at += 16 * u64::from(count);
+        }
+        for &(_, value, len, off) in &entries {
+            out.write(&value.to_le_bytes())?;
+            out.write(&len.to_le_bytes())?;
+            out.write(&off.to_le_bytes())?;
+        }
+        toc[3] = out.end(start);
+
+        let mut tail = Vec::with_capacity(TOC_LEN);
+        for (off, len, crc) in toc {
+            tail.extend_from_slice(&off.to_le_bytes());
+            tail.extend_from_slice(&len.to_le_bytes());
+            tail.extend_from_slice(&crc.to_le_bytes());
+        }
+        let toc_crc = crc32c::crc32c(&tail);
+        tail.extend_from_slice(&toc_crc.to_le_bytes());
+        tail.extend_from_slice(&INDEX_MAGIC);
+        debug_assert_eq!(tail.len(), TOC_LEN);
+        out.write(&tail)?;
+        out.w.flush().map_err(BlockError::io("write", &path))?;
+        out.w.get_ref().sync_all().map_err(BlockError::io("fsync", &path))
+    }
+}
+
+fn encode_entry(s: &Pending, remap: &[u32], out: &mut Vec<u8>) {
+    out.clear();
+    put_uvarint(out, s.labels.len() as u64);
+    for &(n, v) in s.labels.iter() {
+        put_uvarint(out, u64::from(remap[n as usize]));
+        put_uvarint(out, u64::from(remap[v as usize]));
+    }
+    put_uvarint(out, u64::from(s.n_chunks));
+    out.extend_from_slice(&s.chunk_refs);
+}
+
+impl Drop for BlockWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            // Best effort: a leftover is also removed by `cleanup_tmp`.
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// The index file being written, with the running CRC of the current
+/// section.
+struct IndexOut {
+    w: BufWriter<File>,
+    pos: u64,
+    crc: u32,
+    path: PathBuf,
+}
+
+impl IndexOut {
+    fn write(&mut self, b: &[u8]) -> Result<(), BlockError> {
+        self.w.write_all(b).map_err(BlockError::io("write", &self.path))?;
+        self.crc = crc32c::crc32c_append(self.crc, b);
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    fn begin(&mut self) -> u64 {
+        self.crc = 0;
+        self.pos
+    }
+
+    fn end(&self, start: u64) -> (u64, u64, u32) {
+        (start, self.pos - start, self.crc)
+    }
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), BlockError> {
+    let mut f = File::create(path).map_err(BlockError::io("create", path))?;
+    f.write_all(bytes).map_err(BlockError::io("write", path))?;
+    f.sync_all().map_err(BlockError::io("fsync", path))
+}
+
+/// Fsyncs a directory so the names in it (a new file, a rename) survive a
+/// power loss.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlockError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(BlockError::io("fsync dir", dir))
+}
