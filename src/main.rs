@@ -3,6 +3,7 @@
 mod cpu;
 mod http;
 mod metrics;
+mod rules;
 mod serve;
 mod tsdb_cmd;
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::*;
 
 fn names(t: &Tessera) -> Vec<String> {
-    serde_json::from_value(t.data("/api/v1/label/__name__/values")).unwrap()
+    serde_json::from_value(t.data("/api/v1/label/__name__/values?start=0")).unwrap()
 }
 
 fn metric(t: &Tessera, line_prefix: &str) -> Option<f64> {
@@ -50,7 +50,7 @@ fn relabels_at_ingest_and_reloads_safely() {
     assert_eq!(w("go_goroutines", 1).0, 204);
     assert_eq!(w("DCGM_FI_DEV_GPU_UTIL", 1).0, 204);
     assert_eq!(names(&t), vec!["DCGM_FI_DEV_GPU_UTIL"]);
-    let s = t.data("/api/v1/series?match[]=DCGM_FI_DEV_GPU_UTIL");
+    let s = t.data("/api/v1/series?match[]=DCGM_FI_DEV_GPU_UTIL&start=0");
     assert_eq!(s[0]["node"], "gpu-1");
     assert!(s[0].get("Hostname").is_none(), "{s}");
     assert_eq!(metric(&t, "tessera_relabel_series_dropped_total{rule=\"0\"}"), Some(1.0));

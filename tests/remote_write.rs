@@ -36,20 +36,20 @@ fn accepts_a_write_and_serves_it_back_through_the_metadata_api() {
     let (status, body) = t.write(&req);
     assert_eq!(status, 204, "{body}");
 
-    let s = t.data("/api/v1/series?match[]=DCGM_FI_DEV_GPU_UTIL");
+    let s = t.data("/api/v1/series?match[]=DCGM_FI_DEV_GPU_UTIL&start=0");
     assert_eq!(
         s,
         serde_json::json!([{"Hostname": "n1", "UUID": "GPU-1", "__name__": "DCGM_FI_DEV_GPU_UTIL", "gpu": "0"}])
     );
-    let names = t.data("/api/v1/label/__name__/values");
+    let names = t.data("/api/v1/label/__name__/values?start=0");
     assert_eq!(names, serde_json::json!(["DCGM_FI_DEV_GPU_UTIL", "node_load1"]));
-    let labels = t.data("/api/v1/labels?match[]=node_load1");
+    let labels = t.data("/api/v1/labels?match[]=node_load1&start=0");
     assert_eq!(labels, serde_json::json!(["__name__", "instance", "job"]));
     let md = t.data("/api/v1/metadata");
     assert_eq!(md["DCGM_FI_DEV_GPU_UTIL"][0]["type"], "gauge");
     assert_eq!(md["DCGM_FI_DEV_GPU_UTIL"][0]["help"], "GPU utilization (in %).");
     // Form-encoded POST, as Grafana sends for long selectors.
-    let (st, v) = post_form(&t.url("/api/v1/series"), &[("match[]", "{__name__=~\"node_.*\"}")]);
+    let (st, v) = post_form(&t.url("/api/v1/series"), &[("match[]", "{__name__=~\"node_.*\"}"), ("start", "0")]);
     assert_eq!(st, 200);
     assert_eq!(v["data"][0]["__name__"], "node_load1");
 }
@@ -108,7 +108,7 @@ fn rejects_invalid_series_but_keeps_the_valid_rest() {
         assert_eq!(status, 400, "{what}: {msg}");
         assert!(msg.contains(word), "{what}: {msg:?} should mention {word:?}");
         assert!(msg.contains("accepted 1 samples"), "{what}: {msg}");
-        let s = t.data(&format!("/api/v1/series?match[]={keep}"));
+        let s = t.data(&format!("/api/v1/series?match[]={keep}&start=0"));
         assert_eq!(s.as_array().unwrap().len(), 1, "{what}: the valid series was not kept");
         assert_still_serving(&t, 10 + i as i64);
     }
@@ -172,19 +172,19 @@ fn limit_parameter_truncates_with_a_warning_and_the_cap_is_a_422() {
         .map(|i| series(&[("__name__", "m"), ("i", &i.to_string())], &[(1, 1.0)]))
         .collect();
     assert_eq!(t.write(&request(ts)).0, 204);
-    let (st, v) = t.api("/api/v1/series?match[]=m&limit=3");
+    let (st, v) = t.api("/api/v1/series?match[]=m&limit=3&start=0");
     assert_eq!(st, 200);
     assert_eq!(v["data"].as_array().unwrap().len(), 3);
     assert!(v["warnings"][0].as_str().unwrap().contains("truncated"), "{v}");
-    let (st, v) = t.api("/api/v1/label/i/values?limit=2");
+    let (st, v) = t.api("/api/v1/label/i/values?limit=2&start=0");
     assert_eq!((st, v["data"].as_array().unwrap().len()), (200, 2));
     assert!(v["warnings"][0].as_str().unwrap().contains("truncated"));
-    let (st, v) = t.api("/api/v1/labels?limit=1");
+    let (st, v) = t.api("/api/v1/labels?limit=1&start=0");
     assert_eq!((st, v["data"].as_array().unwrap().len()), (200, 1));
     // Just under the cap succeeds, over it is a clear 422.
-    let (st, _) = t.api("/api/v1/series?match[]=m&limit=5");
+    let (st, _) = t.api("/api/v1/series?match[]=m&limit=5&start=0");
     assert_eq!(st, 200);
-    let (st, v) = t.api("/api/v1/series?match[]=m");
+    let (st, v) = t.api("/api/v1/series?match[]=m&start=0");
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["errorType"], "execution");
     assert!(v["error"].as_str().unwrap().contains("--api.max-series"), "{v}");
@@ -204,4 +204,24 @@ fn refuses_to_start_with_a_different_shard_count() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--shards 4") && err.contains("--shards 8"), "{err}");
+}
+
+#[test]
+fn metadata_calls_without_start_search_the_default_window() {
+    let t = Tessera::start(&["--api.default-window", "1h"]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let req = request(vec![
+        series(&[("__name__", "recent")], &[(now - 60_000, 1.0)]),
+        series(&[("__name__", "old")], &[(now - 3 * 3_600_000, 1.0)]),
+    ]);
+    assert_eq!(t.write(&req).0, 204);
+    assert_eq!(t.data("/api/v1/label/__name__/values"), serde_json::json!(["recent"]));
+    assert_eq!(t.data("/api/v1/series?match[]={__name__=~\".+\"}").as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.data("/api/v1/label/__name__/values?start=0"),
+        serde_json::json!(["old", "recent"])
+    );
 }

@@ -20,5 +20,5 @@ mod value;
 pub use context::{CancelToken, QueryContext};
 pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, check_resolution, parse};
 pub use error::QueryError;
-pub use storage::{Storage, VecStorage};
+pub use storage::{SelectStop, Storage, VecStorage};
 pub use value::{QueryResult, Value, VectorSample};

@@ -1,21 +1,37 @@
 //! What the engine needs from storage, and its two implementations: the
 //! real [`tessera_tsdb::Db`] and a plain in-memory list for unit tests.
 
-use tessera_tsdb::{Db, Matcher, SeriesSamples};
+use tessera_tsdb::{Db, Matcher, ReadControl, ReadError, SeriesSamples};
 
-use crate::error::QueryError;
+
 
 /// Series selection by matchers and time range.
 pub trait Storage: Send + Sync {
     /// Series matching every matcher with their samples in `mint..=maxt`
     /// (staleness markers included), each sorted by time. Series without a
-    /// sample in range may be omitted.
+    /// sample in range may be omitted. The storage stops early, with
+    /// [`SelectStop`], when `stop` returns true or more than `max_samples`
+    /// samples (0: no limit) would be loaded, so a huge selector fails
+    /// before it fills memory rather than after.
     fn select(
         &self,
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<SeriesSamples>, QueryError>;
+        max_samples: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<SeriesSamples>, SelectStop>;
+}
+
+/// Why a storage selection ended early.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SelectStop {
+    /// `stop` returned true (cancelled or past the deadline).
+    Stopped,
+    /// More than `max_samples` samples matched.
+    TooManySamples,
+    /// The storage failed.
+    Failed(String),
 }
 
 impl Storage for Db {
@@ -24,8 +40,15 @@ impl Storage for Db {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<SeriesSamples>, QueryError> {
-        Ok(Db::select(self, matchers, mint, maxt))
+        max_samples: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<SeriesSamples>, SelectStop> {
+        let ctl = ReadControl::new(0, max_samples, stop);
+        Db::select_with(self, matchers, mint, maxt, &ctl).map_err(|e| match e {
+            ReadError::Stopped => SelectStop::Stopped,
+            ReadError::TooManySamples { .. } => SelectStop::TooManySamples,
+            ReadError::TooManySeries { .. } => SelectStop::Failed(e.to_string()),
+        })
     }
 }
 
@@ -47,7 +70,9 @@ impl Storage for VecStorage {
         matchers: &[Matcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<SeriesSamples>, QueryError> {
+        _max_samples: usize,
+        _stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<SeriesSamples>, SelectStop> {
         let mut out = Vec::new();
         for s in &self.series {
             if !matchers

@@ -8,6 +8,7 @@ use tessera_tsdb::{METRIC_NAME, MatchOp, Matcher, Sample, SeriesSamples, is_stal
 
 use super::{Evaluator, RangeArg, Series, offset_ms};
 use crate::error::{QueryError, Result};
+use crate::storage::SelectStop;
 
 /// Converts the parser's matchers to the store's, adding the `__name__`
 /// matcher for `metric{...}` when the parser kept the name apart.
@@ -60,7 +61,25 @@ impl Evaluator<'_> {
         maxt: i64,
     ) -> Result<Vec<SeriesSamples>> {
         self.check()?;
-        let mut series = self.storage.select(matchers, mint, maxt)?;
+        let budget = self
+            .settings
+            .max_samples
+            .saturating_sub(self.shared.current.get())
+            .max(1);
+        let stop = || self.check().is_err();
+        let mut series = match self.storage.select(matchers, mint, maxt, budget, &stop) {
+            Ok(s) => s,
+            Err(SelectStop::TooManySamples) => {
+                return Err(QueryError::TooManySamples {
+                    limit: self.settings.max_samples,
+                });
+            }
+            Err(SelectStop::Stopped) => {
+                self.check()?;
+                return Err(QueryError::Canceled("query execution"));
+            }
+            Err(SelectStop::Failed(e)) => return Err(QueryError::Storage(e)),
+        };
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let n: usize = series.iter().map(|s| s.samples.len()).sum();
         // Loaded samples count against the budget while the selector's

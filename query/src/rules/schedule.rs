@@ -14,6 +14,7 @@
 //! evaluation that overruns skips the slots it overran (counted as missed)
 //! and resumes at the latest slot, again as Prometheus does.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
@@ -147,6 +148,9 @@ impl Clock for SystemClock {
 pub struct ManualClock {
     now: Mutex<i64>,
     cv: Condvar,
+    /// Threads inside `sleep_until`: a test waits for a group thread to
+    /// have computed its schedule before moving the clock.
+    sleepers: AtomicUsize,
 }
 
 impl ManualClock {
@@ -154,12 +158,26 @@ impl ManualClock {
         ManualClock {
             now: Mutex::new(now_ms),
             cv: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
         }
     }
 
     pub fn set(&self, now_ms: i64) {
         *self.now.lock() = now_ms;
         self.cv.notify_all();
+    }
+
+    /// Waits (real time, up to `timeout`) until at least `n` threads sleep
+    /// on this clock; false on timeout.
+    pub fn wait_for_sleepers(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.sleepers.load(Ordering::SeqCst) < n {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
     }
 }
 
@@ -169,17 +187,21 @@ impl Clock for ManualClock {
     }
 
     fn sleep_until(&self, until_ms: i64, stop: &StopSignal) -> bool {
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
         let mut now = self.now.lock();
-        loop {
+        let woke = loop {
             if stop.is_stopped() {
-                return false;
+                break false;
             }
             if *now >= until_ms {
-                return true;
+                break true;
             }
             // Short waits so a stop is seen without a shared condvar.
             self.cv.wait_for(&mut now, Duration::from_millis(5));
-        }
+        };
+        drop(now);
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        woke
     }
 }
 

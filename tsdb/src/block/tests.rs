@@ -1,0 +1,660 @@
+//! Block tests: round trips on seeded random data, matcher and time
+//! semantics, a differential test against the head (`Db::in_memory`),
+//! corruption and truncation of every file, crash leftovers, compaction
+//! and retention. `measure_bytes_per_sample` prints the size figures.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::chunk::ChunkBuilder;
+use crate::sample::STALE_NAN_BITS;
+use crate::{Db, Labels, MatchOp, Matcher, Sample, SeriesSamples};
+
+/// xorshift64*: seeded, dependency-free randomness for reproducible cases.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
+        &xs[self.below(xs.len() as u64) as usize]
+    }
+}
+
+type Data = BTreeMap<Labels, Vec<Sample>>;
+
+const METRICS: [&str; 4] = [
+    "DCGM_FI_DEV_GPU_TEMP",
+    "DCGM_FI_DEV_POWER_USAGE",
+    "node_cpu_seconds_total",
+    "http_request_duration_seconds_bucket",
+];
+
+/// Random series: absent labels (`gpu`, `le`), every value shape the chunk
+/// codec distinguishes, regular and irregular timestamps, empty series.
+fn random_data(seed: u64, n_series: usize) -> Data {
+    let mut rng = Rng::new(seed);
+    let mut data = Data::new();
+    for _ in 0..n_series {
+        let metric = *rng.pick(&METRICS);
+        let mut pairs = vec![
+            ("__name__", metric.to_string()),
+            ("instance", format!("node-{}", rng.below(6))),
+            ("job", rng.pick(&["a", "b", "dcgm"]).to_string()),
+        ];
+        if rng.below(3) > 0 {
+            pairs.push(("gpu", rng.below(8).to_string()));
+        }
+        if metric.ends_with("_bucket") {
+            pairs.push(("le", rng.pick(&["0.1", "1", "+Inf"]).to_string()));
+        }
+        let labels = Labels::from_pairs(pairs);
+        let n = match rng.below(5) {
+            0 => 0,
+            1 => 1 + rng.below(3) as usize,
+            _ => rng.below(700) as usize,
+        };
+        let mut t = rng.below(200_000) as i64 - 50_000;
+        let kind = rng.below(5);
+        let mut acc = rng.below(1000) as f64;
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n {
+            let v = match kind {
+                0 => rng.below(101) as f64,
+                1 => (250_000 + rng.below(60_000) as i64 - 30_000) as f64 / 1000.0,
+                2 => {
+                    acc += rng.below(1500) as f64 / 100.0;
+                    acc
+                }
+                3 => f64::from_bits(rng.next()),
+                _ if i % 50 == 49 => f64::from_bits(STALE_NAN_BITS),
+                _ => rng.below(10) as f64 * 0.1,
+            };
+            samples.push(Sample::new(t, v));
+            t += if rng.below(10) == 0 {
+                1 + rng.below(100_000) as i64
+            } else {
+                15_000 + rng.below(11) as i64 - 5
+            };
+        }
+        data.insert(labels, samples);
+    }
+    data
+}
+
+fn write_block(dir: &Path, data: &Data, opts: BlockOptions) -> Block {
+    let mut w = BlockWriter::create(dir, opts).unwrap();
+    for (labels, samples) in data {
+        w.add_series(labels, samples.iter().copied()).unwrap();
+    }
+    let meta = w.finish().unwrap();
+    let b = Block::open(dir).unwrap();
+    assert_eq!(b.meta(), &meta);
+    b
+}
+
+/// Series and samples as comparable bits (NaN payloads included).
+fn bits(v: &[SeriesSamples]) -> Vec<(String, Vec<(i64, u64)>)> {
+    v.iter()
+        .map(|s| {
+            let samples = s.samples.iter().map(|x| (x.t, x.v.to_bits())).collect();
+            (s.labels.to_string(), samples)
+        })
+        .collect()
+}
+
+/// What a select over `data` must return.
+fn expected(data: &Data, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
+    data.iter()
+        .filter(|(l, _)| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+        .map(|(l, s)| SeriesSamples {
+            labels: l.clone(),
+            samples: s.iter().filter(|x| mint <= x.t && x.t <= maxt).copied().collect(),
+        })
+        .filter(|s| !s.samples.is_empty())
+        .collect()
+}
+
+fn m(op: MatchOp, name: &str, value: &str) -> Matcher {
+    Matcher::new(op, name, value).unwrap()
+}
+
+#[test]
+fn random_series_round_trip_bit_exactly_for_every_chunk_size() {
+    for (seed, max_chunk_samples) in [(1, 1), (2, 7), (3, 120), (4, 480), (5, usize::MAX)] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = random_data(seed, 150);
+        let b = write_block(&dir.path().join("b"), &data, BlockOptions { max_chunk_samples });
+        let got = b.select(&[], i64::MIN, i64::MAX).unwrap();
+        let want = expected(&data, &[], i64::MIN, i64::MAX);
+        assert_eq!(bits(&got), bits(&want), "seed {seed}");
+        let meta = b.meta();
+        assert_eq!(meta.stats.series, want.len() as u64);
+        assert_eq!(meta.stats.samples, want.iter().map(|s| s.samples.len() as u64).sum::<u64>());
+        let all_t = want.iter().flat_map(|s| s.samples.iter().map(|x| x.t));
+        assert_eq!(meta.min_time, all_t.clone().min().unwrap());
+        assert_eq!(meta.max_time, all_t.max().unwrap());
+        assert_eq!(meta.compaction.level, 1);
+        assert_eq!(meta.compaction.sources, vec!["b".to_string()]);
+        b.verify().unwrap();
+        assert!(b.size_bytes() > 0);
+    }
+}
+
+fn table_data() -> Data {
+    let mut d = Data::new();
+    let s = |t: i64| vec![Sample::new(t, 1.0), Sample::new(t + 1000, 2.0)];
+    for (pairs, t) in [
+        (vec![("__name__", "up"), ("job", "a")], 0),
+        (vec![("__name__", "up"), ("job", "b")], 5000),
+        (vec![("__name__", "req_bucket"), ("job", "a"), ("le", "1")], 0),
+        (vec![("__name__", "req_bucket"), ("job", "a"), ("le", "+Inf")], 10_000),
+        (vec![("__name__", "DCGM_FI_DEV_GPU_TEMP"), ("gpu", "0")], 0),
+        (vec![("__name__", "DCGM_FI_DEV_POWER_USAGE"), ("gpu", "1")], 20_000),
+    ] {
+        d.insert(Labels::from_pairs(pairs), s(t));
+    }
+    d
+}
+
+#[test]
+fn selects_by_every_matcher_type_with_absent_labels_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = table_data();
+    let b = write_block(&dir.path().join("b"), &data, BlockOptions::default());
+    let names = |ms: &[Matcher]| -> Vec<String> {
+        let got = b.select(ms, i64::MIN, i64::MAX).unwrap();
+        assert_eq!(bits(&got), bits(&expected(&data, ms, i64::MIN, i64::MAX)));
+        got.iter().map(|s| s.labels.to_string()).collect()
+    };
+    let f = |ms: &[Matcher], want: usize| assert_eq!(names(ms).len(), want, "{ms:?}");
+    f(&[m(MatchOp::NotEqual, "le", "")], 2); // Grafana's {le!=""}
+    f(&[m(MatchOp::Equal, "le", "")], 4);
+    f(&[m(MatchOp::Equal, "job", "a")], 3);
+    f(&[m(MatchOp::Equal, "job", "zz")], 0);
+    f(&[m(MatchOp::NotEqual, "job", "a")], 3);
+    f(&[m(MatchOp::RegexMatch, "__name__", "DCGM_.*")], 2);
+    f(&[m(MatchOp::RegexMatch, "__name__", "DCGM_FI_DEV_GPU_TEMP|up")], 3);
+    f(&[m(MatchOp::RegexMatch, "__name__", ".*_bucket")], 2);
+    f(&[m(MatchOp::RegexNoMatch, "job", "a|b")], 2);
+    f(&[m(MatchOp::RegexMatch, "missing", ".+")], 0);
+    f(&[m(MatchOp::RegexMatch, "missing", ".*")], 6);
+    f(&[m(MatchOp::Equal, "job", "a"), m(MatchOp::NotEqual, "le", "")], 2);
+    f(&[m(MatchOp::Equal, "job", "a"), m(MatchOp::Equal, "job", "b")], 0);
+    f(&[], 6);
+    // Output is sorted by labels.
+    let all = names(&[]);
+    let mut sorted = b.series(&[], i64::MIN, i64::MAX).unwrap();
+    sorted.sort();
+    assert_eq!(all, sorted.iter().map(|l| l.to_string()).collect::<Vec<_>>());
+}
+
+#[test]
+fn time_range_filters_samples_inclusively_and_omits_empty_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = table_data();
+    let b = write_block(&dir.path().join("b"), &data, BlockOptions::default());
+    let got = b.select(&[], 1000, 5000).unwrap();
+    let got: Vec<(String, Vec<i64>)> = got
+        .iter()
+        .map(|s| (s.labels.to_string(), s.samples.iter().map(|x| x.t).collect()))
+        .collect();
+    // Series starting at 0 keep their sample at 1000; `up{job="b"}` its one at 5000.
+    assert_eq!(got.len(), 4);
+    assert!(got.iter().all(|(_, ts)| ts == &vec![1000] || ts == &vec![5000]), "{got:?}");
+    assert!(b.select(&[], 21_001, i64::MAX).unwrap().is_empty());
+    assert!(b.select(&[], i64::MIN, -1).unwrap().is_empty());
+    assert_eq!(b.select(&[], 21_000, 21_000).unwrap().len(), 1);
+    // Listings use series bounds: only series spanning 10_500 remain.
+    assert_eq!(b.series(&[], 10_500, 10_500).unwrap().len(), 1);
+}
+
+#[test]
+fn label_names_and_values_follow_matchers_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = write_block(&dir.path().join("b"), &table_data(), BlockOptions::default());
+    let all = b.label_names(&[], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(all, vec!["__name__", "gpu", "job", "le"]);
+    let le = [m(MatchOp::NotEqual, "le", "")];
+    assert_eq!(b.label_names(&le, i64::MIN, i64::MAX).unwrap(), vec!["__name__", "job", "le"]);
+    assert_eq!(b.label_names(&[], 20_000, 30_000).unwrap(), vec!["__name__", "gpu"]);
+    assert_eq!(b.label_values("le", &[], i64::MIN, i64::MAX).unwrap(), vec!["+Inf", "1"]);
+    assert_eq!(b.label_values("le", &[], 0, 1000).unwrap(), vec!["1"]);
+    let dcgm = [m(MatchOp::RegexMatch, "__name__", "DCGM.*")];
+    assert_eq!(b.label_values("gpu", &dcgm, i64::MIN, i64::MAX).unwrap(), vec!["0", "1"]);
+    assert!(b.label_values("nope", &[], i64::MIN, i64::MAX).unwrap().is_empty());
+    assert!(b.label_values("job", &dcgm, i64::MIN, i64::MAX).unwrap().is_empty());
+}
+
+/// A random matcher over the random data's labels, including absent ones.
+fn random_matcher(rng: &mut Rng) -> Matcher {
+    let name = *rng.pick(&["__name__", "job", "instance", "gpu", "le", "nope"]);
+    let op = *rng.pick(&[MatchOp::Equal, MatchOp::NotEqual, MatchOp::RegexMatch, MatchOp::RegexNoMatch]);
+    let value = match op {
+        MatchOp::Equal | MatchOp::NotEqual => {
+            rng.pick(&["", "a", "b", "node-1", "3", "+Inf", "DCGM_FI_DEV_GPU_TEMP", "zz"]).to_string()
+        }
+        _ => rng
+            .pick(&[".*", ".+", "a|b", "DCGM_.*", "node-[0-2]", "1|\\+Inf", "(?:0|1)?", "node_.*_total", ""])
+            .to_string(),
+    };
+    m(op, name, &value)
+}
+
+#[test]
+fn block_and_head_agree_on_random_matchers_and_ranges() {
+    for seed in 10..14 {
+        let data = random_data(seed, 200);
+        let db = Db::in_memory(3);
+        let st = db
+            .append_batch(data.iter().map(|(l, s)| (l, s.as_slice())))
+            .unwrap();
+        assert_eq!(st.rejected(), 0);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = BlockOptions {
+            max_chunk_samples: [50, 480][seed as usize % 2],
+        };
+        let b = write_block(&dir.path().join("b"), &data, opts);
+        let mut rng = Rng::new(seed * 7);
+        for _ in 0..150 {
+            let ms: Vec<Matcher> = (0..rng.below(3)).map(|_| random_matcher(&mut rng)).collect();
+            let (mint, maxt) = match rng.below(4) {
+                0 => (i64::MIN, i64::MAX),
+                _ => {
+                    let a = rng.below(12_000_000) as i64 - 100_000;
+                    (a, a + rng.below(6_000_000) as i64)
+                }
+            };
+            let ctx = format!("seed {seed} {ms:?} [{mint}, {maxt}]");
+            assert_eq!(bits(&b.select(&ms, mint, maxt).unwrap()), bits(&db.select(&ms, mint, maxt)), "{ctx}");
+            assert_eq!(b.series(&ms, mint, maxt).unwrap(), db.series(&ms, mint, maxt), "{ctx}");
+            assert_eq!(b.label_names(&ms, mint, maxt).unwrap(), db.label_names(&ms, mint, maxt), "{ctx}");
+            for name in ["gpu", "le", "__name__"] {
+                assert_eq!(
+                    b.label_values(name, &ms, mint, maxt).unwrap(),
+                    db.label_values(name, &ms, mint, maxt),
+                    "{ctx} {name}"
+                );
+            }
+        }
+    }
+}
+
+/// A small block for byte-level damage, and its pristine files.
+fn small_block(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u8>) {
+    // Short series keep the files small enough to damage every byte.
+    let mut data = random_data(99, 12);
+    data.values_mut().for_each(|s| s.truncate(40));
+    let p = dir.join("b");
+    write_block(&p, &data, BlockOptions { max_chunk_samples: 16 });
+    let index = std::fs::read(p.join(INDEX_FILE)).unwrap();
+    let chunks = std::fs::read(p.join(CHUNKS_FILE)).unwrap();
+    (p, index, chunks)
+}
+
+/// Opens and reads everything; `Err` on any detected damage. Must not panic.
+fn read_all(p: &Path) -> Result<usize, BlockError> {
+    let b = Block::open(p)?;
+    b.verify()?;
+    let n = b.select(&[], i64::MIN, i64::MAX)?.len();
+    b.label_names(&[m(MatchOp::NotEqual, "le", "")], 0, 1 << 40)?;
+    b.label_values("gpu", &[m(MatchOp::RegexMatch, "job", "a|dcgm")], 0, 1 << 40)?;
+    Ok(n)
+}
+
+#[test]
+fn every_flipped_index_byte_is_reported_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, index, _) = small_block(dir.path());
+    let path = p.join(INDEX_FILE);
+    for i in 0..index.len() {
+        if (5..8).contains(&i) {
+            continue; // reserved header bytes, ignored by readers
+        }
+        let mut bad = index.clone();
+        bad[i] ^= 0x41;
+        std::fs::write(&path, &bad).unwrap();
+        let err = match Block::open(&p) {
+            Ok(_) => panic!("flip at index byte {i} went unnoticed"),
+            Err(e) => e,
+        };
+        assert!(matches!(err, BlockError::Corrupt { .. }), "byte {i}: {err}");
+        let msg = err.to_string();
+        assert!(msg.contains("index") && msg.contains("byte offset"), "{msg}");
+    }
+}
+
+#[test]
+fn every_flipped_chunk_byte_fails_verify_and_select_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, _, chunks) = small_block(dir.path());
+    let path = p.join(CHUNKS_FILE);
+    for i in (0..chunks.len()).filter(|i| !(5..8).contains(i)) {
+        let mut bad = chunks.clone();
+        bad[i] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        let err = read_all(&p).expect_err(&format!("flip at chunks byte {i} went unnoticed"));
+        let msg = err.to_string();
+        assert!(msg.contains("chunks") && msg.contains("byte offset"), "byte {i}: {msg}");
+        if i >= 8 {
+            let b = Block::open(&p).unwrap();
+            assert!(b.select(&[], i64::MIN, i64::MAX).is_err(), "select read a damaged chunk at {i}");
+        }
+    }
+}
+
+#[test]
+fn every_truncation_of_each_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, index, chunks) = small_block(dir.path());
+    for (name, bytes) in [(INDEX_FILE, &index), (CHUNKS_FILE, &chunks)] {
+        for len in 0..bytes.len() {
+            std::fs::write(p.join(name), &bytes[..len]).unwrap();
+            let err = read_all(&p).expect_err(&format!("{name} truncated to {len} bytes was read"));
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        std::fs::write(p.join(name), bytes).unwrap();
+    }
+    assert!(read_all(&p).unwrap() > 0);
+    for bad in ["", "{", "{\"version\": 2}"] {
+        std::fs::write(p.join(META_FILE), bad).unwrap();
+        assert!(matches!(Block::open(&p), Err(BlockError::BadMeta { .. })), "{bad:?}");
+    }
+    std::fs::remove_file(p.join(INDEX_FILE)).unwrap();
+    assert!(Block::open(&p).is_err());
+}
+
+#[test]
+fn a_crash_mid_write_leaves_only_a_tmp_dir_that_cleanup_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_data(5, 20);
+    let target = dir.path().join("b1");
+    let mut w = BlockWriter::create(&target, BlockOptions::default()).unwrap();
+    for (l, s) in data.iter().take(10) {
+        w.add_series(l, s.iter().copied()).unwrap();
+    }
+    // A crash: no finish, no destructor.
+    std::mem::forget(w);
+    assert!(!target.exists());
+    assert!(dir.path().join("b1.tmp").is_dir());
+    assert!(list_blocks(dir.path()).unwrap().is_empty());
+    assert!(Block::open(&target).is_err());
+    write_block(&dir.path().join("b2"), &data, BlockOptions::default());
+    assert_eq!(cleanup_tmp(dir.path()).unwrap(), 1);
+    assert!(!dir.path().join("b1.tmp").exists());
+    assert_eq!(list_blocks(dir.path()).unwrap().len(), 1);
+    // A writer started over a leftover replaces it; dropping one unfinished cleans up.
+    std::mem::forget(BlockWriter::create(&target, BlockOptions::default()).unwrap());
+    let w = BlockWriter::create(&target, BlockOptions::default()).unwrap();
+    drop(w);
+    assert!(!dir.path().join("b1.tmp").exists() && !target.exists());
+}
+
+#[test]
+fn writer_rejects_unordered_series_and_samples_and_empty_or_existing_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Labels::from_pairs([("__name__", "a")]);
+    let b = Labels::from_pairs([("__name__", "b")]);
+    let s = |ts: &[i64]| ts.iter().map(|&t| Sample::new(t, 1.0)).collect::<Vec<_>>();
+    let mut w = BlockWriter::create(dir.path().join("x"), BlockOptions::default()).unwrap();
+    w.add_series(&b, s(&[1, 2])).unwrap();
+    let e = w.add_series(&a, s(&[1])).unwrap_err();
+    assert!(matches!(e, BlockError::SeriesOutOfOrder { .. }), "{e}");
+    assert!(w.add_series(&b, s(&[3])).is_err(), "same labels twice");
+    let c = Labels::from_pairs([("__name__", "c")]);
+    let e = w.add_series(&c, s(&[5, 5])).unwrap_err();
+    assert!(matches!(e, BlockError::SampleOutOfOrder { t: 5, prev_t: 5, .. }), "{e}");
+    drop(w);
+    let w = BlockWriter::create(dir.path().join("y"), BlockOptions::default()).unwrap();
+    assert!(matches!(w.finish(), Err(BlockError::Empty { .. })));
+    let mut w = BlockWriter::create(dir.path().join("z"), BlockOptions::default()).unwrap();
+    w.add_series(&a, s(&[])).unwrap(); // no samples: left out
+    w.add_series(&b, s(&[7])).unwrap();
+    assert_eq!(w.finish().unwrap().stats.series, 1);
+    assert!(matches!(
+        BlockWriter::create(dir.path().join("z"), BlockOptions::default()),
+        Err(BlockError::AlreadyExists { .. })
+    ));
+}
+
+#[test]
+fn sealed_head_chunks_are_copied_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = Labels::from_pairs([("__name__", "up")]);
+    let mut b = ChunkBuilder::new();
+    let mut chunks = Vec::new();
+    let mut want = Vec::new();
+    for i in 0..500i64 {
+        if b.len() == 120 {
+            chunks.push(b.seal());
+        }
+        b.append(i * 15_000, (i % 7) as f64);
+        want.push((i * 15_000, ((i % 7) as f64).to_bits()));
+    }
+    chunks.push(b.seal());
+    let mut w = BlockWriter::create(dir.path().join("b"), BlockOptions::default()).unwrap();
+    w.add_series_chunks(&labels, chunks.iter().map(|c| c.as_ref())).unwrap();
+    let meta = w.finish().unwrap();
+    assert_eq!((meta.stats.chunks, meta.stats.samples), (5, 500));
+    let blk = Block::open(dir.path().join("b")).unwrap();
+    let got = blk.select(&[], i64::MIN, i64::MAX).unwrap();
+    assert_eq!(bits(&got)[0].1, want);
+    let sc = blk.select_chunks(&[], 15_000 * 130, 15_000 * 130).unwrap();
+    assert_eq!(sc[0].chunks.len(), 1);
+    assert_eq!(sc[0].chunks[0].as_bytes(), chunks[1].as_bytes());
+}
+
+#[test]
+fn compaction_of_overlapping_and_adjacent_blocks_is_the_deduplicated_union() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = random_data(21, 120);
+    // A: first half of every series' samples, B: second half (adjacent),
+    // C: a random third of all samples with different values (overlapping
+    // both; A and B come first, so their values win).
+    let (mut a, mut b, mut c) = (Data::new(), Data::new(), Data::new());
+    let mut rng = Rng::new(3);
+    for (l, s) in &full {
+        let mid = s.len() / 2;
+        a.insert(l.clone(), s[..mid].to_vec());
+        b.insert(l.clone(), s[mid..].to_vec());
+        let third: Vec<Sample> = s.iter().filter(|_| rng.below(3) == 0).map(|x| Sample::new(x.t, -1.0)).collect();
+        c.insert(l.clone(), third);
+    }
+    // A series only C has, whose samples are all kept.
+    let only_c = Labels::from_pairs([("__name__", "only_in_c")]);
+    c.insert(only_c.clone(), vec![Sample::new(1, 1.0), Sample::new(2, 2.0)]);
+    let blocks: Vec<Block> = [("a", &a), ("b", &b), ("c", &c)]
+        .iter()
+        .map(|(n, d)| write_block(&dir.path().join(n), d, BlockOptions { max_chunk_samples: 100 }))
+        .collect();
+    let refs: Vec<&Block> = blocks.iter().collect();
+    let meta = compact(&refs, dir.path().join("ab c"), BlockOptions::default()).unwrap();
+    let out = Block::open(dir.path().join("ab c")).unwrap();
+    let mut want = full.clone();
+    want.insert(only_c, c[&Labels::from_pairs([("__name__", "only_in_c")])].clone());
+    let want = expected(&want, &[], i64::MIN, i64::MAX);
+    assert_eq!(bits(&out.select(&[], i64::MIN, i64::MAX).unwrap()), bits(&want));
+    assert_eq!(meta.compaction.level, 2);
+    assert_eq!(meta.compaction.sources, vec!["a", "b", "c"]);
+    assert_eq!(meta.stats.samples, want.iter().map(|s| s.samples.len() as u64).sum::<u64>());
+    // Compacting again raises the level and keeps the sources.
+    let again = compact(&[&out, &blocks[0]], dir.path().join("d"), BlockOptions::default()).unwrap();
+    assert_eq!(again.compaction.level, 3);
+    assert_eq!(again.compaction.sources, vec!["a", "b", "c"]);
+    assert_eq!(again.stats, meta.stats);
+}
+
+#[test]
+fn retention_lists_only_blocks_entirely_older_than_the_cutoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Labels::from_pairs([("__name__", "up")]);
+    for (i, (lo, hi)) in [(0, 999), (1000, 1999), (2000, 2999)].into_iter().enumerate() {
+        let p = dir.path().join(block_dir_name(lo, hi, i as u32));
+        let mut w = BlockWriter::create(&p, BlockOptions::default()).unwrap();
+        w.add_series(&l, [Sample::new(lo, 0.0), Sample::new(hi, 0.0)]).unwrap();
+        w.finish().unwrap();
+    }
+    std::fs::create_dir(dir.path().join("junk.tmp")).unwrap();
+    let f = |now: i64, keep: i64| blocks_past_retention(dir.path(), now, keep).unwrap().len();
+    assert_eq!(f(3000, 3000), 0);
+    assert_eq!(f(3000, 2001), 0, "cutoff 999: a max_time of 999 is not older");
+    assert_eq!(f(3000, 2000), 1);
+    assert_eq!(f(3000, 1000), 2);
+    assert_eq!(f(10_000, 0), 3);
+    assert_eq!(f(i64::MIN, i64::MAX), 0, "saturates instead of overflowing");
+    let listed = list_blocks(dir.path()).unwrap();
+    assert_eq!(listed.iter().map(|(_, m)| m.min_time).collect::<Vec<_>>(), vec![0, 1000, 2000]);
+    assert!(block_dir_name(-5, 0, 0) < block_dir_name(3, 4, 0));
+}
+
+/// dcgm-exporter-like gauges and node-exporter-like counters: 15 s scrapes
+/// with a few ms of jitter over 2 h; series per kind as on one 8-GPU node.
+fn fleet_like(nodes: usize, jitter_ms: u64) -> (Data, Data) {
+    let mut rng = Rng::new(42);
+    let (mut gauges, mut counters) = (Data::new(), Data::new());
+    let n = 480;
+    for node in 0..nodes {
+        // One scrape stamps every series of a target with the same
+        // timestamp, so jitter is per node and scrape, not per series.
+        let jitter: Vec<i64> = (0..n)
+            .map(|_| if jitter_ms == 0 { 0 } else { rng.below(2 * jitter_ms + 1) as i64 - jitter_ms as i64 })
+            .collect();
+        let ts = |_: &mut Rng, i: i64| i * 15_000 + jitter[i as usize];
+        let host = format!("node-{node:04}");
+        for gpu in 0..8 {
+            let mut util = rng.below(100) as i64;
+            let mut temp = 55 + rng.below(15) as i64;
+            let mut fb = 20_000 + rng.below(40_000) as i64;
+            let clock = [1410, 1980][gpu % 2];
+            let mut energy = rng.below(1 << 30) as i64;
+            for metric in ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"] {
+                let labels = Labels::from_pairs([
+                    ("__name__", metric),
+                    ("Hostname", &host),
+                    ("gpu", &gpu.to_string()),
+                    ("UUID", &format!("GPU-{node:04}-{gpu}")),
+                    ("modelName", "NVIDIA H100 80GB HBM3"),
+                ]);
+                let mut s = Vec::with_capacity(n);
+                for i in 0..n as i64 {
+                    let v = match metric {
+                        "DCGM_FI_DEV_GPU_UTIL" => {
+                            util = (util + rng.below(21) as i64 - 10).clamp(0, 100);
+                            util as f64
+                        }
+                        "DCGM_FI_DEV_GPU_TEMP" => {
+                            if rng.below(4) == 0 {
+                                temp += rng.below(3) as i64 - 1;
+                            }
+                            temp as f64
+                        }
+                        "DCGM_FI_DEV_POWER_USAGE" => (300_000 + rng.below(200_000) as i64) as f64 / 1000.0,
+                        "DCGM_FI_DEV_SM_CLOCK" => clock as f64,
+                        "DCGM_FI_DEV_FB_USED" => {
+                            if rng.below(10) == 0 {
+                                fb += rng.below(2001) as i64 - 1000;
+                            }
+                            fb as f64
+                        }
+                        "DCGM_FI_DEV_XID_ERRORS" => 0.0,
+                        _ => {
+                            energy += 15 * (300_000 + rng.below(200_000) as i64);
+                            energy as f64
+                        }
+                    };
+                    s.push(Sample::new(ts(&mut rng, i), v));
+                }
+                gauges.insert(labels, s);
+            }
+        }
+        let mut add_counter = |labels: Labels, step: &dyn Fn(&mut Rng) -> i64, scale: f64, rng: &mut Rng| {
+            let mut acc = rng.below(1 << 40) as i64;
+            let s = (0..n as i64)
+                .map(|i| {
+                    acc += step(rng);
+                    Sample::new(ts(rng, i), acc as f64 / scale)
+                })
+                .collect();
+            counters.insert(labels, s);
+        };
+        for cpu in 0..16 {
+            for mode in ["idle", "iowait", "system", "user"] {
+                let labels = Labels::from_pairs([
+                    ("__name__", "node_cpu_seconds_total"),
+                    ("instance", &*host),
+                    ("cpu", &*cpu.to_string()),
+                    ("mode", mode),
+                ]);
+                // Centiseconds: ~15 s per scrape split across modes.
+                let step = move |r: &mut Rng| match mode {
+                    "idle" => 1000 + r.below(400) as i64,
+                    "user" => 200 + r.below(300) as i64,
+                    _ => r.below(40) as i64,
+                };
+                add_counter(labels, &step, 100.0, &mut rng);
+            }
+        }
+        for dev in ["eth0", "eth1", "ib0", "lo"] {
+            for dir in ["receive", "transmit"] {
+                let labels = Labels::from_pairs([
+                    ("__name__", &*format!("node_network_{dir}_bytes_total")),
+                    ("instance", &*host),
+                    ("device", dev),
+                ]);
+                add_counter(labels, &|r: &mut Rng| r.below(50_000_000) as i64, 1.0, &mut rng);
+            }
+        }
+    }
+    (gauges, counters)
+}
+
+#[test]
+#[ignore = "prints bytes/sample figures; run with --release -- --ignored --nocapture"]
+fn measure_bytes_per_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    for jitter in [0u64, 5] {
+        let (gauges, counters) = fleet_like(16, jitter);
+        for (kind, data) in [("dcgm gauges", &gauges), ("node counters", &counters)] {
+            for max in [120, 480] {
+                let p = dir.path().join(format!("{kind}-{jitter}-{max}").replace(' ', "_"));
+                let b = write_block(&p, data, BlockOptions { max_chunk_samples: max });
+                let s = b.meta().stats;
+                // Where the bytes go: per chunk header + CRC, timestamp
+                // column, value column; then the index.
+                let (mut ts, mut vals) = (0usize, 0usize);
+                for sc in b.select_chunks(&[], i64::MIN, i64::MAX).unwrap() {
+                    for c in sc.chunks {
+                        let bytes = c.as_bytes();
+                        let ts_len = u32::from_le_bytes(bytes[24..28].try_into().unwrap()) as usize;
+                        ts += ts_len;
+                        vals += bytes.len() - crate::chunk::HEADER_LEN - ts_len;
+                    }
+                }
+                let chunks = std::fs::metadata(p.join(CHUNKS_FILE)).unwrap().len() as usize;
+                let per = |x: usize| x as f64 / s.samples as f64;
+                println!(
+                    "{kind:13} jitter ±{jitter} ms, {max:3} samples/chunk: {} series, {} samples: \
+                     {:.3} bytes/sample = timestamps {:.3} + values {:.3} + chunk headers/CRCs {:.3} + index {:.3}",
+                    s.series,
+                    s.samples,
+                    per(b.size_bytes() as usize),
+                    per(ts),
+                    per(vals),
+                    per(chunks - ts - vals),
+                    per(b.size_bytes() as usize - chunks),
+                );
+            }
+        }
+    }
+}

@@ -151,13 +151,13 @@ impl<'a> BitReader<'a> {
     }
 
     #[inline]
-    fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.bytes.len() * 8 - self.pos
     }
 
     /// The 64 bits starting at the current bit, zero-padded past the end.
     #[inline(always)]
-    fn peek64(&self) -> u64 {
+    pub(crate) fn peek64(&self) -> u64 {
         let i = self.pos / 8;
         let word = match self.bytes.get(i..i + 8) {
             Some(b) => {
@@ -173,6 +173,13 @@ impl<'a> BitReader<'a> {
             }
         };
         word << (self.pos % 8)
+    }
+
+    /// Consumes `n` bits the caller has checked are [`remaining`](Self::remaining).
+    #[inline(always)]
+    pub(crate) fn skip(&mut self, n: u32) {
+        debug_assert!(n as usize <= self.remaining());
+        self.pos += n as usize;
     }
 
     /// Reads `n <= 64` bits, or `None` if fewer remain.

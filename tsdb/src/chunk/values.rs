@@ -196,6 +196,44 @@ impl XorDecoder {
             self.prev = r.read_bits(64)?;
             return Some(f64::from_bits(self.prev));
         }
+        // Fast paths: control bits, window and payload from one 8-byte load
+        // (57 usable bits). Anything else, including every truncated or
+        // corrupt case, takes the bit-by-bit path below.
+        let word = r.peek64();
+        let avail = r.remaining();
+        match word >> 62 {
+            0 | 1 if avail >= 1 => {
+                r.skip(1);
+                return Some(f64::from_bits(self.prev));
+            }
+            2 if self.has_window => {
+                let sig = 64 - self.leading as u32 - self.trailing as u32;
+                let total = 2 + sig;
+                if total <= 57 && total as usize <= avail {
+                    self.prev ^= ((word << 2) >> (64 - sig)) << self.trailing;
+                    r.skip(total);
+                    return Some(f64::from_bits(self.prev));
+                }
+            }
+            3 => {
+                let leading = ((word >> 57) & 31) as u32;
+                let sig = match ((word >> 51) & 63) as u32 {
+                    0 => 64,
+                    s => s,
+                };
+                let total = 13 + sig;
+                if leading + sig <= 64 && total <= 57 && total as usize <= avail {
+                    let trailing = 64 - leading - sig;
+                    self.leading = leading as u8;
+                    self.trailing = trailing as u8;
+                    self.has_window = true;
+                    self.prev ^= ((word << 13) >> (64 - sig)) << trailing;
+                    r.skip(total);
+                    return Some(f64::from_bits(self.prev));
+                }
+            }
+            _ => {}
+        }
         if r.read_bit()? {
             if r.read_bit()? {
                 let leading = r.read_bits(5)? as u32;
@@ -454,6 +492,40 @@ mod tests {
         let (dod, table, bits) = cost.best();
         assert!((0..4).all(|t| bits <= cost.bits(false, t) && bits <= cost.bits(true, t)));
         assert_eq!(bits, cost.bits(dod, table));
+    }
+
+    #[test]
+    fn xor_round_trips_every_window_width_and_position() {
+        // Windows of every width at every offset, so both the one-load fast
+        // paths and the bit-by-bit path decode them, with reuse and repeats.
+        let mut vals = vec![0x4059_0000_0000_0000u64];
+        for width in 1..=64u32 {
+            for shift in (0..=64 - width).step_by(7) {
+                let mask = if width == 64 {
+                    u64::MAX
+                } else {
+                    ((1u64 << width) - 1) << shift
+                };
+                let last = *vals.last().unwrap();
+                vals.push(last ^ mask);
+                vals.push(last ^ mask);
+                vals.push(last ^ (mask & (mask >> 1)).max(1 << shift));
+            }
+        }
+        let mut w = BitWriter::new();
+        let mut e = XorEncoder::default();
+        for (n, &v) in vals.iter().enumerate() {
+            e.push(&mut w, n as u32, f64::from_bits(v));
+        }
+        let mut r = BitReader::new(w.bytes());
+        let mut d = XorDecoder::default();
+        for (n, &v) in vals.iter().enumerate() {
+            assert_eq!(
+                d.next(&mut r, n as u32).map(f64::to_bits),
+                Some(v),
+                "value {n}"
+            );
+        }
     }
 
     #[test]
