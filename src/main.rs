@@ -7,7 +7,7 @@ mod rules;
 mod serve;
 mod tsdb_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Prometheus-compatible metrics engine for GPU fleets")]
@@ -26,9 +26,16 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => {
+            let flags = matches
+                .subcommand_matches("serve")
+                .map(serve::flag_values)
+                .unwrap_or_default();
+            serve::run(args, flags)
+        }
         Command::Tsdb(cmd) => tsdb_cmd::run(cmd),
     }
 }

@@ -48,7 +48,6 @@ impl CounterVec {
         self.inc_by(label_values, 0.0);
     }
 
-    #[cfg(test)]
     pub fn get(&self, label_values: &[&str]) -> f64 {
         let key: Vec<String> = label_values.iter().map(|s| s.to_string()).collect();
         self.values.lock().get(&key).copied().unwrap_or(0.0)

@@ -30,10 +30,6 @@ use tessera_query::rules::{
 };
 
 use crate::http::AppState;
-
-#[allow(dead_code)]
-#[path = "http/rules.rs"]
-mod http_rules_compile_check_remove_me;
 use crate::metrics;
 
 /// `tessera serve` flags for recording rules (flattened into `ServeArgs`).
@@ -103,7 +99,9 @@ pub fn start(state: Arc<AppState>, args: &RulesArgs) -> anyhow::Result<()> {
                 std::thread::sleep(Duration::from_millis(50));
             };
             match manager.start(db) {
-                Ok(()) => tracing::info!(groups = manager.groups().len(), "rule evaluation started"),
+                Ok(()) => {
+                    tracing::info!(groups = manager.groups().len(), "rule evaluation started")
+                }
                 Err(e) => tracing::error!(error = %e, "cannot start rule evaluation threads"),
             }
         })
@@ -180,7 +178,11 @@ impl RulesFilter {
             None | Some("") => None,
             Some("alert") => Some(RuleKind::Alerting),
             Some("record") => Some(RuleKind::Recording),
-            Some(other) => return Err(format!("invalid parameter \"type\": not supported value {other:?}")),
+            Some(other) => {
+                return Err(format!(
+                    "invalid parameter \"type\": not supported value {other:?}"
+                ));
+            }
         };
         let exclude_alerts = match exclude_alerts {
             None | Some("") => false,
@@ -188,7 +190,9 @@ impl RulesFilter {
                 format!("invalid parameter \"exclude_alerts\": strconv.ParseBool: parsing {s:?}: invalid syntax")
             })?,
         };
-        let set = |it: &mut dyn Iterator<Item = &'a str>| it.filter(|s| !s.is_empty()).map(String::from).collect();
+        let set = |it: &mut dyn Iterator<Item = &'a str>| {
+            it.filter(|s| !s.is_empty()).map(String::from).collect()
+        };
         Ok(RulesFilter {
             kind,
             rule_names: set(&mut { rule_names }),
@@ -213,7 +217,9 @@ fn parse_bool(s: &str) -> Option<bool> {
 pub fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
     let mut out = Vec::new();
     for g in groups {
-        if (!f.groups.is_empty() && !f.groups.contains(&g.name)) || (!f.files.is_empty() && !f.files.contains(&g.file)) {
+        if (!f.groups.is_empty() && !f.groups.contains(&g.name))
+            || (!f.files.is_empty() && !f.files.contains(&g.file))
+        {
             continue;
         }
         let rules: Vec<Value> = g
@@ -223,8 +229,12 @@ pub fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
             .filter(|r| f.rule_names.is_empty() || f.rule_names.contains(&r.name))
             .map(|r| {
                 let mut o = Map::new();
-                let labels: Map<String, Value> =
-                    r.labels.iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.clone(), json!(v))).collect();
+                let labels: Map<String, Value> = r
+                    .labels
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect();
                 match r.kind {
                     RuleKind::Recording => {
                         o.insert("name".into(), json!(r.name));
@@ -240,8 +250,11 @@ pub fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
                         o.insert("duration".into(), json!(r.for_ms as f64 / 1000.0));
                         o.insert("keepFiringFor".into(), json!(0));
                         o.insert("labels".into(), Value::Object(labels));
-                        let ann: Map<String, Value> =
-                            r.annotations.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                        let ann: Map<String, Value> = r
+                            .annotations
+                            .iter()
+                            .map(|(k, v)| (k.clone(), json!(v)))
+                            .collect();
                         o.insert("annotations".into(), Value::Object(ann));
                         if !f.exclude_alerts {
                             o.insert("alerts".into(), json!([]));
@@ -257,8 +270,14 @@ pub fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
                 if let Some(e) = last_error {
                     o.insert("lastError".into(), json!(e));
                 }
-                o.insert("evaluationTime".into(), json!(r.evaluation_time.as_secs_f64()));
-                o.insert("lastEvaluation".into(), json!(rfc3339(r.last_evaluation_ms)));
+                o.insert(
+                    "evaluationTime".into(),
+                    json!(r.evaluation_time.as_secs_f64()),
+                );
+                o.insert(
+                    "lastEvaluation".into(),
+                    json!(rfc3339(r.last_evaluation_ms)),
+                );
                 o.insert(
                     "type".into(),
                     json!(match r.kind {
@@ -351,9 +370,12 @@ pub fn render_metrics(out: &mut String) {
 fn render_groups(out: &mut String, groups: &[GroupStatus]) {
     type Field = fn(&GroupStatus) -> f64;
     let families: [(&str, &str, &str, Field); 10] = [
-        ("tessera_rule_evaluations_total", "Rule evaluations, by group (file;name).", "counter", |g| {
-            g.counters.rule_evaluations as f64
-        }),
+        (
+            "tessera_rule_evaluations_total",
+            "Rule evaluations, by group (file;name).",
+            "counter",
+            |g| g.counters.rule_evaluations as f64,
+        ),
         (
             "tessera_rule_evaluation_failures_total",
             "Rule evaluations that failed (query error, limit, storage), by group.",
@@ -402,9 +424,12 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
             "gauge",
             |g| g.last_samples as f64,
         ),
-        ("tessera_rule_group_interval_seconds", "The group's evaluation interval, seconds.", "gauge", |g| {
-            g.interval_ms as f64 / 1000.0
-        }),
+        (
+            "tessera_rule_group_interval_seconds",
+            "The group's evaluation interval, seconds.",
+            "gauge",
+            |g| g.interval_ms as f64 / 1000.0,
+        ),
     ];
     for (name, help, kind, field) in families {
         metrics::header(out, name, help, kind);
@@ -413,10 +438,18 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
             metrics::sample(out, name, "", &["rule_group"], &[key], None, field(g));
         }
     }
-    metrics::header(out, "tessera_rule_group_rules", "Rules in the group, by type.", "gauge");
+    metrics::header(
+        out,
+        "tessera_rule_group_rules",
+        "Rules in the group, by type.",
+        "gauge",
+    );
     for g in groups {
         let key = format!("{};{}", g.file, g.name);
-        for (kind, label) in [(RuleKind::Recording, "recording"), (RuleKind::Alerting, "alerting_unsupported")] {
+        for (kind, label) in [
+            (RuleKind::Recording, "recording"),
+            (RuleKind::Alerting, "alerting_unsupported"),
+        ] {
             let n = g.rules.iter().filter(|r| r.kind == kind).count();
             metrics::sample(
                 out,
@@ -476,10 +509,19 @@ mod tests {
                 "/etc/rules/node.yml",
                 vec![
                     rule(RuleKind::Recording, "job:up:sum", Health::Ok, None),
-                    rule(RuleKind::Recording, "job:bad", Health::Err, Some("exceeded limit of 1 with 2 series")),
+                    rule(
+                        RuleKind::Recording,
+                        "job:bad",
+                        Health::Err,
+                        Some("exceeded limit of 1 with 2 series"),
+                    ),
                 ],
             ),
-            g("alerts", "/etc/rules/a.yml", vec![rule(RuleKind::Alerting, "Down", Health::Unknown, None)]),
+            g(
+                "alerts",
+                "/etc/rules/a.yml",
+                vec![rule(RuleKind::Alerting, "Down", Health::Unknown, None)],
+            ),
         ]
     }
 
@@ -502,7 +544,10 @@ mod tests {
         assert!(r.get("lastError").is_none());
         assert_eq!(r["lastEvaluation"], "2023-11-14T22:13:20.12Z");
         assert_eq!(g["rules"][1]["health"], "err");
-        assert_eq!(g["rules"][1]["lastError"], "exceeded limit of 1 with 2 series");
+        assert_eq!(
+            g["rules"][1]["lastError"],
+            "exceeded limit of 1 with 2 series"
+        );
         let a = &v["groups"][1]["rules"][0];
         assert_eq!(a["type"], "alerting");
         assert_eq!(a["state"], "inactive");
@@ -521,24 +566,76 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .flat_map(|g| g["rules"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap().to_string()))
+                .flat_map(|g| {
+                    g["rules"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r["name"].as_str().unwrap().to_string())
+                })
                 .collect()
         };
         let f = |kind: Option<&str>, rn: &[&str], rg: &[&str], file: &[&str]| {
-            RulesFilter::parse(kind, rn.iter().copied(), rg.iter().copied(), file.iter().copied(), None).unwrap()
+            RulesFilter::parse(
+                kind,
+                rn.iter().copied(),
+                rg.iter().copied(),
+                file.iter().copied(),
+                None,
+            )
+            .unwrap()
         };
-        assert_eq!(names(f(None, &[], &[], &[])), ["job:up:sum", "job:bad", "Down"]);
-        assert_eq!(names(f(Some("record"), &[], &[], &[])), ["job:up:sum", "job:bad"]);
+        assert_eq!(
+            names(f(None, &[], &[], &[])),
+            ["job:up:sum", "job:bad", "Down"]
+        );
+        assert_eq!(
+            names(f(Some("record"), &[], &[], &[])),
+            ["job:up:sum", "job:bad"]
+        );
         assert_eq!(names(f(Some("alert"), &[], &[], &[])), ["Down"]);
         assert_eq!(names(f(None, &["job:bad"], &[], &[])), ["job:bad"]);
         assert_eq!(names(f(None, &[], &["alerts"], &[])), ["Down"]);
-        assert_eq!(names(f(None, &[], &[], &["/etc/rules/node.yml"])), ["job:up:sum", "job:bad"]);
+        assert_eq!(
+            names(f(None, &[], &[], &["/etc/rules/node.yml"])),
+            ["job:up:sum", "job:bad"]
+        );
         assert!(names(f(Some("alert"), &[], &["node"], &[])).is_empty());
-        let err = RulesFilter::parse(Some("both"), [].into_iter(), [].into_iter(), [].into_iter(), None).unwrap_err();
-        assert_eq!(err, "invalid parameter \"type\": not supported value \"both\"");
-        assert!(RulesFilter::parse(None, [].into_iter(), [].into_iter(), [].into_iter(), Some("maybe")).is_err());
-        let ex = RulesFilter::parse(None, [].into_iter(), [].into_iter(), [].into_iter(), Some("true")).unwrap();
-        assert!(rules_json(&groups, &ex)["groups"][1]["rules"][0].get("alerts").is_none());
+        let err = RulesFilter::parse(
+            Some("both"),
+            [].into_iter(),
+            [].into_iter(),
+            [].into_iter(),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "invalid parameter \"type\": not supported value \"both\""
+        );
+        assert!(
+            RulesFilter::parse(
+                None,
+                [].into_iter(),
+                [].into_iter(),
+                [].into_iter(),
+                Some("maybe")
+            )
+            .is_err()
+        );
+        let ex = RulesFilter::parse(
+            None,
+            [].into_iter(),
+            [].into_iter(),
+            [].into_iter(),
+            Some("true"),
+        )
+        .unwrap();
+        assert!(
+            rules_json(&groups, &ex)["groups"][1]["rules"][0]
+                .get("alerts")
+                .is_none()
+        );
     }
 
     #[test]

@@ -141,7 +141,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     })
 }
 
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// Every flag of `serve` with its value (given or default), as
+/// `/api/v1/status/flags` lists them.
+pub fn flag_values(m: &clap::ArgMatches) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for id in m.ids() {
+        let id = id.as_str();
+        if let Ok(Some(vals)) = m.try_get_raw(id) {
+            let v: Vec<String> = vals.map(|v| v.to_string_lossy().into_owned()).collect();
+            out.push((id.to_string(), v.join(",")));
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn run(args: ServeArgs, flags: Vec<(String, String)>) -> anyhow::Result<()> {
     init_logging(&args.log_format);
     let (cpus, source) = cpu::detect(args.cpus);
     let shards = match args.shards {
@@ -165,10 +180,10 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
-    runtime.block_on(serve(args, cpus, shards))
+    runtime.block_on(serve(args, cpus, shards, flags))
 }
 
-async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, cpus: usize, shards: usize, flags: Vec<(String, String)>) -> anyhow::Result<()> {
     let opts = HttpOptions {
         decode_limits: DecodeLimits {
             max_compressed_bytes: args.ingest_max_request_bytes,
@@ -199,7 +214,7 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize) -> anyhow::Result<()
     if let Some(p) = relabel.path() {
         info!(file = %p.display(), rules = relabel.rule_count(), "ingest relabel config loaded");
     }
-    let state = Arc::new(AppState::new(opts, cpus, engine, relabel));
+    let state = Arc::new(AppState::new(opts, cpus, engine, relabel, flags));
     spawn_sighup_reloader(state.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

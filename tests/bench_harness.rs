@@ -153,7 +153,6 @@ async fn short_ingest_with_churn_has_no_failures_and_server_lists_every_generate
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Tessera's WAL replay (durability contract); run with --ignored once it lands"]
 async fn restart_mode_finds_every_acknowledged_sample_after_kill_9() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use tessera_query::rules::file::{expand_patterns, load_file};
 use tessera_query::rules::RuleKind;
+use tessera_query::rules::file::{expand_patterns, load_file};
 
 #[test]
 fn shipped_rule_files_load_without_errors() {
@@ -15,7 +15,12 @@ fn shipped_rule_files_load_without_errors() {
         let groups = load_file(&f).unwrap_or_else(|e| panic!("{e}"));
         assert!(!groups.is_empty(), "{}: no groups", f.display());
         for g in &groups {
-            assert!(!g.rules.is_empty(), "{}: group {} is empty", f.display(), g.name);
+            assert!(
+                !g.rules.is_empty(),
+                "{}: group {} is empty",
+                f.display(),
+                g.name
+            );
             assert!(
                 g.rules.iter().all(|r| r.kind == RuleKind::Recording),
                 "{}: group {} has alerting rules, which Tessera does not evaluate",

@@ -31,7 +31,11 @@ fn write_up(db: &Db, job: &str, instance: &str, end: i64, value: impl Fn(i64) ->
 /// Raw samples of the series named `name`, by label set.
 fn stored(db: &Db, name: &str) -> Vec<(Labels, Vec<Sample>)> {
     let mut v: Vec<_> = db
-        .select(&[Matcher::equal("__name__", name)], i64::MIN / 2, i64::MAX / 2)
+        .select(
+            &[Matcher::equal("__name__", name)],
+            i64::MIN / 2,
+            i64::MAX / 2,
+        )
         .into_iter()
         .map(|s| (s.labels, s.samples))
         .collect();
@@ -41,7 +45,12 @@ fn stored(db: &Db, name: &str) -> Vec<(Labels, Vec<Sample>)> {
 
 fn instant(db: &Db, q: &str, t: i64) -> Vec<(Labels, f64)> {
     let r = Engine::default()
-        .instant_query(db, q, t, &QueryContext::new(std::time::Duration::from_secs(10)))
+        .instant_query(
+            db,
+            q,
+            t,
+            &QueryContext::new(std::time::Duration::from_secs(10)),
+        )
         .unwrap();
     let Value::Vector(v) = r.value else {
         panic!("{q}: not a vector")
@@ -95,14 +104,21 @@ fn recorded_series_equal_the_expression_evaluated_ad_hoc() {
         }
         let rates = instant(&db, "job:up:rate1m", t);
         let want_rates = instant(&db, "sum by (job) (rate(up[1m]))", t);
-        assert_eq!(rates.iter().map(|r| r.1).collect::<Vec<_>>(), want_rates.iter().map(|r| r.1).collect::<Vec<_>>());
+        assert_eq!(
+            rates.iter().map(|r| r.1).collect::<Vec<_>>(),
+            want_rates.iter().map(|r| r.1).collect::<Vec<_>>()
+        );
     }
     // Exactly one sample per slot, at the slot.
     for (_, s) in stored(&db, "job:up:sum") {
         assert_eq!(s.iter().map(|p| p.t).collect::<Vec<_>>(), slots);
     }
     let st = g.status();
-    assert!(st.rules.iter().all(|r| r.health == Health::Ok && r.last_error.is_none()));
+    assert!(
+        st.rules
+            .iter()
+            .all(|r| r.health == Health::Ok && r.last_error.is_none())
+    );
     assert_eq!(st.last_slot_ms, Some(*slots.last().unwrap()));
     assert_eq!(st.counters.rule_evaluations, 24);
     assert_eq!(st.rules[0].query, "sum by (job) (up)");
@@ -113,7 +129,9 @@ fn vanished_output_series_get_a_staleness_marker_at_the_next_evaluation() {
     let db = Db::in_memory(2);
     // Instance b is up until 3m, then down: `up == 1` stops returning it.
     write_up(&db, "api", "a", 10 * MIN, |_| 1.0);
-    write_up(&db, "api", "b", 10 * MIN, |t| if t < 3 * MIN { 1.0 } else { 0.0 });
+    write_up(&db, "api", "b", 10 * MIN, |t| {
+        if t < 3 * MIN { 1.0 } else { 0.0 }
+    });
     let g = group("groups:\n- name: g\n  rules:\n  - record: up:healthy\n    expr: up == 1\n");
     let engine = Engine::default();
     for t in [MIN, 2 * MIN, 4 * MIN, 5 * MIN] {
@@ -123,11 +141,17 @@ fn vanished_output_series_get_a_staleness_marker_at_the_next_evaluation() {
     let got = stored(&db, "up:healthy");
     assert_eq!(got.len(), 2);
     let (a, b) = (&got[0].1, &got[1].1);
-    assert_eq!(a.iter().map(|s| s.t).collect::<Vec<_>>(), vec![MIN, 2 * MIN, 4 * MIN, 5 * MIN]);
+    assert_eq!(
+        a.iter().map(|s| s.t).collect::<Vec<_>>(),
+        vec![MIN, 2 * MIN, 4 * MIN, 5 * MIN]
+    );
     assert!(a.iter().all(|s| s.v == 1.0));
     // b: two real samples, one marker at the first evaluation without it,
     // nothing after (a marker is written once).
-    assert_eq!(b.iter().map(|s| s.t).collect::<Vec<_>>(), vec![MIN, 2 * MIN, 4 * MIN]);
+    assert_eq!(
+        b.iter().map(|s| s.t).collect::<Vec<_>>(),
+        vec![MIN, 2 * MIN, 4 * MIN]
+    );
     assert!(is_stale_nan(b[2].v), "{b:?}");
     // Queries stop seeing it at once rather than after the 5m lookback.
     assert_eq!(instant(&db, "up:healthy", 4 * MIN + 30_000).len(), 1);
@@ -150,7 +174,10 @@ fn limit_fails_the_whole_rule_and_stores_nothing() {
     assert_eq!(stored(&db, "per_job").len(), 1);
     let st = g.status();
     assert_eq!(st.rules[0].health, Health::Err);
-    assert_eq!(st.rules[0].last_error.as_deref(), Some("exceeded limit of 2 with 3 series"));
+    assert_eq!(
+        st.rules[0].last_error.as_deref(),
+        Some("exceeded limit of 2 with 3 series")
+    );
     assert_eq!(st.rules[1].health, Health::Ok);
     assert_eq!(st.counters.rule_failures, 1);
 }
@@ -195,12 +222,21 @@ fn scalar_results_become_one_series_and_alerting_rules_are_skipped() {
     assert_eq!((r.rules_evaluated, r.failures), (1, 0));
     let got = stored(&db, "answer");
     assert_eq!(got.len(), 1);
-    assert_eq!(got[0].0, series(&[("__name__", "answer"), ("kind", "constant")]));
+    assert_eq!(
+        got[0].0,
+        series(&[("__name__", "answer"), ("kind", "constant")])
+    );
     assert_eq!(got[0].1, vec![Sample::new(MIN, 42.0)]);
     assert!(stored(&db, "ALERTS").is_empty());
     let st = g.status();
     assert_eq!(st.rules[0].health, Health::Unknown);
-    assert!(st.rules[0].last_error.as_deref().unwrap().contains("not supported"));
+    assert!(
+        st.rules[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("not supported")
+    );
 }
 
 #[test]

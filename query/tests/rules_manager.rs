@@ -28,13 +28,18 @@ fn start(path: &Path, clock: &Arc<ManualClock>, db: &Arc<Db>) -> Run {
     let (tx, rx) = channel();
     let tx = std::sync::Mutex::new(tx);
     let (m, _) = RuleManager::load(opts, Engine::default()).expect("load rules");
-    let m = m.with_clock(clock.clone()).with_observer(Arc::new(move |r: &EvalReport| {
-        let _ = tx.lock().unwrap().send(r.clone());
-    }));
+    let m = m
+        .with_clock(clock.clone())
+        .with_observer(Arc::new(move |r: &EvalReport| {
+            let _ = tx.lock().unwrap().send(r.clone());
+        }));
     let groups = m.groups().len();
     m.start(db.clone()).unwrap();
     // Each group thread has computed its schedule once it sleeps.
-    assert!(clock.wait_for_sleepers(groups, WAIT), "group threads did not start");
+    assert!(
+        clock.wait_for_sleepers(groups, WAIT),
+        "group threads did not start"
+    );
     Run {
         manager: m,
         reports: rx,
@@ -115,7 +120,10 @@ fn an_overrun_skips_to_the_latest_slot_and_counts_missed_iterations() {
     let r = run.reports.recv_timeout(WAIT).unwrap();
     assert_eq!((r.slot_ms, r.missed), (s1 + 3 * i, 2));
     let st = &run.manager.groups()[0];
-    assert_eq!((st.counters.iterations, st.counters.iterations_missed), (4, 2));
+    assert_eq!(
+        (st.counters.iterations, st.counters.iterations_missed),
+        (4, 2)
+    );
     assert_eq!(st.last_evaluation_ms, Some(s1 + 3 * i + 1));
 }
 
@@ -200,7 +208,10 @@ fn removed_group_series_are_marked_stale_two_intervals_later() {
             assert!(is_stale_nan(one[1].v) && one[1].t == s1 + 1, "{one:?}");
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "no staleness marker: {one:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no staleness marker: {one:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -216,13 +227,23 @@ fn glob_patterns_load_every_matching_file_and_alerts_are_reported() {
     .unwrap();
     std::fs::write(dir.path().join("c.txt"), "not yaml: [").unwrap();
     let opts = ManagerOptions {
-        patterns: vec![format!("{}/*.yml", dir.path().display()), "/nonexistent/*.yml".into()],
+        patterns: vec![
+            format!("{}/*.yml", dir.path().display()),
+            "/nonexistent/*.yml".into(),
+        ],
         ..Default::default()
     };
     let (m, summary) = RuleManager::load(opts, Engine::default()).unwrap();
-    assert_eq!((summary.files.len(), summary.groups, summary.recording_rules), (2, 2, 2));
+    assert_eq!(
+        (summary.files.len(), summary.groups, summary.recording_rules),
+        (2, 2, 2)
+    );
     assert_eq!(summary.alerting_rules.len(), 1);
-    assert!(summary.alerting_rules[0].contains("alert \"A\""), "{:?}", summary.alerting_rules);
+    assert!(
+        summary.alerting_rules[0].contains("alert \"A\""),
+        "{:?}",
+        summary.alerting_rules
+    );
     // Same group name in two files is allowed.
     let groups = m.groups();
     assert_eq!(groups.len(), 2);

@@ -12,6 +12,7 @@ mod query;
 mod read;
 mod selector;
 mod status;
+mod tsdb_status;
 mod write;
 
 use std::sync::{Arc, OnceLock};
@@ -61,6 +62,8 @@ pub struct AppState {
     pub engine: tessera_query::Engine,
     pub relabel: tessera_ingest::relabel::IngestRelabel,
     pub admission: admission::Admission,
+    /// Every `serve` flag with its value, for `/api/v1/status/flags`.
+    pub flags: Vec<(String, String)>,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ impl AppState {
         cpus: usize,
         engine: tessera_query::Engine,
         relabel: tessera_ingest::relabel::IngestRelabel,
+        flags: Vec<(String, String)>,
     ) -> Self {
         let start_time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -87,6 +91,7 @@ impl AppState {
             cpus,
             engine,
             relabel,
+            flags,
         }
     }
 
@@ -113,6 +118,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/metadata", get(metadata::metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/queries", get(status::running_queries))
+        .route("/api/v1/status/tsdb", get(tsdb_status::tsdb))
+        .route("/api/v1/status/runtimeinfo", get(tsdb_status::runtimeinfo))
+        .route("/api/v1/status/flags", get(tsdb_status::flags))
         .route("/-/healthy", get(status::healthy))
         .route("/-/ready", get(status::ready))
         .route("/-/reload", post(status::reload).put(status::reload))

@@ -23,5 +23,8 @@ pub async fn api_rules(req: Request<Body>) -> Response {
         Ok(f) => f,
         Err(e) => return ApiError::bad_data(e).into_response(),
     };
-    success(crate::rules::rules_json(&crate::rules::groups(), &filter), &[])
+    success(
+        crate::rules::rules_json(&crate::rules::groups(), &filter),
+        &[],
+    )
 }

@@ -30,7 +30,10 @@ pub fn encode_query(path: &str) -> String {
         .split('&')
         .map(|kv| kv.split_once('=').unwrap_or((kv, "")))
         .collect();
-    format!("{p}?{}", serde_urlencoded::to_string(pairs).expect("encode query"))
+    format!(
+        "{p}?{}",
+        serde_urlencoded::to_string(pairs).expect("encode query")
+    )
 }
 
 /// A `tessera serve` child process, killed on drop.
@@ -144,10 +147,16 @@ pub fn post_raw(url: &str, body: &[u8]) -> (u16, String) {
 }
 
 pub fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
-    let mut r = agent().post(url).send_form(form.iter().copied()).expect("POST form");
+    let mut r = agent()
+        .post(url)
+        .send_form(form.iter().copied())
+        .expect("POST form");
     let status = r.status().as_u16();
     let body = r.body_mut().read_to_string().unwrap_or_default();
-    (status, serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
 }
 
 pub fn snappy(b: &[u8]) -> Vec<u8> {
@@ -191,7 +200,9 @@ pub fn have(bin: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!("SKIPPED: {bin} is not installed (scripts/test installs it: apt-get install prometheus prometheus-node-exporter)");
+        eprintln!(
+            "SKIPPED: {bin} is not installed (scripts/test installs it: apt-get install prometheus prometheus-node-exporter)"
+        );
     }
     ok
 }

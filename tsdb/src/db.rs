@@ -160,7 +160,7 @@ impl Db {
                 });
                 continue;
             }
-            let wal = Wal::open(&shard_wal_dir(dir, i), opts.wal.clone())
+            let wal = Wal::open(&shard_wal_dir(dir, i), opts.wal)
                 .map_err(|source| DbError::Wal { shard: i, source })?;
             syncers.push(wal.syncer());
             shards.push(Shard {

@@ -253,7 +253,8 @@ pub fn parse_rule_file(path: &Path, text: &str) -> Result<Vec<GroupConfig>, Rule
             .transpose()?;
         if interval_ms == Some(0) {
             return Err(group_err(
-                "interval must be greater than 0 (leave it out for --rules.evaluation-interval)".into(),
+                "interval must be greater than 0 (leave it out for --rules.evaluation-interval)"
+                    .into(),
             ));
         }
         let query_offset_ms = g
@@ -271,7 +272,11 @@ pub fn parse_rule_file(path: &Path, text: &str) -> Result<Vec<GroupConfig>, Rule
         for (i, r) in g.rules.unwrap_or_default().into_iter().enumerate() {
             let line = r.referenced.line();
             let r = r.value;
-            let rule_name = r.record.clone().or_else(|| r.alert.clone()).unwrap_or_default();
+            let rule_name = r
+                .record
+                .clone()
+                .or_else(|| r.alert.clone())
+                .unwrap_or_default();
             let rule =
                 validate_rule(r, &group_labels, line).map_err(|reason| RuleFileError::Rule {
                     path: path.to_path_buf(),
@@ -395,13 +400,17 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     let mut next_unit = 0;
     let mut total: i64 = 0;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(bad());
         }
         let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let pos = UNITS[next_unit..]
@@ -471,7 +480,13 @@ mod tests {
         assert_eq!(groups.len(), 2);
         let g = &groups[0];
         assert_eq!(
-            (g.name.as_str(), g.file.as_str(), g.interval_ms, g.query_offset_ms, g.limit),
+            (
+                g.name.as_str(),
+                g.file.as_str(),
+                g.interval_ms,
+                g.query_offset_ms,
+                g.limit
+            ),
             ("g1", "rules/x.yml", Some(30_000), Some(60_000), 10)
         );
         assert_eq!(g.line, 2);
@@ -480,7 +495,10 @@ mod tests {
         assert_eq!(r.name, "job:up:sum");
         assert_eq!(
             r.labels,
-            vec![("team".to_string(), "ml".to_string()), ("tier".to_string(), "1".to_string())]
+            vec![
+                ("team".to_string(), "ml".to_string()),
+                ("tier".to_string(), "1".to_string())
+            ]
         );
         assert_eq!(g.rules[1].kind, RuleKind::Alerting);
         assert_eq!(g.rules[1].for_ms, 300_000);
@@ -507,14 +525,26 @@ mod tests {
             &rule("record: 'bad name'\n    expr: up"),
             "rule file rules/x.yml:4: group \"g\", rule 1 (\"bad name\"): invalid recording rule name: bad name",
         );
-        f(&rule("record: x\n    expr: sum(("), "group \"g\", rule 1 (\"x\"): could not parse expression");
-        f(&rule("record: x"), "rule 1 (\"x\"): field 'expr' must be set in rule");
-        f(&rule("expr: up"), "rule 1 (\"\"): one of 'record' or 'alert' must be set");
+        f(
+            &rule("record: x\n    expr: sum(("),
+            "group \"g\", rule 1 (\"x\"): could not parse expression",
+        );
+        f(
+            &rule("record: x"),
+            "rule 1 (\"x\"): field 'expr' must be set in rule",
+        );
+        f(
+            &rule("expr: up"),
+            "rule 1 (\"\"): one of 'record' or 'alert' must be set",
+        );
         f(
             &rule("record: x\n    alert: y\n    expr: up"),
             "only one of 'record' and 'alert' must be set",
         );
-        f(&rule("record: x\n    expr: up\n    for: 5m"), "invalid field 'for' in recording rule");
+        f(
+            &rule("record: x\n    expr: up\n    for: 5m"),
+            "invalid field 'for' in recording rule",
+        );
         f(
             &rule("record: x\n    expr: up\n    annotations: {a: b}"),
             "invalid field 'annotations' in recording rule",
@@ -523,21 +553,51 @@ mod tests {
             &rule("record: x\n    expr: up\n    keep_firing_for: 5m"),
             "invalid field 'keep_firing_for' in recording rule",
         );
-        f(&rule("record: x\n    expr: up\n    labels: {'a-b': c}"), "invalid label name: a-b");
-        f(&rule("record: x\n    expr: up\n    labels: {__name__: c}"), "invalid label name: __name__");
-        f(&rule("alert: A\n    expr: up\n    annotations: {'1x': c}"), "invalid annotation name: 1x");
-        f(&rule("alert: A\n    expr: up\n    for: soon"), "for: not a valid duration string");
+        f(
+            &rule("record: x\n    expr: up\n    labels: {'a-b': c}"),
+            "invalid label name: a-b",
+        );
+        f(
+            &rule("record: x\n    expr: up\n    labels: {__name__: c}"),
+            "invalid label name: __name__",
+        );
+        f(
+            &rule("alert: A\n    expr: up\n    annotations: {'1x': c}"),
+            "invalid annotation name: 1x",
+        );
+        f(
+            &rule("alert: A\n    expr: up\n    for: soon"),
+            "for: not a valid duration string",
+        );
         f(&rule("record: x\n    expr: up\n    bogus: 1"), "bogus");
         f(
             "groups:\n- name: g\n  rules: []\n- name: g\n  rules: []\n",
             "rule file rules/x.yml:4: group \"g\": groupname: \"g\" is repeated in the same file",
         );
-        f("groups:\n- rules: []\n", "group \"\": Groupname must not be empty");
-        f("groups:\n- name: g\n  interval: 1.5m\n", "group \"g\": interval: not a valid duration string");
-        f("groups:\n- name: g\n  interval: 0s\n", "interval must be greater than 0");
-        f("groups:\n- name: g\n  query_offset: x\n", "query_offset: not a valid duration string");
-        f("groups:\n- name: g\n  labels: {'a.b': c}\n", "group \"g\": invalid label name: a.b");
-        f("groups:\n- name: g\n  unknown: 1\n", "rule file rules/x.yml:");
+        f(
+            "groups:\n- rules: []\n",
+            "group \"\": Groupname must not be empty",
+        );
+        f(
+            "groups:\n- name: g\n  interval: 1.5m\n",
+            "group \"g\": interval: not a valid duration string",
+        );
+        f(
+            "groups:\n- name: g\n  interval: 0s\n",
+            "interval must be greater than 0",
+        );
+        f(
+            "groups:\n- name: g\n  query_offset: x\n",
+            "query_offset: not a valid duration string",
+        );
+        f(
+            "groups:\n- name: g\n  labels: {'a.b': c}\n",
+            "group \"g\": invalid label name: a.b",
+        );
+        f(
+            "groups:\n- name: g\n  unknown: 1\n",
+            "rule file rules/x.yml:",
+        );
         f("group:\n- name: g\n", "rule file rules/x.yml:");
         f("groups:\n- name: g\n  name: h\n", "rule file rules/x.yml:");
         f("groups: [\n", "rule file rules/x.yml:");
@@ -566,9 +626,21 @@ mod tests {
             assert_eq!(a.same_definition(b), want, "{text}");
         };
         f(base, true);
-        f("groups:\n- name: g\n  interval: 1m\n  rules:\n  - record: a\n    expr: up\n", false);
-        f("groups:\n- name: g\n  rules:\n  - record: a\n    expr: up + 0\n", false);
-        f("groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n    labels: {x: y}\n", false);
-        f("groups:\n- name: g\n  limit: 3\n  rules:\n  - record: a\n    expr: up\n", false);
+        f(
+            "groups:\n- name: g\n  interval: 1m\n  rules:\n  - record: a\n    expr: up\n",
+            false,
+        );
+        f(
+            "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up + 0\n",
+            false,
+        );
+        f(
+            "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n    labels: {x: y}\n",
+            false,
+        );
+        f(
+            "groups:\n- name: g\n  limit: 3\n  rules:\n  - record: a\n    expr: up\n",
+            false,
+        );
     }
 }

@@ -48,8 +48,7 @@ impl Health {
 }
 
 /// The message an alerting rule carries in `/api/v1/rules`.
-pub const ALERTING_UNSUPPORTED: &str =
-    "alerting rules are not supported by Tessera: this rule is listed but never evaluated; \
+pub const ALERTING_UNSUPPORTED: &str = "alerting rules are not supported by Tessera: this rule is listed but never evaluated; \
      evaluate it in Prometheus or Grafana alerting";
 
 #[derive(Debug, Default)]
@@ -155,7 +154,11 @@ pub struct RuleGroup {
 
 impl RuleGroup {
     /// A group with `interval`/`query_offset` resolved against the defaults.
-    pub fn new(config: GroupConfig, default_interval_ms: i64, default_query_offset_ms: i64) -> Self {
+    pub fn new(
+        config: GroupConfig,
+        default_interval_ms: i64,
+        default_query_offset_ms: i64,
+    ) -> Self {
         let interval_ms = config.interval_ms.unwrap_or(default_interval_ms).max(1);
         let query_offset_ms = config.query_offset_ms.unwrap_or(default_query_offset_ms);
         let slot_offset_ms = group_offset_ms(&config.file, &config.name, interval_ms);
@@ -209,7 +212,14 @@ impl RuleGroup {
     /// Evaluates every recording rule at `slot_ms` (an evaluation
     /// timestamp); `wall_ms` is the wall-clock start reported as
     /// `lastEvaluation`, `missed` the slots skipped before this one.
-    pub fn evaluate(&self, engine: &Engine, db: &Db, slot_ms: i64, wall_ms: i64, missed: u64) -> EvalReport {
+    pub fn evaluate(
+        &self,
+        engine: &Engine,
+        db: &Db,
+        slot_ms: i64,
+        wall_ms: i64,
+        missed: u64,
+    ) -> EvalReport {
         let _serial = self.eval_lock.lock();
         let started = Instant::now();
         let query_ts = slot_ms - self.query_offset_ms;
@@ -313,7 +323,10 @@ impl RuleGroup {
         }
         let limit = self.config.limit;
         if limit > 0 && vector.len() > limit {
-            return Err(format!("exceeded limit of {limit} with {} series", vector.len()));
+            return Err(format!(
+                "exceeded limit of {limit} with {} series",
+                vector.len()
+            ));
         }
         let current: HashSet<Labels> = vector.iter().map(|(l, _)| l.clone()).collect();
         let stale = [Sample::new(query_ts, stale_nan())];
@@ -326,7 +339,9 @@ impl RuleGroup {
             .iter()
             .map(|(l, s)| (l, s.as_slice()))
             .chain(gone.iter().map(|l| (*l, stale.as_slice())));
-        let stats = db.append_batch(batch).map_err(|e| format!("appending rule results: {e}"))?;
+        let stats = db
+            .append_batch(batch)
+            .map_err(|e| format!("appending rule results: {e}"))?;
         if let Some(why) = &stats.first_rejection {
             // Out-of-order or duplicate results are expected when a rule
             // overlaps another writer of the same series; Prometheus logs
@@ -415,7 +430,9 @@ impl RuleGroup {
             .map(|(r, s)| {
                 let (health, last_error) = match r.kind {
                     RuleKind::Alerting => (Health::Unknown, Some(ALERTING_UNSUPPORTED.to_string())),
-                    RuleKind::Recording => (s.health.unwrap_or(Health::Unknown), s.last_error.clone()),
+                    RuleKind::Recording => {
+                        (s.health.unwrap_or(Health::Unknown), s.last_error.clone())
+                    }
                 };
                 RuleStatus {
                     kind: r.kind,
@@ -450,7 +467,12 @@ impl RuleGroup {
 /// Appends a staleness marker at `ts` for each series. Rejections (a newer
 /// sample already there, e.g. the series moved to another group) are
 /// expected and ignored, as in Prometheus.
-pub(crate) fn append_stale_markers(db: &Db, series: &[Labels], ts: i64) -> Result<(), tessera_tsdb::DbError> {
+pub(crate) fn append_stale_markers(
+    db: &Db,
+    series: &[Labels],
+    ts: i64,
+) -> Result<(), tessera_tsdb::DbError> {
     let stale = [Sample::new(ts, stale_nan())];
-    db.append_batch(series.iter().map(|l| (l, stale.as_slice()))).map(|_| ())
+    db.append_batch(series.iter().map(|l| (l, stale.as_slice())))
+        .map(|_| ())
 }

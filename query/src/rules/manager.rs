@@ -95,7 +95,10 @@ impl RuleManager {
     /// Loads every file the patterns match; any invalid file is an error
     /// (refuse to start, as Prometheus does). Nothing runs until
     /// [`start`](Self::start).
-    pub fn load(opts: ManagerOptions, engine: Engine) -> Result<(RuleManager, LoadSummary), RuleFileError> {
+    pub fn load(
+        opts: ManagerOptions,
+        engine: Engine,
+    ) -> Result<(RuleManager, LoadSummary), RuleFileError> {
         let (configs, summary) = load_all(&opts.patterns)?;
         let m = RuleManager {
             engine,
@@ -149,14 +152,20 @@ impl RuleManager {
         Ok(())
     }
 
-    fn spawn(&self, group: Arc<RuleGroup>, stop: Arc<StopSignal>, db: Arc<Db>) -> std::io::Result<JoinHandle<()>> {
+    fn spawn(
+        &self,
+        group: Arc<RuleGroup>,
+        stop: Arc<StopSignal>,
+        db: Arc<Db>,
+    ) -> std::io::Result<JoinHandle<()>> {
         let engine = self.engine.clone();
         let clock = self.clock.clone();
         let observer = self.observer.clone();
         std::thread::Builder::new()
             .name("tessera-rules".into())
             .spawn(move || {
-                let mut schedule = Schedule::new(group.interval_ms(), group.slot_offset_ms(), clock.now_ms());
+                let mut schedule =
+                    Schedule::new(group.interval_ms(), group.slot_offset_ms(), clock.now_ms());
                 while clock.sleep_until(schedule.next_ms(), &stop) {
                     let now = clock.now_ms();
                     let Some(due) = schedule.poll(now) else {
@@ -200,15 +209,20 @@ impl RuleManager {
                     let group = Arc::new(fresh);
                     let stop = Arc::new(StopSignal::default());
                     let thread = match &db {
-                        Some(db) => Some(self.spawn(group.clone(), stop.clone(), db.clone()).map_err(|e| {
-                            RuleFileError::Read {
-                                path: PathBuf::from(group.file()),
-                                message: format!("starting the evaluation thread: {e}"),
-                            }
-                        })?),
+                        Some(db) => Some(
+                            self.spawn(group.clone(), stop.clone(), db.clone())
+                                .map_err(|e| RuleFileError::Read {
+                                    path: PathBuf::from(group.file()),
+                                    message: format!("starting the evaluation thread: {e}"),
+                                })?,
+                        ),
                         None => None,
                     };
-                    next.push(Running { group, stop, thread });
+                    next.push(Running {
+                        group,
+                        stop,
+                        thread,
+                    });
                 }
             }
         }
@@ -251,12 +265,22 @@ impl RuleManager {
 
     /// Snapshots of every group, in file and file order.
     pub fn groups(&self) -> Vec<GroupStatus> {
-        self.inner.lock().groups.iter().map(|r| r.group.status()).collect()
+        self.inner
+            .lock()
+            .groups
+            .iter()
+            .map(|r| r.group.status())
+            .collect()
     }
 
     /// The running groups themselves (tests, embedding).
     pub fn group_handles(&self) -> Vec<Arc<RuleGroup>> {
-        self.inner.lock().groups.iter().map(|r| r.group.clone()).collect()
+        self.inner
+            .lock()
+            .groups
+            .iter()
+            .map(|r| r.group.clone())
+            .collect()
     }
 
     /// Stops every group (graceful shutdown: no staleness markers, so a
@@ -284,9 +308,10 @@ fn load_all(patterns: &[String]) -> Result<(Vec<GroupConfig>, LoadSummary), Rule
             for r in &g.rules {
                 match r.kind {
                     RuleKind::Recording => summary.recording_rules += 1,
-                    RuleKind::Alerting => summary
-                        .alerting_rules
-                        .push(format!("{}: group {:?}, alert {:?}", g.file, g.name, r.name)),
+                    RuleKind::Alerting => summary.alerting_rules.push(format!(
+                        "{}: group {:?}, alert {:?}",
+                        g.file, g.name, r.name
+                    )),
                 }
             }
             configs.push(g);

@@ -212,7 +212,11 @@ mod tests {
     #[test]
     fn slots_are_aligned_to_interval_plus_offset() {
         let f = |now: i64, interval: i64, offset: i64, want: i64| {
-            assert_eq!(slot_at_or_before(now, interval, offset), want, "now={now} i={interval} o={offset}");
+            assert_eq!(
+                slot_at_or_before(now, interval, offset),
+                want,
+                "now={now} i={interval} o={offset}"
+            );
         };
         f(0, 60_000, 0, 0);
         f(59_999, 60_000, 0, 0);
@@ -239,7 +243,9 @@ mod tests {
 
     #[test]
     fn first_slot_is_strictly_after_start() {
-        let f = |now: i64, want: i64| assert_eq!(Schedule::new(60_000, 5_000, now).next_ms(), want, "{now}");
+        let f = |now: i64, want: i64| {
+            assert_eq!(Schedule::new(60_000, 5_000, now).next_ms(), want, "{now}")
+        };
         f(0, 5_000);
         f(5_000, 65_000); // exactly on a slot: that slot is not evaluated
         f(5_001, 65_000);
@@ -250,12 +256,30 @@ mod tests {
     fn poll_evaluates_each_slot_once_and_counts_missed_slots() {
         let mut s = Schedule::new(10_000, 0, 1_000);
         assert_eq!(s.poll(9_999), None);
-        assert_eq!(s.poll(10_000), Some(Due { slot_ms: 10_000, missed: 0 }));
+        assert_eq!(
+            s.poll(10_000),
+            Some(Due {
+                slot_ms: 10_000,
+                missed: 0
+            })
+        );
         assert_eq!(s.poll(10_500), None, "the same slot twice");
         // Woken late but within the next interval: still that slot.
-        assert_eq!(s.poll(25_000), Some(Due { slot_ms: 20_000, missed: 0 }));
+        assert_eq!(
+            s.poll(25_000),
+            Some(Due {
+                slot_ms: 20_000,
+                missed: 0
+            })
+        );
         // An evaluation overran two slots (30s, 40s): resume at 50s.
-        assert_eq!(s.poll(51_000), Some(Due { slot_ms: 50_000, missed: 2 }));
+        assert_eq!(
+            s.poll(51_000),
+            Some(Due {
+                slot_ms: 50_000,
+                missed: 2
+            })
+        );
         assert_eq!(s.next_ms(), 60_000);
     }
 

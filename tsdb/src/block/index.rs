@@ -34,8 +34,11 @@ pub(crate) struct ChunkMeta {
     pub(crate) max_t: i64,
     /// Byte offset of the chunk in the `chunks` file.
     pub(crate) offset: u64,
-    /// Chunk length in bytes, without its 4-byte CRC.
+    /// Stored length in bytes, without the 4-byte CRC.
     pub(crate) len: u32,
+    /// 0 when the chunk is stored whole; otherwise its timestamp column is
+    /// not stored with it but `ts_back` bytes before `offset`.
+    pub(crate) ts_back: u64,
 }
 
 /// Maps a file read-only. Blocks are never written after they are renamed
@@ -511,6 +514,7 @@ impl ChunkMetas<'_> {
         let o = uvarint(self.b, &mut self.pos)?;
         offset = if self.first { o } else { self.prev_end.checked_add(o)? };
         let len = u32::try_from(uvarint(self.b, &mut self.pos)?).ok()?;
+        let ts_back = uvarint(self.b, &mut self.pos)?;
         self.first = false;
         self.prev_max_t = max_t;
         self.prev_end = offset.checked_add(u64::from(len) + 4)?;
@@ -519,6 +523,7 @@ impl ChunkMetas<'_> {
             max_t,
             offset,
             len,
+            ts_back,
         })
     }
 

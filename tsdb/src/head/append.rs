@@ -88,10 +88,13 @@ impl Head {
         }
         self.postings.add_series(id);
         self.series.push(MemSeries::new(pairs.into_boxed_slice()));
-        if self.by_hash.contains_key(&hash) {
-            self.collisions.entry(hash).or_default().push(id);
-        } else {
-            self.by_hash.insert(hash, id);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(id);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(id);
+            }
         }
         (id, true)
     }

@@ -34,6 +34,8 @@ pub(crate) struct Head {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HeadStats {
     pub series: u64,
+    /// Chunks held (sealed plus open ones with samples).
+    pub chunks: u64,
     pub symbols: u64,
     pub heap_bytes: u64,
     pub min_t: Option<i64>,
@@ -45,9 +47,11 @@ impl Head {
         let mut min_t = None::<i64>;
         let mut max_t = None::<i64>;
         let mut heap = self.symbols.heap_bytes() + self.postings.heap_bytes();
+        let mut chunks = 0u64;
         heap += self.by_hash.capacity() * 16;
         for s in &self.series {
             heap += s.heap_bytes();
+            chunks += s.sealed.len() as u64 + (!s.open.is_empty()) as u64;
             if let Some(lo) = s.min_t() {
                 min_t = Some(min_t.map_or(lo, |m| m.min(lo)));
                 max_t = Some(max_t.map_or(s.last_t, |m| m.max(s.last_t)));
@@ -55,6 +59,7 @@ impl Head {
         }
         HeadStats {
             series: self.series.len() as u64,
+            chunks,
             symbols: self.symbols.len() as u64,
             heap_bytes: heap as u64,
             min_t,
