@@ -666,6 +666,33 @@ mod tests {
     }
 
     #[test]
+    fn flags_flatten_into_a_command_and_repeat() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cmd {
+            #[command(flatten)]
+            rules: RulesArgs,
+        }
+        let c = Cmd::try_parse_from([
+            "tessera",
+            "--rules.file",
+            "a.yml",
+            "--rules.file",
+            "rules/*.yml",
+            "--rules.evaluation-interval",
+            "15s",
+        ])
+        .unwrap();
+        assert_eq!(c.rules.rules_file, ["a.yml", "rules/*.yml"]);
+        assert_eq!(c.rules.evaluation_interval, Duration::from_secs(15));
+        assert_eq!(c.rules.query_offset, Duration::ZERO);
+        let d = Cmd::try_parse_from(["tessera"]).unwrap();
+        assert!(d.rules.rules_file.is_empty());
+        assert_eq!(d.rules.evaluation_interval, Duration::from_secs(60));
+        assert!(Cmd::try_parse_from(["tessera", "--rules.evaluation-interval", "0s"]).is_err());
+    }
+
+    #[test]
     fn flags_parse_prometheus_durations() {
         assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_interval("1m"), Ok(Duration::from_secs(60)));

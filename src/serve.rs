@@ -128,6 +128,9 @@ pub struct ServeArgs {
     #[arg(long = "api.default-window", default_value = "1d", value_parser = parse_duration)]
     api_default_window: Duration,
 
+    #[command(flatten)]
+    rules: crate::rules::RulesArgs,
+
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
     log_format: String,
@@ -215,6 +218,7 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize, flags: Vec<(String, 
         info!(file = %p.display(), rules = relabel.rule_count(), "ingest relabel config loaded");
     }
     let state = Arc::new(AppState::new(opts, cpus, engine, relabel, flags));
+    crate::rules::start(state.clone(), &args.rules)?;
     spawn_sighup_reloader(state.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -258,6 +262,7 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize, flags: Vec<(String, 
         Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
     }
     server.await.context("http server task")?.context("http server")?;
+    crate::rules::stop();
     if let Some(db) = state.db.get() {
         db.sync().context("syncing the WAL at shutdown")?;
     }

@@ -45,17 +45,28 @@ fn series(url: &str, matcher: &str) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
-#[test]
-fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
+/// A real Prometheus scraping itself (and node-exporter when installed),
+/// remote-writing into a real Tessera. Dropping it stops everything.
+struct Pair {
+    tessera: Tessera,
+    _prom: Proc,
+    _node: Option<Proc>,
+    _tmp: tempfile::TempDir,
+    prom_url: String,
+    tessera_url: String,
+    has_node: bool,
+}
+
+fn start_pair() -> Option<Pair> {
     if !have("prometheus") || !have("promtool") {
-        return;
+        return None;
     }
     let tessera = Tessera::start(&[]);
     let tmp = tempfile::tempdir().unwrap();
     let prom_port = free_port();
 
     let mut targets = vec![format!("          - job_name: prometheus\n            static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]")];
-    let _node = if have("prometheus-node-exporter") {
+    let node = if have("prometheus-node-exporter") {
         let port = free_port();
         let child = Command::new("prometheus-node-exporter")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -77,7 +88,7 @@ fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
     std::fs::write(&cfg_path, &config).unwrap();
     promtool(&["check", "config", cfg_path.to_str().unwrap()])
         .unwrap_or_else(|e| panic!("generated config is invalid: {e}\n{config}"));
-    let _prom = Proc(
+    let prom = Proc(
         Command::new("prometheus")
             .arg(format!("--config.file={}", cfg_path.display()))
             .arg(format!("--storage.tsdb.path={}", tmp.path().join("prom").display()))
@@ -90,18 +101,36 @@ fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
     let prom_url = format!("http://127.0.0.1:{prom_port}");
     let tessera_url = tessera.url("");
 
-    // Both sides keep growing for a while (new metrics appear after the
-    // first scrapes); wait until Tessera holds exactly what Prometheus holds.
+    Some(Pair {
+        has_node: node.is_some(),
+        tessera,
+        _prom: prom,
+        _node: node,
+        _tmp: tmp,
+        prom_url,
+        tessera_url,
+    })
+}
+
+/// Waits until Tessera holds exactly the metric names Prometheus holds.
+fn wait_in_sync(p: &Pair) -> (BTreeSet<String>, BTreeSet<String>) {
     let deadline = Instant::now() + Duration::from_secs(90);
     let (mut want, mut got) = (BTreeSet::new(), BTreeSet::new());
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_secs(2));
-        want = names(&prom_url);
-        got = names(&tessera_url);
+        want = names(&p.prom_url);
+        got = names(&p.tessera_url);
         if want.len() > 50 && want == got {
             break;
         }
     }
+    (want, got)
+}
+
+#[test]
+fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
+    let Some(p) = start_pair() else { return };
+    let (want, got) = wait_in_sync(&p);
     assert!(want.len() > 50, "Prometheus never scraped enough: {want:?}");
     assert_eq!(
         got, want,
@@ -111,15 +140,135 @@ fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
     );
     // The same series (all label pairs) for a sample of metrics.
     for m in ["up", "prometheus_build_info", "scrape_samples_scraped"] {
-        assert_eq!(series(&tessera_url, m), series(&prom_url, m), "series of {m}");
+        assert_eq!(series(&p.tessera_url, m), series(&p.prom_url, m), "series of {m}");
     }
-    if _node.is_some() {
+    if p.has_node {
         let m = "node_cpu_seconds_total";
-        let s = series(&tessera_url, m);
+        let s = series(&p.tessera_url, m);
         assert!(!s.is_empty(), "no node exporter series in Tessera");
-        assert_eq!(s, series(&prom_url, m));
+        assert_eq!(s, series(&p.prom_url, m));
     }
     // Metadata arrived too.
-    let md = tessera.data("/api/v1/metadata?metric=prometheus_http_requests_total");
+    let md = p.tessera.data("/api/v1/metadata?metric=prometheus_http_requests_total");
     assert_eq!(md["prometheus_http_requests_total"][0]["type"], "counter", "{md}");
+}
+
+/// One query's result as `metric labels -> [(t, v)]`, from `promtool -o json`.
+fn result_map(json: &str) -> std::collections::BTreeMap<String, Vec<(f64, f64)>> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let mut out = std::collections::BTreeMap::new();
+    for s in v.as_array().cloned().unwrap_or_default() {
+        let key = s["metric"].to_string();
+        let pts: Vec<serde_json::Value> = match (s.get("value"), s.get("values")) {
+            (Some(p), _) => vec![p.clone()],
+            (_, Some(ps)) => ps.as_array().cloned().unwrap_or_default(),
+            _ => vec![],
+        };
+        let parse = |p: &serde_json::Value| -> (f64, f64) {
+            let v = p[1].as_str().unwrap();
+            let v = match v {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                _ => v.parse().unwrap(),
+            };
+            (p[0].as_f64().unwrap(), v)
+        };
+        out.insert(key, pts.iter().map(parse).collect());
+    }
+    out
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs())
+}
+
+#[test]
+fn promql_answers_match_a_real_prometheus_on_the_same_data() {
+    let Some(p) = start_pair() else { return };
+    let started = Instant::now();
+    let (want, got) = wait_in_sync(&p);
+    assert_eq!(want, got, "Tessera never caught up with Prometheus");
+    // Remote write only ships samples scraped after it started; let both
+    // sides accumulate more history than the widest window used below.
+    while started.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let t = (now - 5).to_string();
+    let mut queries = vec![
+        "up",
+        "sum by (job) (up)",
+        "rate(prometheus_http_requests_total[30s])",
+        "sum by (handler) (rate(prometheus_http_requests_total[30s]))",
+        "increase(prometheus_http_requests_total[30s])",
+        "irate(process_cpu_seconds_total[30s])",
+        "delta(go_goroutines[30s])",
+        "deriv(go_memstats_heap_alloc_bytes[30s])",
+        "changes(go_goroutines[30s])",
+        "histogram_quantile(0.9, sum by (le) (rate(prometheus_http_request_duration_seconds_bucket[30s])))",
+        "prometheus_tsdb_head_series offset 5s",
+        "max_over_time(scrape_duration_seconds[20s:5s])",
+        "up * on (instance) group_left (version) prometheus_build_info",
+        "topk(3, scrape_samples_scraped)",
+        "quantile(0.5, scrape_duration_seconds)",
+        "stddev(scrape_duration_seconds)",
+        "count_values(\"v\", up)",
+        "label_replace(up, \"x\", \"$1\", \"job\", \"(.*)\")",
+        "absent(nonexistent_metric)",
+        "scrape_duration_seconds > bool 0.0001",
+        "go_goroutines / ignoring (job) group_left go_threads",
+    ];
+    if p.has_node {
+        queries.extend([
+            "avg by (instance) (rate(node_cpu_seconds_total{mode!=\"idle\"}[30s]))",
+            "count by (mode) (node_cpu_seconds_total)",
+            "node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes",
+            "sum(rate(node_network_receive_bytes_total{device!=\"lo\"}[30s])) by (instance)",
+        ]);
+    }
+    let mut compared = 0;
+    for q in &queries {
+        let run = |url: &str| {
+            promtool(&["query", "instant", "-o", "json", "--time", &t, url, q])
+                .unwrap_or_else(|e| panic!("{q} against {url}: {e}"))
+        };
+        let (want, got) = (result_map(&run(&p.prom_url)), result_map(&run(&p.tessera_url)));
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "series differ for {q}"
+        );
+        for (k, w) in &want {
+            let g = &got[k];
+            assert_eq!(g.len(), w.len(), "{q} {k}");
+            for (a, b) in g.iter().zip(w) {
+                assert_eq!(a.0, b.0, "timestamp differs for {q} {k}");
+                assert!(close(a.1, b.1), "{q} {k}: Tessera {} vs Prometheus {}", a.1, b.1);
+            }
+        }
+        compared += 1;
+    }
+    // Range queries: the same grid on both.
+    let start = (now - 25).to_string();
+    for q in ["rate(prometheus_http_requests_total[20s])", "sum by (job) (up)", "scrape_samples_scraped"] {
+        let run = |url: &str| {
+            promtool(&["query", "range", "-o", "json", "--start", &start, "--end", &t, "--step", "5s", url, q])
+                .unwrap_or_else(|e| panic!("{q} against {url}: {e}"))
+        };
+        let (want, got) = (result_map(&run(&p.prom_url)), result_map(&run(&p.tessera_url)));
+        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "series differ for {q}");
+        for (k, w) in &want {
+            let g = &got[k];
+            assert_eq!(g.len(), w.len(), "{q} {k}: points differ");
+            for (a, b) in g.iter().zip(w) {
+                assert_eq!(a.0, b.0, "{q} {k}");
+                assert!(close(a.1, b.1), "{q} {k} at {}: Tessera {} vs Prometheus {}", a.0, a.1, b.1);
+            }
+        }
+        compared += 1;
+    }
+    eprintln!("differential: {compared} queries match Prometheus");
 }

@@ -33,15 +33,18 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Polls `f` every 100ms until it returns `Some`, at most 15 s.
-fn eventually<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+/// Polls `f` every 100ms until it returns `Ok`, at most 15 s; on timeout
+/// panics with the last `Err` (what was seen instead).
+fn eventually<T>(what: &str, mut f: impl FnMut() -> Result<T, String>) -> T {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Some(v) = f() {
-            return v;
+        match f() {
+            Ok(v) => return v,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}; last seen: {seen}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -79,29 +82,32 @@ fn recording_rules_write_series_readable_through_the_query_api() {
     }
     assert_eq!(t.write(&request(ts)).0, 204);
 
+    // Wait for an evaluation after the write (one racing it may have seen
+    // part of the batch; the next slot, 1s later, sees all of it).
+    let want: Vec<(String, String, String)> = vec![
+        ("n1".into(), "tessera-rules".into(), "30".into()),
+        ("n2".into(), "tessera-rules".into(), "70".into()),
+    ];
     let result = eventually("the recorded series", || {
         let d = t.data("/api/v1/query?query=Hostname:DCGM_FI_DEV_GPU_UTIL:sum");
         let r = d["result"].as_array().cloned().unwrap_or_default();
-        (r.len() == 2).then_some(r)
+        let mut got: Vec<(String, String, String)> = r
+            .iter()
+            .map(|s| {
+                (
+                    s["metric"]["Hostname"].as_str().unwrap_or("").to_string(),
+                    s["metric"]["source"].as_str().unwrap_or("").to_string(),
+                    s["value"][1].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        got.sort();
+        if got == want {
+            Ok(r)
+        } else {
+            Err(format!("{got:?}"))
+        }
     });
-    let mut got: Vec<(String, String, String)> = result
-        .iter()
-        .map(|s| {
-            (
-                s["metric"]["Hostname"].as_str().unwrap().to_string(),
-                s["metric"]["source"].as_str().unwrap_or("").to_string(),
-                s["value"][1].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    got.sort();
-    assert_eq!(
-        got,
-        vec![
-            ("n1".into(), "tessera-rules".into(), "30".into()),
-            ("n2".into(), "tessera-rules".into(), "70".into()),
-        ]
-    );
     assert_eq!(
         result[0]["metric"]["__name__"],
         "Hostname:DCGM_FI_DEV_GPU_UTIL:sum"
@@ -109,7 +115,10 @@ fn recording_rules_write_series_readable_through_the_query_api() {
     // The second rule saw the first one's output.
     let x2 = eventually("the chained rule", || {
         let d = t.data("/api/v1/query?query=sum(Hostname:DCGM_FI_DEV_GPU_UTIL:sum_x2)");
-        d["result"][0]["value"][1].as_str().map(String::from)
+        match d["result"][0]["value"][1].as_str() {
+            Some("200") => Ok("200".to_string()),
+            _ => Err(d.to_string()),
+        }
     });
     assert_eq!(x2, "200");
 
@@ -117,7 +126,11 @@ fn recording_rules_write_series_readable_through_the_query_api() {
     let group = eventually("an evaluated group", || {
         let d = t.data("/api/v1/rules");
         let g = d["groups"][0].clone();
-        (g["rules"][0]["health"] == "ok" && g["rules"][1]["health"] == "ok").then_some(g)
+        if g["rules"][0]["health"] == "ok" && g["rules"][1]["health"] == "ok" {
+            Ok(g)
+        } else {
+            Err(d.to_string())
+        }
     });
     assert_eq!(group["name"], "gpu.node");
     assert_eq!(group["file"], rules.display().to_string());

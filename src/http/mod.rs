@@ -10,6 +10,7 @@ pub mod api;
 mod metadata;
 mod query;
 mod read;
+mod rules;
 mod selector;
 mod status;
 mod tsdb_status;
@@ -116,6 +117,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/labels", get(metadata::labels).post(metadata::labels))
         .route("/api/v1/label/{name}/values", get(metadata::label_values))
         .route("/api/v1/metadata", get(metadata::metadata))
+        .route("/api/v1/rules", get(rules::api_rules).post(rules::api_rules))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/queries", get(status::running_queries))
         .route("/api/v1/status/tsdb", get(tsdb_status::tsdb))
@@ -144,10 +146,11 @@ async fn account(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Re-reads the reloadable configuration (the ingest relabel file), as on
-/// SIGHUP and `POST /-/reload`. A bad file keeps the old rules in force.
+/// Re-reads the reloadable configuration (the ingest relabel file and the
+/// rule files), as on SIGHUP and `POST /-/reload`. A bad file keeps what was
+/// in force.
 pub fn reload(state: &AppState) -> Result<(), String> {
-    match state.relabel.reload() {
+    let relabel = match state.relabel.reload() {
         Ok(n) => {
             METRICS.relabel_reloads.inc(&["success"]);
             tracing::info!(rules = n, "reloaded the ingest relabel config");
@@ -158,6 +161,12 @@ pub fn reload(state: &AppState) -> Result<(), String> {
             tracing::error!(error = %e, "reload failed; the previous relabel rules stay in force");
             Err(e.to_string())
         }
+    };
+    let rules = crate::rules::reload();
+    match (relabel, rules) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        (Err(e), _) | (_, Err(e)) => Err(e),
     }
 }
 

@@ -465,7 +465,7 @@ mod tests {
 
     fn series(i: usize) -> Labels {
         Labels::from_pairs([
-            ("__name__", if i % 2 == 0 { "DCGM_FI_DEV_GPU_UTIL" } else { "node_load1" }),
+            ("__name__", if i.is_multiple_of(2) { "DCGM_FI_DEV_GPU_UTIL" } else { "node_load1" }),
             ("gpu", &*(i % 8).to_string()),
             ("Hostname", &*format!("node-{}", i / 8)),
         ])

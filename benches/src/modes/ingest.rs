@@ -184,6 +184,12 @@ pub async fn run(
     let wall = started.elapsed();
     pb.finish_and_clear();
     let (fleet, sent, min_ts, max_ts) = producer.join().expect("generator thread panicked");
+    // No round sent (`--rounds 0` or an immediate deadline): no bounds.
+    let (min_ts, max_ts) = if min_ts > max_ts {
+        (0, 0)
+    } else {
+        (min_ts, max_ts)
+    };
     let process = sampler.map(ProcSampler::finish);
     let mut t = std::mem::take(&mut *tally.lock().expect("tally lock"));
 

@@ -507,6 +507,20 @@ mod tests {
     }
 
     #[test]
+    fn unquoted_scalars_are_accepted_as_label_values_as_promtool_does() {
+        let g = parse(
+            "groups:\n- name: g\n  rules:\n  - record: x\n    expr: up\n    labels: {tier: 1, on: true, f: 1.5}\n",
+        )
+        .unwrap();
+        let labels: Vec<(&str, &str)> = g[0].rules[0]
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(labels, vec![("f", "1.5"), ("on", "true"), ("tier", "1")]);
+    }
+
+    #[test]
     fn empty_or_comment_only_file_has_no_groups() {
         for text in ["", "# nothing\n", "---\n", "groups:\n", "groups: []\n"] {
             assert!(parse(text).unwrap().is_empty(), "{text:?}");

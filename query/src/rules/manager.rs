@@ -208,16 +208,17 @@ impl RuleManager {
                     }
                     let group = Arc::new(fresh);
                     let stop = Arc::new(StopSignal::default());
-                    let thread = match &db {
-                        Some(db) => Some(
-                            self.spawn(group.clone(), stop.clone(), db.clone())
-                                .map_err(|e| RuleFileError::Read {
-                                    path: PathBuf::from(group.file()),
-                                    message: format!("starting the evaluation thread: {e}"),
-                                })?,
-                        ),
-                        None => None,
-                    };
+                    // A thread that cannot start leaves the group listed but
+                    // idle (health unknown) rather than abandoning the
+                    // half-applied reload.
+                    let thread = db.as_ref().and_then(|db| {
+                        self.spawn(group.clone(), stop.clone(), db.clone())
+                            .map_err(|e| {
+                                tracing::error!(group = %group.name(), file = %group.file(), error = %e,
+                                    "cannot start the rule group's evaluation thread");
+                            })
+                            .ok()
+                    });
                     next.push(Running {
                         group,
                         stop,

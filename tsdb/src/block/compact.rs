@@ -8,21 +8,31 @@
 
 use std::path::PathBuf;
 
+use super::BlockError;
 use super::meta::BlockMeta;
 use super::reader::{Block, SeriesChunks};
+use super::view::BlockChunk;
 use super::writer::{BlockOptions, BlockWriter};
-use super::BlockError;
 use crate::Sample;
-use crate::chunk::{ChunkIter, ChunkRef};
+use crate::chunk::ChunkIter;
 
 /// Merges `blocks` (any time ranges; overlapping ones are fine) into a new
 /// block at `out_dir`, re-encoding chunks with `opts`. A timestamp present
 /// in several inputs is kept once, with the value of the earliest block in
 /// `blocks` that has it. The output's level is one more than the inputs'
 /// highest, and its sources are the union of theirs.
-pub fn compact(blocks: &[&Block], out_dir: impl Into<PathBuf>, opts: BlockOptions) -> Result<BlockMeta, BlockError> {
+pub fn compact(
+    blocks: &[&Block],
+    out_dir: impl Into<PathBuf>,
+    opts: BlockOptions,
+) -> Result<BlockMeta, BlockError> {
     let mut w = BlockWriter::create(out_dir, opts)?;
-    let level = blocks.iter().map(|b| b.meta().compaction.level).max().unwrap_or(0) + 1;
+    let level = blocks
+        .iter()
+        .map(|b| b.meta().compaction.level)
+        .max()
+        .unwrap_or(0)
+        + 1;
     let sources = blocks
         .iter()
         .flat_map(|b| b.meta().compaction.sources.iter().cloned())
@@ -40,15 +50,12 @@ pub fn compact(blocks: &[&Block], out_dir: impl Into<PathBuf>, opts: BlockOption
         cursors.push(c);
     }
     let mut streams: Vec<Stream<'_>> = Vec::with_capacity(blocks.len());
-    loop {
-        let Some(min) = cursors
-            .iter()
-            .filter_map(|c| c.cur.as_ref().map(|s| &s.labels))
-            .min()
-            .cloned()
-        else {
-            break;
-        };
+    while let Some(min) = cursors
+        .iter()
+        .filter_map(|c| c.cur.as_ref().map(|s| &s.labels))
+        .min()
+        .cloned()
+    {
         streams.clear();
         for c in &mut cursors {
             if c.cur.as_ref().is_some_and(|s| s.labels == min) {
@@ -57,7 +64,12 @@ pub fn compact(blocks: &[&Block], out_dir: impl Into<PathBuf>, opts: BlockOption
                 c.advance()?;
             }
         }
-        w.add_series(&min, Merge { streams: &mut streams })?;
+        w.add_series(
+            &min,
+            Merge {
+                streams: &mut streams,
+            },
+        )?;
     }
     w.finish()
 }
@@ -73,7 +85,10 @@ impl Cursor<'_> {
     fn advance(&mut self) -> Result<(), BlockError> {
         self.cur = if self.next < self.block.series_count() {
             self.next += 1;
-            Some(self.block.series_chunks(self.next - 1, i64::MIN, i64::MAX)?)
+            Some(
+                self.block
+                    .series_chunks(self.next - 1, i64::MIN, i64::MAX)?,
+            )
         } else {
             None
         };
@@ -83,13 +98,13 @@ impl Cursor<'_> {
 
 /// The samples of one series in one block, with the next one peeked.
 struct Stream<'a> {
-    chunks: std::vec::IntoIter<ChunkRef<'a>>,
+    chunks: std::vec::IntoIter<BlockChunk<'a>>,
     it: Option<ChunkIter<'a>>,
     head: Option<(i64, f64)>,
 }
 
 impl<'a> Stream<'a> {
-    fn new(chunks: Vec<ChunkRef<'a>>) -> Self {
+    fn new(chunks: Vec<BlockChunk<'a>>) -> Self {
         let mut s = Stream {
             chunks: chunks.into_iter(),
             it: None,

@@ -135,8 +135,13 @@ impl Index {
         let mut ranges = [0..0, 0..0, 0..0, 0..0];
         for (i, r) in ranges.iter_mut().enumerate() {
             let at = i * 20;
-            let (off, len) = (u64_at(toc, at).unwrap_or(0), u64_at(toc, at + 8).unwrap_or(0));
-            let end = off.checked_add(len).filter(|&e| off >= HEADER_LEN as u64 && e <= toc_at as u64);
+            let (off, len) = (
+                u64_at(toc, at).unwrap_or(0),
+                u64_at(toc, at + 8).unwrap_or(0),
+            );
+            let end = off
+                .checked_add(len)
+                .filter(|&e| off >= HEADER_LEN as u64 && e <= toc_at as u64);
             let Some(end) = end else {
                 return Err(BlockError::corrupt(
                     &path,
@@ -238,11 +243,17 @@ impl Index {
         }
         let r = &self.symbols;
         let at = r.start + 4 + 4 * id as usize;
-        let (lo, hi) = (self.u32_in(r, at, "symbol offset")?, self.u32_in(r, at + 4, "symbol offset")?);
+        let (lo, hi) = (
+            self.u32_in(r, at, "symbol offset")?,
+            self.u32_in(r, at + 4, "symbol offset")?,
+        );
         let data = r.start + 4 + 4 * (self.n_symbols as usize + 1);
         let (lo, hi) = (data + lo as usize, data + hi as usize);
         if lo > hi || hi > r.end {
-            return Err(self.corrupt(at, format!("symbol {id} spans {lo}..{hi}, outside the section")));
+            return Err(self.corrupt(
+                at,
+                format!("symbol {id} spans {lo}..{hi}, outside the section"),
+            ));
         }
         std::str::from_utf8(&self.map[lo..hi])
             .map_err(|e| self.corrupt(lo + e.valid_up_to(), format!("symbol {id} is not UTF-8")))
@@ -262,7 +273,10 @@ impl Index {
             let off = self.u64_in(&r, at, "series offset")?;
             // Every entry takes at least 3 bytes (label count, chunk count, a chunk).
             if off < prev || (r.start as u64).saturating_add(off) >= r.end as u64 {
-                return Err(self.corrupt(at, format!("series {i} offset {off} is out of order or outside the section")));
+                return Err(self.corrupt(
+                    at,
+                    format!("series {i} offset {off} is out of order or outside the section"),
+                ));
             }
             prev = off + 1;
         }
@@ -272,7 +286,10 @@ impl Index {
     /// The bytes of series `id`'s entry.
     pub(crate) fn series_entry(&self, id: u32) -> Result<SeriesEntry<'_>, BlockError> {
         if id >= self.n_series {
-            return Err(self.corrupt(self.series.start, format!("series id {id} out of range ({} series)", self.n_series)));
+            return Err(self.corrupt(
+                self.series.start,
+                format!("series id {id} out of range ({} series)", self.n_series),
+            ));
         }
         let r = &self.series;
         let at = r.start + 4 + 8 * id as usize;
@@ -296,18 +313,27 @@ impl Index {
         for i in 0..n {
             let e = self.name_entry(i as usize)?;
             if prev_name.is_some_and(|p| p >= e.name) || e.name >= self.n_symbols {
-                return Err(self.corrupt(self.name_at(i as usize), "label names are not sorted symbol ids"));
+                return Err(self.corrupt(
+                    self.name_at(i as usize),
+                    "label names are not sorted symbol ids",
+                ));
             }
             prev_name = Some(e.name);
             let mut prev_value = None;
             for j in 0..e.len() {
                 let (v, p) = self.value_entry(&e, j)?;
                 if prev_value.is_some_and(|pv| pv >= v) || v >= self.n_symbols {
-                    return Err(self.corrupt(e.values_at + 16 * j, "label values are not sorted symbol ids"));
+                    return Err(self.corrupt(
+                        e.values_at + 16 * j,
+                        "label values are not sorted symbol ids",
+                    ));
                 }
                 prev_value = Some(v);
                 if p.end > self.postings.len() {
-                    return Err(self.corrupt(e.values_at + 16 * j, "postings lie outside the postings section"));
+                    return Err(self.corrupt(
+                        e.values_at + 16 * j,
+                        "postings lie outside the postings section",
+                    ));
                 }
             }
         }
@@ -356,7 +382,11 @@ impl Index {
 
     /// Value `j` of a name: its symbol and its postings' range relative to
     /// the postings section.
-    pub(crate) fn value_entry(&self, e: &NameEntry, j: usize) -> Result<(u32, Range<usize>), BlockError> {
+    pub(crate) fn value_entry(
+        &self,
+        e: &NameEntry,
+        j: usize,
+    ) -> Result<(u32, Range<usize>), BlockError> {
         let r = &self.labels;
         let at = e.values_at + 16 * j;
         let v = self.u32_in(r, at, "label value")?;
@@ -391,7 +421,13 @@ impl Index {
         let ids = RoaringBitmap::deserialize_from(bytes)
             .map_err(|e| self.corrupt(at, format!("postings do not decode: {e}")))?;
         if ids.max().is_some_and(|m| m >= self.n_series) {
-            return Err(self.corrupt(at, format!("postings name a series id beyond the {} series", self.n_series)));
+            return Err(self.corrupt(
+                at,
+                format!(
+                    "postings name a series id beyond the {} series",
+                    self.n_series
+                ),
+            ));
         }
         Ok(ids)
     }
@@ -450,7 +486,8 @@ impl<'a> SeriesEntry<'a> {
     pub(crate) fn labels(&self, idx: &Index) -> Result<Labels, BlockError> {
         let mut v = Vec::with_capacity(self.n_labels);
         for pair in self.label_ids() {
-            let (n, val) = pair.ok_or_else(|| idx.corrupt(self.at, "series entry: bad label ids"))?;
+            let (n, val) =
+                pair.ok_or_else(|| idx.corrupt(self.at, "series entry: bad label ids"))?;
             v.push(Label::new(idx.symbol(n)?, idx.symbol(val)?));
         }
         if !v.windows(2).all(|w| w[0].name < w[1].name) {
@@ -512,7 +549,11 @@ impl ChunkMetas<'_> {
         let span = uvarint(self.b, &mut self.pos)?;
         let max_t = min_t.checked_add_unsigned(span)?;
         let o = uvarint(self.b, &mut self.pos)?;
-        offset = if self.first { o } else { self.prev_end.checked_add(o)? };
+        offset = if self.first {
+            o
+        } else {
+            self.prev_end.checked_add(o)?
+        };
         let len = u32::try_from(uvarint(self.b, &mut self.pos)?).ok()?;
         let ts_back = uvarint(self.b, &mut self.pos)?;
         self.first = false;

@@ -39,6 +39,7 @@ mod index;
 mod meta;
 mod reader;
 mod retention;
+mod view;
 mod writer;
 
 #[cfg(test)]
@@ -51,7 +52,8 @@ pub use compact::compact;
 pub use meta::{BlockMeta, BlockStats, CompactionMeta};
 pub use reader::{Block, SeriesChunks};
 pub use retention::{block_dir_name, blocks_past_retention, cleanup_tmp, list_blocks};
-pub use writer::{BlockOptions, BlockWriter};
+pub use view::BlockChunk;
+pub use writer::{BlockOptions, BlockWriter, DEFAULT_MAX_CHUNK_SAMPLES, TS_DEDUP_BYTES};
 
 /// Block format version, in `meta.json` and the headers of `index` and
 /// `chunks`; readers reject any other.
@@ -110,8 +112,13 @@ pub enum BlockError {
     BadInput { dir: PathBuf, reason: String },
     #[error("block {dir} already exists; blocks are immutable, write to a new directory")]
     AlreadyExists { dir: PathBuf },
-    #[error("block writer {dir}: no series with samples were added, and an empty block is not written")]
+    #[error(
+        "block writer {dir}: no series with samples were added, and an empty block is not written"
+    )]
     Empty { dir: PathBuf },
+    /// A read stopped by its budget or stop signal (not damage).
+    #[error(transparent)]
+    Read(#[from] crate::read::ReadError),
 }
 
 impl BlockError {

@@ -8,11 +8,15 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 use roaring::RoaringBitmap;
 
-use super::index::{CHUNKS_MAGIC, ChunkMeta, HEADER_LEN, Index, SeriesEntry, check_header, map_file};
+use super::index::{
+    CHUNKS_MAGIC, ChunkMeta, HEADER_LEN, Index, SeriesEntry, check_header, map_file,
+};
 use super::meta::BlockMeta;
+use super::view::BlockChunk;
 use super::{BlockError, CHUNKS_FILE, INDEX_FILE};
 use crate::chunk::{ChunkIter, ChunkRef};
 use crate::matcher::{MatchOp, Matcher};
+use crate::read::{CHECK_EVERY, ReadControl};
 use crate::{Labels, Sample, SeriesSamples};
 
 /// An open, immutable block.
@@ -28,12 +32,15 @@ pub struct Block {
 /// merging querier (head + blocks) or compaction consumes.
 pub struct SeriesChunks<'a> {
     pub labels: Labels,
-    pub chunks: Vec<ChunkRef<'a>>,
+    pub chunks: Vec<BlockChunk<'a>>,
 }
 
 impl std::fmt::Debug for Block {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Block").field("dir", &self.dir).field("meta", &self.meta).finish()
+        f.debug_struct("Block")
+            .field("dir", &self.dir)
+            .field("meta", &self.meta)
+            .finish()
     }
 }
 
@@ -85,12 +92,14 @@ impl Block {
     }
 
     /// The chunk a reference points at, its CRC32C and header checked.
-    pub(crate) fn chunk(&self, m: &ChunkMeta) -> Result<ChunkRef<'_>, BlockError> {
+    pub(crate) fn chunk(&self, m: &ChunkMeta) -> Result<BlockChunk<'_>, BlockError> {
         let bad = |reason: String| BlockError::corrupt(&self.chunks_path, m.offset, reason);
         let start = usize::try_from(m.offset).map_err(|_| bad("offset overflows".into()))?;
         let end = start
             .checked_add(m.len as usize)
-            .filter(|&e| start >= HEADER_LEN && e + 4 <= self.chunks.len())
+            .filter(|&e| {
+                start >= HEADER_LEN && e.checked_add(4).is_some_and(|x| x <= self.chunks.len())
+            })
             .ok_or_else(|| {
                 bad(format!(
                     "chunk of {} bytes + CRC runs past the end of the {}-byte file",
@@ -100,11 +109,43 @@ impl Block {
             })?;
         let bytes = &self.chunks[start..end];
         let stored = u32::from_le_bytes(self.chunks[end..end + 4].try_into().expect("4 bytes"));
-        let crc = crc32c::crc32c(bytes);
-        if crc != stored {
-            return Err(bad(format!("chunk CRC32C {crc:#010x}, stored {stored:#010x}")));
-        }
-        let c = ChunkRef::new(bytes).map_err(|e| bad(e.to_string()))?;
+        let c = if m.ts_back == 0 {
+            let crc = crc32c::crc32c(bytes);
+            if crc != stored {
+                return Err(bad(format!(
+                    "chunk CRC32C {crc:#010x}, stored {stored:#010x}"
+                )));
+            }
+            BlockChunk::whole(ChunkRef::new(bytes).map_err(|e| bad(e.to_string()))?)
+        } else {
+            let Some((header, vals)) = bytes.split_at_checked(crate::chunk::HEADER_LEN) else {
+                return Err(bad(format!(
+                    "chunk of {} bytes is shorter than its header",
+                    m.len
+                )));
+            };
+            let ts_len = u32::from_le_bytes(header[24..28].try_into().expect("4 bytes")) as usize;
+            // The shared column lies in an earlier chunk, before this one.
+            let ts = usize::try_from(m.ts_back)
+                .ok()
+                .and_then(|back| start.checked_sub(back))
+                .filter(|&at| at >= HEADER_LEN && at.saturating_add(ts_len) <= start)
+                .map(|at| &self.chunks[at..at + ts_len])
+                .ok_or_else(|| {
+                    bad(format!(
+                        "shared timestamp column {} bytes back ({ts_len} bytes) is not inside an earlier chunk",
+                        m.ts_back
+                    ))
+                })?;
+            let crc =
+                crc32c::crc32c_append(crc32c::crc32c_append(crc32c::crc32c(header), ts), vals);
+            if crc != stored {
+                return Err(bad(format!(
+                    "chunk CRC32C {crc:#010x} (with its shared timestamps), stored {stored:#010x}"
+                )));
+            }
+            BlockChunk::split(header, ts, vals).map_err(bad)?
+        };
         if c.min_t() != m.min_t || c.max_t() != m.max_t {
             return Err(bad(format!(
                 "chunk covers {}..={} but the index says {}..={}",
@@ -212,21 +253,41 @@ impl Block {
     }
 
     /// Matching ids whose series has a sample bound inside `[mint, maxt]`
-    /// (the head's rule for listings: series-level bounds, not exact samples).
-    fn select_ids(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<RoaringBitmap, BlockError> {
+    /// (the head's rule: series-level bounds, not exact samples), checking
+    /// the stop signal while it filters.
+    fn select_ids(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<RoaringBitmap, BlockError> {
+        ctl.check()?;
         if !self.meta.overlaps(mint, maxt) {
             return Ok(RoaringBitmap::new());
         }
         let mut ids = self.postings(matchers)?;
-        if mint <= self.meta.min_time && self.meta.max_time <= maxt {
+        if self.within(mint, maxt) {
             return Ok(ids);
         }
         let mut err = None;
+        let mut seen = 0usize;
         ids.retain(|id| {
             if err.is_some() {
                 return false;
             }
-            match self.index.series_entry(id).and_then(|e| e.bounds(&self.index)) {
+            seen += 1;
+            if seen.is_multiple_of(CHECK_EVERY)
+                && let Err(e) = ctl.check()
+            {
+                err = Some(e.into());
+                return false;
+            }
+            match self
+                .index
+                .series_entry(id)
+                .and_then(|e| e.bounds(&self.index))
+            {
                 Ok((lo, hi)) => lo <= maxt && mint <= hi,
                 Err(e) => {
                     err = Some(e);
@@ -242,11 +303,19 @@ impl Block {
     }
 
     /// The chunks of series `id` overlapping `[mint, maxt]`, checked.
-    fn chunks_of<'b>(&'b self, e: &SeriesEntry<'_>, mint: i64, maxt: i64, out: &mut Vec<ChunkRef<'b>>) -> Result<(), BlockError> {
+    fn chunks_of<'b>(
+        &'b self,
+        e: &SeriesEntry<'_>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<BlockChunk<'b>>,
+    ) -> Result<(), BlockError> {
         let mut metas = e.chunks();
         let at = metas.entry_offset();
         for m in &mut metas {
-            let m = m.ok_or_else(|| BlockError::corrupt(&self.index.path, at, "series entry: bad chunk reference"))?;
+            let m = m.ok_or_else(|| {
+                BlockError::corrupt(&self.index.path, at, "series entry: bad chunk reference")
+            })?;
             if m.min_t > maxt {
                 break;
             }
@@ -259,14 +328,34 @@ impl Block {
 
     /// Series matching all `matchers` with their samples in `[mint, maxt]`
     /// (inclusive), sorted by labels; series with no sample in range are
-    /// omitted. The same contract as `Db::select`.
-    pub fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesSamples>, BlockError> {
+    /// omitted. The same contract as `Db::select`. Unbounded: see
+    /// [`select_with`](Self::select_with).
+    pub fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<SeriesSamples>, BlockError> {
+        self.select_with(matchers, mint, maxt, &ReadControl::unlimited())
+    }
+
+    /// [`select`](Self::select) under the budgets and stop signal of `ctl`,
+    /// counted as the head counts them (`Db::select_with`).
+    pub fn select_with(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<SeriesSamples>, BlockError> {
+        let ids = self.select_ids(matchers, mint, maxt, ctl)?;
+        ctl.add_series(ids.len() as usize)?;
         let mut out = Vec::new();
-        if !self.meta.overlaps(mint, maxt) {
-            return Ok(out);
-        }
         let mut chunks = Vec::new();
-        for id in &self.postings(matchers)? {
+        for (i, id) in ids.iter().enumerate() {
+            if i.is_multiple_of(CHECK_EVERY) {
+                ctl.check()?;
+            }
             let e = self.entry(id)?;
             chunks.clear();
             self.chunks_of(&e, mint, maxt, &mut chunks)?;
@@ -277,6 +366,7 @@ impl Block {
             for c in &chunks {
                 collect(c.iter(), mint, maxt, &mut samples);
             }
+            ctl.add_samples(samples.len())?;
             if !samples.is_empty() {
                 out.push(SeriesSamples {
                     labels: e.labels(&self.index)?,
@@ -287,16 +377,26 @@ impl Block {
         Ok(out)
     }
 
-    /// Like [`select`](Self::select) but returns the chunks overlapping the
-    /// range undecoded (they may hold samples outside it), for callers that
-    /// merge blocks with the head or stream.
-    pub fn select_chunks(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<SeriesChunks<'_>>, BlockError> {
+    /// Like [`select_with`](Self::select_with) but returns the chunks
+    /// overlapping the range undecoded (they may hold samples outside it),
+    /// for callers that merge blocks with the head or stream. Counts series
+    /// against `ctl`, and the samples of the chunks returned.
+    pub fn select_chunks(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<SeriesChunks<'_>>, BlockError> {
+        let ids = self.select_ids(matchers, mint, maxt, ctl)?;
+        ctl.add_series(ids.len() as usize)?;
         let mut out = Vec::new();
-        if !self.meta.overlaps(mint, maxt) {
-            return Ok(out);
-        }
-        for id in &self.postings(matchers)? {
+        for (i, id) in ids.iter().enumerate() {
+            if i.is_multiple_of(CHECK_EVERY) {
+                ctl.check()?;
+            }
             let s = self.series_chunks(id, mint, maxt)?;
+            ctl.add_samples(s.chunks.iter().map(|c| c.len()).sum())?;
             if !s.chunks.is_empty() {
                 out.push(s);
             }
@@ -305,7 +405,12 @@ impl Block {
     }
 
     /// Series `id`'s labels and chunks overlapping `[mint, maxt]`.
-    pub fn series_chunks(&self, id: u32, mint: i64, maxt: i64) -> Result<SeriesChunks<'_>, BlockError> {
+    pub fn series_chunks(
+        &self,
+        id: u32,
+        mint: i64,
+        maxt: i64,
+    ) -> Result<SeriesChunks<'_>, BlockError> {
         let e = self.entry(id)?;
         let mut chunks = Vec::new();
         self.chunks_of(&e, mint, maxt, &mut chunks)?;
@@ -316,44 +421,125 @@ impl Block {
     }
 
     /// Label sets of the matching series with a sample in range, sorted.
-    pub fn series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<Labels>, BlockError> {
-        let ids = self.select_ids(matchers, mint, maxt)?;
-        ids.iter().map(|id| self.entry(id)?.labels(&self.index)).collect()
+    /// Unbounded: see [`series_with`](Self::series_with).
+    pub fn series(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<Labels>, BlockError> {
+        Ok(self
+            .series_with(matchers, mint, maxt, 0, &ReadControl::unlimited())?
+            .0)
     }
 
-    /// Sorted, unique label names of the matching series.
-    pub fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, BlockError> {
+    /// [`series`](Self::series) under `ctl`, building at most `limit` label
+    /// sets (0: all); also returns how many series matched in all.
+    pub fn series_with(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        limit: usize,
+        ctl: &ReadControl<'_>,
+    ) -> Result<(Vec<Labels>, u64), BlockError> {
+        let ids = self.select_ids(matchers, mint, maxt, ctl)?;
+        let matched = ids.len();
+        let n = if limit == 0 {
+            matched as usize
+        } else {
+            limit.min(matched as usize)
+        };
+        // Count first: a call over the budget fails before building anything.
+        ctl.add_series(n)?;
+        let mut out = Vec::with_capacity(n);
+        for (i, id) in ids.iter().take(n).enumerate() {
+            if i.is_multiple_of(CHECK_EVERY) {
+                ctl.check()?;
+            }
+            out.push(self.entry(id)?.labels(&self.index)?);
+        }
+        Ok((out, matched))
+    }
+
+    /// Sorted, unique label names of the matching series. Unbounded: see
+    /// [`label_names_with`](Self::label_names_with).
+    pub fn label_names(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, BlockError> {
+        self.label_names_with(matchers, mint, maxt, &ReadControl::unlimited())
+    }
+
+    /// [`label_names`](Self::label_names) under `ctl`.
+    pub fn label_names_with(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<String>, BlockError> {
         let idx = &self.index;
-        let whole = mint <= self.meta.min_time && self.meta.max_time <= maxt;
-        if matchers.is_empty() && whole {
+        if matchers.is_empty() && self.within(mint, maxt) {
             // Names are stored sorted: no series is touched.
             return (0..idx.n_names())
                 .map(|i| Ok(idx.symbol(idx.name_entry(i)?.name)?.to_string()))
                 .collect();
         }
+        let ids = self.select_ids(matchers, mint, maxt, ctl)?;
+        ctl.add_series(ids.len() as usize)?;
         let mut names = BTreeSet::new();
-        for id in &self.select_ids(matchers, mint, maxt)? {
+        for (i, id) in ids.iter().enumerate() {
+            if i.is_multiple_of(CHECK_EVERY) {
+                ctl.check()?;
+            }
             let e = self.entry(id)?;
             for pair in e.label_ids() {
-                let (n, _) = pair.ok_or_else(|| BlockError::corrupt(&idx.path, e.file_offset(), "series entry: bad label ids"))?;
+                let (n, _) = pair.ok_or_else(|| {
+                    BlockError::corrupt(&idx.path, e.file_offset(), "series entry: bad label ids")
+                })?;
                 names.insert(n);
             }
         }
         // Symbol ids sort like their strings.
-        names.into_iter().map(|n| Ok(idx.symbol(n)?.to_string())).collect()
+        names
+            .into_iter()
+            .map(|n| Ok(idx.symbol(n)?.to_string()))
+            .collect()
     }
 
     /// Sorted, unique values of label `name` among the matching series.
-    pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<Vec<String>, BlockError> {
+    /// Unbounded: see [`label_values_with`](Self::label_values_with).
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Result<Vec<String>, BlockError> {
+        self.label_values_with(name, matchers, mint, maxt, &ReadControl::unlimited())
+    }
+
+    /// [`label_values`](Self::label_values) under `ctl`.
+    pub fn label_values_with(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<String>, BlockError> {
         let idx = &self.index;
         let Some(e) = idx.find_name(name)? else {
             return Ok(Vec::new());
         };
-        let whole = mint <= self.meta.min_time && self.meta.max_time <= maxt;
-        let ids = if matchers.is_empty() && whole {
+        let ids = if matchers.is_empty() && self.within(mint, maxt) {
             None
         } else {
-            let ids = self.select_ids(matchers, mint, maxt)?;
+            let ids = self.select_ids(matchers, mint, maxt, ctl)?;
+            ctl.add_series(ids.len() as usize)?;
             if ids.is_empty() {
                 return Ok(Vec::new());
             }
@@ -361,6 +547,9 @@ impl Block {
         };
         let mut out = Vec::new();
         for j in 0..e.len() {
+            if j.is_multiple_of(CHECK_EVERY) {
+                ctl.check()?;
+            }
             let (v, p) = idx.value_entry(&e, j)?;
             let hit = match &ids {
                 // Every stored value has at least one series.
@@ -372,6 +561,11 @@ impl Block {
             }
         }
         Ok(out)
+    }
+
+    /// True when the whole block lies inside `[mint, maxt]`.
+    fn within(&self, mint: i64, maxt: i64) -> bool {
+        mint <= self.meta.min_time && self.meta.max_time <= maxt
     }
 
     /// Reads every series entry and checks every chunk's CRC and header:

@@ -20,7 +20,10 @@ pub fn cleanup_tmp(dir: &Path) -> Result<usize, BlockError> {
     for e in std::fs::read_dir(dir).map_err(BlockError::io("read dir", dir))? {
         let e = e.map_err(BlockError::io("read dir", dir))?;
         let path = e.path();
-        let is_dir = e.file_type().map_err(BlockError::io("stat", &path))?.is_dir();
+        let is_dir = e
+            .file_type()
+            .map_err(BlockError::io("stat", &path))?
+            .is_dir();
         if is_dir && e.file_name().to_string_lossy().ends_with(TMP_SUFFIX) {
             tracing::warn!(path = %path.display(), "deleting a block left half-written by a crash");
             std::fs::remove_dir_all(&path).map_err(BlockError::io("remove", &path))?;
@@ -37,7 +40,8 @@ pub fn list_blocks(dir: &Path) -> Result<Vec<(PathBuf, BlockMeta)>, BlockError> 
     for e in std::fs::read_dir(dir).map_err(BlockError::io("read dir", dir))? {
         let e = e.map_err(BlockError::io("read dir", dir))?;
         let path = e.path();
-        if e.file_name().to_string_lossy().ends_with(TMP_SUFFIX) || !path.join(META_FILE).is_file() {
+        if e.file_name().to_string_lossy().ends_with(TMP_SUFFIX) || !path.join(META_FILE).is_file()
+        {
             continue;
         }
         let meta = BlockMeta::read(&path)?;
@@ -51,7 +55,11 @@ pub fn list_blocks(dir: &Path) -> Result<Vec<(PathBuf, BlockMeta)>, BlockError> 
 /// (inclusive) `max_time < now_ms - retention_ms`. A block is deleted whole
 /// or not at all, so data up to one block's span older than the retention
 /// may be kept.
-pub fn blocks_past_retention(dir: &Path, now_ms: i64, retention_ms: i64) -> Result<Vec<PathBuf>, BlockError> {
+pub fn blocks_past_retention(
+    dir: &Path,
+    now_ms: i64,
+    retention_ms: i64,
+) -> Result<Vec<PathBuf>, BlockError> {
     let cutoff = now_ms.saturating_sub(retention_ms);
     Ok(list_blocks(dir)?
         .into_iter()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::chunk::ChunkBuilder;
 use crate::sample::STALE_NAN_BITS;
-use crate::{Db, Labels, MatchOp, Matcher, Sample, SeriesSamples};
+use crate::{Db, Labels, MatchOp, Matcher, ReadControl, ReadError, Sample, SeriesSamples};
 
 /// xorshift64*: seeded, dependency-free randomness for reproducible cases.
 struct Rng(u64);
@@ -117,10 +117,18 @@ fn bits(v: &[SeriesSamples]) -> Vec<(String, Vec<(i64, u64)>)> {
 /// What a select over `data` must return.
 fn expected(data: &Data, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<SeriesSamples> {
     data.iter()
-        .filter(|(l, _)| matchers.iter().all(|m| m.matches(l.get(&m.name).unwrap_or(""))))
+        .filter(|(l, _)| {
+            matchers
+                .iter()
+                .all(|m| m.matches(l.get(&m.name).unwrap_or("")))
+        })
         .map(|(l, s)| SeriesSamples {
             labels: l.clone(),
-            samples: s.iter().filter(|x| mint <= x.t && x.t <= maxt).copied().collect(),
+            samples: s
+                .iter()
+                .filter(|x| mint <= x.t && x.t <= maxt)
+                .copied()
+                .collect(),
         })
         .filter(|s| !s.samples.is_empty())
         .collect()
@@ -135,13 +143,23 @@ fn random_series_round_trip_bit_exactly_for_every_chunk_size() {
     for (seed, max_chunk_samples) in [(1, 1), (2, 7), (3, 120), (4, 480), (5, usize::MAX)] {
         let dir = tempfile::tempdir().unwrap();
         let data = random_data(seed, 150);
-        let b = write_block(&dir.path().join("b"), &data, BlockOptions { max_chunk_samples });
+        let b = write_block(
+            &dir.path().join("b"),
+            &data,
+            BlockOptions {
+                max_chunk_samples,
+                ..Default::default()
+            },
+        );
         let got = b.select(&[], i64::MIN, i64::MAX).unwrap();
         let want = expected(&data, &[], i64::MIN, i64::MAX);
         assert_eq!(bits(&got), bits(&want), "seed {seed}");
         let meta = b.meta();
         assert_eq!(meta.stats.series, want.len() as u64);
-        assert_eq!(meta.stats.samples, want.iter().map(|s| s.samples.len() as u64).sum::<u64>());
+        assert_eq!(
+            meta.stats.samples,
+            want.iter().map(|s| s.samples.len() as u64).sum::<u64>()
+        );
         let all_t = want.iter().flat_map(|s| s.samples.iter().map(|x| x.t));
         assert_eq!(meta.min_time, all_t.clone().min().unwrap());
         assert_eq!(meta.max_time, all_t.max().unwrap());
@@ -158,10 +176,19 @@ fn table_data() -> Data {
     for (pairs, t) in [
         (vec![("__name__", "up"), ("job", "a")], 0),
         (vec![("__name__", "up"), ("job", "b")], 5000),
-        (vec![("__name__", "req_bucket"), ("job", "a"), ("le", "1")], 0),
-        (vec![("__name__", "req_bucket"), ("job", "a"), ("le", "+Inf")], 10_000),
+        (
+            vec![("__name__", "req_bucket"), ("job", "a"), ("le", "1")],
+            0,
+        ),
+        (
+            vec![("__name__", "req_bucket"), ("job", "a"), ("le", "+Inf")],
+            10_000,
+        ),
         (vec![("__name__", "DCGM_FI_DEV_GPU_TEMP"), ("gpu", "0")], 0),
-        (vec![("__name__", "DCGM_FI_DEV_POWER_USAGE"), ("gpu", "1")], 20_000),
+        (
+            vec![("__name__", "DCGM_FI_DEV_POWER_USAGE"), ("gpu", "1")],
+            20_000,
+        ),
     ] {
         d.insert(Labels::from_pairs(pairs), s(t));
     }
@@ -185,19 +212,87 @@ fn selects_by_every_matcher_type_with_absent_labels_as_empty() {
     f(&[m(MatchOp::Equal, "job", "zz")], 0);
     f(&[m(MatchOp::NotEqual, "job", "a")], 3);
     f(&[m(MatchOp::RegexMatch, "__name__", "DCGM_.*")], 2);
-    f(&[m(MatchOp::RegexMatch, "__name__", "DCGM_FI_DEV_GPU_TEMP|up")], 3);
+    f(
+        &[m(
+            MatchOp::RegexMatch,
+            "__name__",
+            "DCGM_FI_DEV_GPU_TEMP|up",
+        )],
+        3,
+    );
     f(&[m(MatchOp::RegexMatch, "__name__", ".*_bucket")], 2);
     f(&[m(MatchOp::RegexNoMatch, "job", "a|b")], 2);
     f(&[m(MatchOp::RegexMatch, "missing", ".+")], 0);
     f(&[m(MatchOp::RegexMatch, "missing", ".*")], 6);
-    f(&[m(MatchOp::Equal, "job", "a"), m(MatchOp::NotEqual, "le", "")], 2);
-    f(&[m(MatchOp::Equal, "job", "a"), m(MatchOp::Equal, "job", "b")], 0);
+    f(
+        &[
+            m(MatchOp::Equal, "job", "a"),
+            m(MatchOp::NotEqual, "le", ""),
+        ],
+        2,
+    );
+    f(
+        &[m(MatchOp::Equal, "job", "a"), m(MatchOp::Equal, "job", "b")],
+        0,
+    );
     f(&[], 6);
     // Output is sorted by labels.
     let all = names(&[]);
     let mut sorted = b.series(&[], i64::MIN, i64::MAX).unwrap();
     sorted.sort();
-    assert_eq!(all, sorted.iter().map(|l| l.to_string()).collect::<Vec<_>>());
+    assert_eq!(
+        all,
+        sorted.iter().map(|l| l.to_string()).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn reads_stop_on_series_and_sample_budgets_and_the_stop_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = write_block(
+        &dir.path().join("b"),
+        &table_data(),
+        BlockOptions::default(),
+    );
+    let all = (i64::MIN, i64::MAX);
+    let f = |ctl: &ReadControl<'_>| match b.select_with(&[], all.0, all.1, ctl) {
+        Err(BlockError::Read(e)) => Some(e),
+        Ok(_) => None,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        f(&ReadControl::new(5, 0, &|| false)),
+        Some(ReadError::TooManySeries { limit: 5 })
+    );
+    assert_eq!(f(&ReadControl::new(6, 0, &|| false)), None);
+    assert_eq!(
+        f(&ReadControl::new(0, 11, &|| false)),
+        Some(ReadError::TooManySamples { limit: 11 })
+    );
+    assert_eq!(f(&ReadControl::new(0, 12, &|| false)), None);
+    assert_eq!(
+        f(&ReadControl::new(0, 0, &|| true)),
+        Some(ReadError::Stopped)
+    );
+    let stop = ReadControl::new(0, 0, &|| true);
+    let le = [m(MatchOp::NotEqual, "le", "")];
+    assert!(matches!(
+        b.series_with(&le, all.0, all.1, 0, &stop),
+        Err(BlockError::Read(_))
+    ));
+    assert!(matches!(
+        b.label_names_with(&le, all.0, all.1, &stop),
+        Err(BlockError::Read(_))
+    ));
+    assert!(matches!(
+        b.label_values_with("le", &le, all.0, all.1, &stop),
+        Err(BlockError::Read(_))
+    ));
+    // A limit builds only that many label sets and still reports the total.
+    let (some, matched) = b
+        .series_with(&[], all.0, all.1, 2, &ReadControl::new(2, 0, &|| false))
+        .unwrap();
+    assert_eq!((some.len(), matched), (2, 6));
 }
 
 #[test]
@@ -208,11 +303,20 @@ fn time_range_filters_samples_inclusively_and_omits_empty_series() {
     let got = b.select(&[], 1000, 5000).unwrap();
     let got: Vec<(String, Vec<i64>)> = got
         .iter()
-        .map(|s| (s.labels.to_string(), s.samples.iter().map(|x| x.t).collect()))
+        .map(|s| {
+            (
+                s.labels.to_string(),
+                s.samples.iter().map(|x| x.t).collect(),
+            )
+        })
         .collect();
     // Series starting at 0 keep their sample at 1000; `up{job="b"}` its one at 5000.
     assert_eq!(got.len(), 4);
-    assert!(got.iter().all(|(_, ts)| ts == &vec![1000] || ts == &vec![5000]), "{got:?}");
+    assert!(
+        got.iter()
+            .all(|(_, ts)| ts == &vec![1000] || ts == &vec![5000]),
+        "{got:?}"
+    );
     assert!(b.select(&[], 21_001, i64::MAX).unwrap().is_empty());
     assert!(b.select(&[], i64::MIN, -1).unwrap().is_empty());
     assert_eq!(b.select(&[], 21_000, 21_000).unwrap().len(), 1);
@@ -223,30 +327,78 @@ fn time_range_filters_samples_inclusively_and_omits_empty_series() {
 #[test]
 fn label_names_and_values_follow_matchers_and_time() {
     let dir = tempfile::tempdir().unwrap();
-    let b = write_block(&dir.path().join("b"), &table_data(), BlockOptions::default());
+    let b = write_block(
+        &dir.path().join("b"),
+        &table_data(),
+        BlockOptions::default(),
+    );
     let all = b.label_names(&[], i64::MIN, i64::MAX).unwrap();
     assert_eq!(all, vec!["__name__", "gpu", "job", "le"]);
     let le = [m(MatchOp::NotEqual, "le", "")];
-    assert_eq!(b.label_names(&le, i64::MIN, i64::MAX).unwrap(), vec!["__name__", "job", "le"]);
-    assert_eq!(b.label_names(&[], 20_000, 30_000).unwrap(), vec!["__name__", "gpu"]);
-    assert_eq!(b.label_values("le", &[], i64::MIN, i64::MAX).unwrap(), vec!["+Inf", "1"]);
+    assert_eq!(
+        b.label_names(&le, i64::MIN, i64::MAX).unwrap(),
+        vec!["__name__", "job", "le"]
+    );
+    assert_eq!(
+        b.label_names(&[], 20_000, 30_000).unwrap(),
+        vec!["__name__", "gpu"]
+    );
+    assert_eq!(
+        b.label_values("le", &[], i64::MIN, i64::MAX).unwrap(),
+        vec!["+Inf", "1"]
+    );
     assert_eq!(b.label_values("le", &[], 0, 1000).unwrap(), vec!["1"]);
     let dcgm = [m(MatchOp::RegexMatch, "__name__", "DCGM.*")];
-    assert_eq!(b.label_values("gpu", &dcgm, i64::MIN, i64::MAX).unwrap(), vec!["0", "1"]);
-    assert!(b.label_values("nope", &[], i64::MIN, i64::MAX).unwrap().is_empty());
-    assert!(b.label_values("job", &dcgm, i64::MIN, i64::MAX).unwrap().is_empty());
+    assert_eq!(
+        b.label_values("gpu", &dcgm, i64::MIN, i64::MAX).unwrap(),
+        vec!["0", "1"]
+    );
+    assert!(
+        b.label_values("nope", &[], i64::MIN, i64::MAX)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        b.label_values("job", &dcgm, i64::MIN, i64::MAX)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// A random matcher over the random data's labels, including absent ones.
 fn random_matcher(rng: &mut Rng) -> Matcher {
     let name = *rng.pick(&["__name__", "job", "instance", "gpu", "le", "nope"]);
-    let op = *rng.pick(&[MatchOp::Equal, MatchOp::NotEqual, MatchOp::RegexMatch, MatchOp::RegexNoMatch]);
+    let op = *rng.pick(&[
+        MatchOp::Equal,
+        MatchOp::NotEqual,
+        MatchOp::RegexMatch,
+        MatchOp::RegexNoMatch,
+    ]);
     let value = match op {
-        MatchOp::Equal | MatchOp::NotEqual => {
-            rng.pick(&["", "a", "b", "node-1", "3", "+Inf", "DCGM_FI_DEV_GPU_TEMP", "zz"]).to_string()
-        }
+        MatchOp::Equal | MatchOp::NotEqual => rng
+            .pick(&[
+                "",
+                "a",
+                "b",
+                "node-1",
+                "3",
+                "+Inf",
+                "DCGM_FI_DEV_GPU_TEMP",
+                "zz",
+            ])
+            .to_string(),
         _ => rng
-            .pick(&[".*", ".+", "a|b", "DCGM_.*", "node-[0-2]", "1|\\+Inf", "(?:0|1)?", "node_.*_total", ""])
+            .pick(&[
+                ".*",
+                ".+",
+                "a|b",
+                "DCGM_.*",
+                "node-[0-2]",
+                "1|\\+Inf",
+                "(?:0|1)?",
+                "node_.*_total",
+                "",
+            ])
             .to_string(),
     };
     m(op, name, &value)
@@ -264,11 +416,14 @@ fn block_and_head_agree_on_random_matchers_and_ranges() {
         let dir = tempfile::tempdir().unwrap();
         let opts = BlockOptions {
             max_chunk_samples: [50, 480][seed as usize % 2],
+            share_timestamps: seed % 3 != 0,
         };
         let b = write_block(&dir.path().join("b"), &data, opts);
         let mut rng = Rng::new(seed * 7);
         for _ in 0..150 {
-            let ms: Vec<Matcher> = (0..rng.below(3)).map(|_| random_matcher(&mut rng)).collect();
+            let ms: Vec<Matcher> = (0..rng.below(3))
+                .map(|_| random_matcher(&mut rng))
+                .collect();
             let (mint, maxt) = match rng.below(4) {
                 0 => (i64::MIN, i64::MAX),
                 _ => {
@@ -277,9 +432,21 @@ fn block_and_head_agree_on_random_matchers_and_ranges() {
                 }
             };
             let ctx = format!("seed {seed} {ms:?} [{mint}, {maxt}]");
-            assert_eq!(bits(&b.select(&ms, mint, maxt).unwrap()), bits(&db.select(&ms, mint, maxt)), "{ctx}");
-            assert_eq!(b.series(&ms, mint, maxt).unwrap(), db.series(&ms, mint, maxt), "{ctx}");
-            assert_eq!(b.label_names(&ms, mint, maxt).unwrap(), db.label_names(&ms, mint, maxt), "{ctx}");
+            assert_eq!(
+                bits(&b.select(&ms, mint, maxt).unwrap()),
+                bits(&db.select(&ms, mint, maxt)),
+                "{ctx}"
+            );
+            assert_eq!(
+                b.series(&ms, mint, maxt).unwrap(),
+                db.series(&ms, mint, maxt),
+                "{ctx}"
+            );
+            assert_eq!(
+                b.label_names(&ms, mint, maxt).unwrap(),
+                db.label_names(&ms, mint, maxt),
+                "{ctx}"
+            );
             for name in ["gpu", "le", "__name__"] {
                 assert_eq!(
                     b.label_values(name, &ms, mint, maxt).unwrap(),
@@ -297,7 +464,14 @@ fn small_block(dir: &Path) -> (PathBuf, Vec<u8>, Vec<u8>) {
     let mut data = random_data(99, 12);
     data.values_mut().for_each(|s| s.truncate(40));
     let p = dir.join("b");
-    write_block(&p, &data, BlockOptions { max_chunk_samples: 16 });
+    write_block(
+        &p,
+        &data,
+        BlockOptions {
+            max_chunk_samples: 16,
+            ..Default::default()
+        },
+    );
     let index = std::fs::read(p.join(INDEX_FILE)).unwrap();
     let chunks = std::fs::read(p.join(CHUNKS_FILE)).unwrap();
     (p, index, chunks)
@@ -309,7 +483,12 @@ fn read_all(p: &Path) -> Result<usize, BlockError> {
     b.verify()?;
     let n = b.select(&[], i64::MIN, i64::MAX)?.len();
     b.label_names(&[m(MatchOp::NotEqual, "le", "")], 0, 1 << 40)?;
-    b.label_values("gpu", &[m(MatchOp::RegexMatch, "job", "a|dcgm")], 0, 1 << 40)?;
+    b.label_values(
+        "gpu",
+        &[m(MatchOp::RegexMatch, "job", "a|dcgm")],
+        0,
+        1 << 40,
+    )?;
     Ok(n)
 }
 
@@ -331,7 +510,10 @@ fn every_flipped_index_byte_is_reported_with_file_and_offset() {
         };
         assert!(matches!(err, BlockError::Corrupt { .. }), "byte {i}: {err}");
         let msg = err.to_string();
-        assert!(msg.contains("index") && msg.contains("byte offset"), "{msg}");
+        assert!(
+            msg.contains("index") && msg.contains("byte offset"),
+            "{msg}"
+        );
     }
 }
 
@@ -346,10 +528,16 @@ fn every_flipped_chunk_byte_fails_verify_and_select_not_open() {
         std::fs::write(&path, &bad).unwrap();
         let err = read_all(&p).expect_err(&format!("flip at chunks byte {i} went unnoticed"));
         let msg = err.to_string();
-        assert!(msg.contains("chunks") && msg.contains("byte offset"), "byte {i}: {msg}");
+        assert!(
+            msg.contains("chunks") && msg.contains("byte offset"),
+            "byte {i}: {msg}"
+        );
         if i >= 8 {
             let b = Block::open(&p).unwrap();
-            assert!(b.select(&[], i64::MIN, i64::MAX).is_err(), "select read a damaged chunk at {i}");
+            assert!(
+                b.select(&[], i64::MIN, i64::MAX).is_err(),
+                "select read a damaged chunk at {i}"
+            );
         }
     }
 }
@@ -369,7 +557,10 @@ fn every_truncation_of_each_file_is_an_error_not_a_panic() {
     assert!(read_all(&p).unwrap() > 0);
     for bad in ["", "{", "{\"version\": 2}"] {
         std::fs::write(p.join(META_FILE), bad).unwrap();
-        assert!(matches!(Block::open(&p), Err(BlockError::BadMeta { .. })), "{bad:?}");
+        assert!(
+            matches!(Block::open(&p), Err(BlockError::BadMeta { .. })),
+            "{bad:?}"
+        );
     }
     std::fs::remove_file(p.join(INDEX_FILE)).unwrap();
     assert!(Block::open(&p).is_err());
@@ -414,8 +605,32 @@ fn writer_rejects_unordered_series_and_samples_and_empty_or_existing_blocks() {
     assert!(w.add_series(&b, s(&[3])).is_err(), "same labels twice");
     let c = Labels::from_pairs([("__name__", "c")]);
     let e = w.add_series(&c, s(&[5, 5])).unwrap_err();
-    assert!(matches!(e, BlockError::SampleOutOfOrder { t: 5, prev_t: 5, .. }), "{e}");
-    drop(w);
+    assert!(
+        matches!(
+            e,
+            BlockError::SampleOutOfOrder {
+                t: 5,
+                prev_t: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // The failed series is not in the block, and the writer goes on.
+    let d = Labels::from_pairs([("__name__", "d")]);
+    w.add_series(&d, s(&[8, 9])).unwrap();
+    let meta = w.finish().unwrap();
+    let st = meta.stats;
+    assert_eq!(
+        (st.series, st.samples, meta.min_time, meta.max_time),
+        (2, 4, 1, 9)
+    );
+    let blk = Block::open(dir.path().join("x")).unwrap();
+    let names = blk
+        .label_values("__name__", &[], i64::MIN, i64::MAX)
+        .unwrap();
+    assert_eq!(names, vec!["b", "d"]);
+    blk.verify().unwrap();
     let w = BlockWriter::create(dir.path().join("y"), BlockOptions::default()).unwrap();
     assert!(matches!(w.finish(), Err(BlockError::Empty { .. })));
     let mut w = BlockWriter::create(dir.path().join("z"), BlockOptions::default()).unwrap();
@@ -444,15 +659,79 @@ fn sealed_head_chunks_are_copied_byte_for_byte() {
     }
     chunks.push(b.seal());
     let mut w = BlockWriter::create(dir.path().join("b"), BlockOptions::default()).unwrap();
-    w.add_series_chunks(&labels, chunks.iter().map(|c| c.as_ref())).unwrap();
+    w.add_series_chunks(&labels, chunks.iter().map(|c| c.as_ref()))
+        .unwrap();
     let meta = w.finish().unwrap();
     assert_eq!((meta.stats.chunks, meta.stats.samples), (5, 500));
     let blk = Block::open(dir.path().join("b")).unwrap();
     let got = blk.select(&[], i64::MIN, i64::MAX).unwrap();
     assert_eq!(bits(&got)[0].1, want);
-    let sc = blk.select_chunks(&[], 15_000 * 130, 15_000 * 130).unwrap();
+    let sc = blk
+        .select_chunks(&[], 15_000 * 130, 15_000 * 130, &ReadControl::unlimited())
+        .unwrap();
     assert_eq!(sc[0].chunks.len(), 1);
-    assert_eq!(sc[0].chunks[0].as_bytes(), chunks[1].as_bytes());
+    let c = sc[0].chunks[0];
+    assert_eq!(
+        (c.min_t(), c.max_t(), c.len()),
+        (chunks[1].min_t(), chunks[1].max_t(), 120)
+    );
+    // Chunk 0 is stored whole; 1..3 have the same timestamp deltas and
+    // share its column; the 20-sample tail has its own.
+    let all = &blk
+        .select_chunks(&[], i64::MIN, i64::MAX, &ReadControl::unlimited())
+        .unwrap()[0]
+        .chunks;
+    assert_eq!(
+        all[0].as_chunk_ref().unwrap().as_bytes(),
+        chunks[0].as_bytes()
+    );
+    assert!(all[1..4].iter().all(|c| c.as_chunk_ref().is_none()));
+    assert!(all[4].as_chunk_ref().is_some());
+    let ts_col = chunks[0].as_bytes().len() - crate::chunk::HEADER_LEN - all[0].column_lens().1;
+    let total: usize = chunks.iter().map(|c| c.as_bytes().len() + 4).sum();
+    let file = std::fs::metadata(dir.path().join("b").join(CHUNKS_FILE))
+        .unwrap()
+        .len() as usize;
+    assert_eq!(file, 8 + total - 3 * ts_col);
+}
+
+#[test]
+fn series_of_one_scrape_store_their_timestamp_column_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = Data::new();
+    let mut rng = Rng::new(8);
+    let ts: Vec<i64> = (0..480)
+        .map(|i| i * 15_000 + rng.below(11) as i64 - 5)
+        .collect();
+    for i in 0..50 {
+        let l = Labels::from_pairs([("__name__", format!("m{i:02}")), ("instance", "n1".into())]);
+        data.insert(
+            l,
+            ts.iter()
+                .map(|&t| Sample::new(t, (i * t % 97) as f64))
+                .collect(),
+        );
+    }
+    let size = |share: bool, name: &str| {
+        let opts = BlockOptions {
+            share_timestamps: share,
+            ..Default::default()
+        };
+        let b = write_block(&dir.path().join(name), &data, opts);
+        let got = b.select(&[], i64::MIN, i64::MAX).unwrap();
+        assert_eq!(bits(&got), bits(&expected(&data, &[], i64::MIN, i64::MAX)));
+        b.verify().unwrap();
+        std::fs::metadata(dir.path().join(name).join(CHUNKS_FILE))
+            .unwrap()
+            .len()
+    };
+    let (shared, own) = (size(true, "shared"), size(false, "own"));
+    let ts_col = (own - shared) / 49;
+    // ±5 ms of jitter costs most deltas-of-deltas 6 or 11 bits: ~450 bytes a column.
+    assert!(
+        ts_col > 300,
+        "saved {ts_col} bytes a series: {own} vs {shared}"
+    );
 }
 
 #[test]
@@ -468,28 +747,58 @@ fn compaction_of_overlapping_and_adjacent_blocks_is_the_deduplicated_union() {
         let mid = s.len() / 2;
         a.insert(l.clone(), s[..mid].to_vec());
         b.insert(l.clone(), s[mid..].to_vec());
-        let third: Vec<Sample> = s.iter().filter(|_| rng.below(3) == 0).map(|x| Sample::new(x.t, -1.0)).collect();
+        let third: Vec<Sample> = s
+            .iter()
+            .filter(|_| rng.below(3) == 0)
+            .map(|x| Sample::new(x.t, -1.0))
+            .collect();
         c.insert(l.clone(), third);
     }
     // A series only C has, whose samples are all kept.
     let only_c = Labels::from_pairs([("__name__", "only_in_c")]);
-    c.insert(only_c.clone(), vec![Sample::new(1, 1.0), Sample::new(2, 2.0)]);
+    c.insert(
+        only_c.clone(),
+        vec![Sample::new(1, 1.0), Sample::new(2, 2.0)],
+    );
     let blocks: Vec<Block> = [("a", &a), ("b", &b), ("c", &c)]
         .iter()
-        .map(|(n, d)| write_block(&dir.path().join(n), d, BlockOptions { max_chunk_samples: 100 }))
+        .map(|(n, d)| {
+            write_block(
+                &dir.path().join(n),
+                d,
+                BlockOptions {
+                    max_chunk_samples: 100,
+                    ..Default::default()
+                },
+            )
+        })
         .collect();
     let refs: Vec<&Block> = blocks.iter().collect();
     let meta = compact(&refs, dir.path().join("ab c"), BlockOptions::default()).unwrap();
     let out = Block::open(dir.path().join("ab c")).unwrap();
     let mut want = full.clone();
-    want.insert(only_c, c[&Labels::from_pairs([("__name__", "only_in_c")])].clone());
+    want.insert(
+        only_c,
+        c[&Labels::from_pairs([("__name__", "only_in_c")])].clone(),
+    );
     let want = expected(&want, &[], i64::MIN, i64::MAX);
-    assert_eq!(bits(&out.select(&[], i64::MIN, i64::MAX).unwrap()), bits(&want));
+    assert_eq!(
+        bits(&out.select(&[], i64::MIN, i64::MAX).unwrap()),
+        bits(&want)
+    );
     assert_eq!(meta.compaction.level, 2);
     assert_eq!(meta.compaction.sources, vec!["a", "b", "c"]);
-    assert_eq!(meta.stats.samples, want.iter().map(|s| s.samples.len() as u64).sum::<u64>());
+    assert_eq!(
+        meta.stats.samples,
+        want.iter().map(|s| s.samples.len() as u64).sum::<u64>()
+    );
     // Compacting again raises the level and keeps the sources.
-    let again = compact(&[&out, &blocks[0]], dir.path().join("d"), BlockOptions::default()).unwrap();
+    let again = compact(
+        &[&out, &blocks[0]],
+        dir.path().join("d"),
+        BlockOptions::default(),
+    )
+    .unwrap();
     assert_eq!(again.compaction.level, 3);
     assert_eq!(again.compaction.sources, vec!["a", "b", "c"]);
     assert_eq!(again.stats, meta.stats);
@@ -499,22 +808,33 @@ fn compaction_of_overlapping_and_adjacent_blocks_is_the_deduplicated_union() {
 fn retention_lists_only_blocks_entirely_older_than_the_cutoff() {
     let dir = tempfile::tempdir().unwrap();
     let l = Labels::from_pairs([("__name__", "up")]);
-    for (i, (lo, hi)) in [(0, 999), (1000, 1999), (2000, 2999)].into_iter().enumerate() {
+    for (i, (lo, hi)) in [(0, 999), (1000, 1999), (2000, 2999)]
+        .into_iter()
+        .enumerate()
+    {
         let p = dir.path().join(block_dir_name(lo, hi, i as u32));
         let mut w = BlockWriter::create(&p, BlockOptions::default()).unwrap();
-        w.add_series(&l, [Sample::new(lo, 0.0), Sample::new(hi, 0.0)]).unwrap();
+        w.add_series(&l, [Sample::new(lo, 0.0), Sample::new(hi, 0.0)])
+            .unwrap();
         w.finish().unwrap();
     }
     std::fs::create_dir(dir.path().join("junk.tmp")).unwrap();
     let f = |now: i64, keep: i64| blocks_past_retention(dir.path(), now, keep).unwrap().len();
     assert_eq!(f(3000, 3000), 0);
-    assert_eq!(f(3000, 2001), 0, "cutoff 999: a max_time of 999 is not older");
+    assert_eq!(
+        f(3000, 2001),
+        0,
+        "cutoff 999: a max_time of 999 is not older"
+    );
     assert_eq!(f(3000, 2000), 1);
     assert_eq!(f(3000, 1000), 2);
     assert_eq!(f(10_000, 0), 3);
     assert_eq!(f(i64::MIN, i64::MAX), 0, "saturates instead of overflowing");
     let listed = list_blocks(dir.path()).unwrap();
-    assert_eq!(listed.iter().map(|(_, m)| m.min_time).collect::<Vec<_>>(), vec![0, 1000, 2000]);
+    assert_eq!(
+        listed.iter().map(|(_, m)| m.min_time).collect::<Vec<_>>(),
+        vec![0, 1000, 2000]
+    );
     assert!(block_dir_name(-5, 0, 0) < block_dir_name(3, 4, 0));
 }
 
@@ -528,7 +848,13 @@ fn fleet_like(nodes: usize, jitter_ms: u64) -> (Data, Data) {
         // One scrape stamps every series of a target with the same
         // timestamp, so jitter is per node and scrape, not per series.
         let jitter: Vec<i64> = (0..n)
-            .map(|_| if jitter_ms == 0 { 0 } else { rng.below(2 * jitter_ms + 1) as i64 - jitter_ms as i64 })
+            .map(|_| {
+                if jitter_ms == 0 {
+                    0
+                } else {
+                    rng.below(2 * jitter_ms + 1) as i64 - jitter_ms as i64
+                }
+            })
             .collect();
         let ts = |_: &mut Rng, i: i64| i * 15_000 + jitter[i as usize];
         let host = format!("node-{node:04}");
@@ -538,7 +864,15 @@ fn fleet_like(nodes: usize, jitter_ms: u64) -> (Data, Data) {
             let mut fb = 20_000 + rng.below(40_000) as i64;
             let clock = [1410, 1980][gpu % 2];
             let mut energy = rng.below(1 << 30) as i64;
-            for metric in ["DCGM_FI_DEV_GPU_UTIL", "DCGM_FI_DEV_GPU_TEMP", "DCGM_FI_DEV_POWER_USAGE", "DCGM_FI_DEV_SM_CLOCK", "DCGM_FI_DEV_FB_USED", "DCGM_FI_DEV_XID_ERRORS", "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"] {
+            for metric in [
+                "DCGM_FI_DEV_GPU_UTIL",
+                "DCGM_FI_DEV_GPU_TEMP",
+                "DCGM_FI_DEV_POWER_USAGE",
+                "DCGM_FI_DEV_SM_CLOCK",
+                "DCGM_FI_DEV_FB_USED",
+                "DCGM_FI_DEV_XID_ERRORS",
+                "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+            ] {
                 let labels = Labels::from_pairs([
                     ("__name__", metric),
                     ("Hostname", &host),
@@ -559,7 +893,9 @@ fn fleet_like(nodes: usize, jitter_ms: u64) -> (Data, Data) {
                             }
                             temp as f64
                         }
-                        "DCGM_FI_DEV_POWER_USAGE" => (300_000 + rng.below(200_000) as i64) as f64 / 1000.0,
+                        "DCGM_FI_DEV_POWER_USAGE" => {
+                            (300_000 + rng.below(200_000) as i64) as f64 / 1000.0
+                        }
                         "DCGM_FI_DEV_SM_CLOCK" => clock as f64,
                         "DCGM_FI_DEV_FB_USED" => {
                             if rng.below(10) == 0 {
@@ -578,16 +914,17 @@ fn fleet_like(nodes: usize, jitter_ms: u64) -> (Data, Data) {
                 gauges.insert(labels, s);
             }
         }
-        let mut add_counter = |labels: Labels, step: &dyn Fn(&mut Rng) -> i64, scale: f64, rng: &mut Rng| {
-            let mut acc = rng.below(1 << 40) as i64;
-            let s = (0..n as i64)
-                .map(|i| {
-                    acc += step(rng);
-                    Sample::new(ts(rng, i), acc as f64 / scale)
-                })
-                .collect();
-            counters.insert(labels, s);
-        };
+        let mut add_counter =
+            |labels: Labels, step: &dyn Fn(&mut Rng) -> i64, scale: f64, rng: &mut Rng| {
+                let mut acc = rng.below(1 << 40) as i64;
+                let s = (0..n as i64)
+                    .map(|i| {
+                        acc += step(rng);
+                        Sample::new(ts(rng, i), acc as f64 / scale)
+                    })
+                    .collect();
+                counters.insert(labels, s);
+            };
         for cpu in 0..16 {
             for mode in ["idle", "iowait", "system", "user"] {
                 let labels = Labels::from_pairs([
@@ -612,7 +949,12 @@ fn fleet_like(nodes: usize, jitter_ms: u64) -> (Data, Data) {
                     ("instance", &*host),
                     ("device", dev),
                 ]);
-                add_counter(labels, &|r: &mut Rng| r.below(50_000_000) as i64, 1.0, &mut rng);
+                add_counter(
+                    labels,
+                    &|r: &mut Rng| r.below(50_000_000) as i64,
+                    1.0,
+                    &mut rng,
+                );
             }
         }
     }
@@ -626,25 +968,50 @@ fn measure_bytes_per_sample() {
     for jitter in [0u64, 5] {
         let (gauges, counters) = fleet_like(16, jitter);
         for (kind, data) in [("dcgm gauges", &gauges), ("node counters", &counters)] {
-            for max in [120, 480] {
-                let p = dir.path().join(format!("{kind}-{jitter}-{max}").replace(' ', "_"));
-                let b = write_block(&p, data, BlockOptions { max_chunk_samples: max });
+            for (max, share) in [(120, false), (480, false), (480, true)] {
+                let p = dir
+                    .path()
+                    .join(format!("{kind}-{jitter}-{max}-{share}").replace(' ', "_"));
+                let b = write_block(
+                    &p,
+                    data,
+                    BlockOptions {
+                        max_chunk_samples: max,
+                        share_timestamps: share,
+                    },
+                );
                 let s = b.meta().stats;
                 // Where the bytes go: per chunk header + CRC, timestamp
                 // column, value column; then the index.
                 let (mut ts, mut vals) = (0usize, 0usize);
-                for sc in b.select_chunks(&[], i64::MIN, i64::MAX).unwrap() {
+                for sc in b
+                    .select_chunks(&[], i64::MIN, i64::MAX, &ReadControl::unlimited())
+                    .unwrap()
+                {
                     for c in sc.chunks {
-                        let bytes = c.as_bytes();
-                        let ts_len = u32::from_le_bytes(bytes[24..28].try_into().unwrap()) as usize;
-                        ts += ts_len;
-                        vals += bytes.len() - crate::chunk::HEADER_LEN - ts_len;
+                        let (ts_len, vals_len) = c.column_lens();
+                        // A shared column is stored once, with the first chunk.
+                        ts += if c.as_chunk_ref().is_some() {
+                            ts_len
+                        } else {
+                            0
+                        };
+                        vals += vals_len;
                     }
                 }
                 let chunks = std::fs::metadata(p.join(CHUNKS_FILE)).unwrap().len() as usize;
+                let t0 = std::time::Instant::now();
+                let read: usize = b
+                    .select(&[], i64::MIN, i64::MAX)
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.samples.len())
+                    .sum();
+                let secs = t0.elapsed().as_secs_f64();
+                assert_eq!(read as u64, s.samples);
                 let per = |x: usize| x as f64 / s.samples as f64;
                 println!(
-                    "{kind:13} jitter ±{jitter} ms, {max:3} samples/chunk: {} series, {} samples: \
+                    "{kind:13} jitter ±{jitter} ms, {max:3} samples/chunk, shared ts {share:5}: {} series, {} samples: \
                      {:.3} bytes/sample = timestamps {:.3} + values {:.3} + chunk headers/CRCs {:.3} + index {:.3}",
                     s.series,
                     s.samples,
@@ -653,6 +1020,10 @@ fn measure_bytes_per_sample() {
                     per(vals),
                     per(chunks - ts - vals),
                     per(b.size_bytes() as usize - chunks),
+                );
+                println!(
+                    "    select of everything: {:.0} M samples/s",
+                    read as f64 / secs / 1e6
                 );
             }
         }

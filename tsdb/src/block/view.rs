@@ -41,7 +41,9 @@ impl<'a> BlockChunk<'a> {
     /// elsewhere; checks the header as `ChunkRef::new` would. `Err` is the
     /// reason, for the caller to wrap with file and offset.
     pub(crate) fn split(header: &'a [u8], ts: &'a [u8], vals: &'a [u8]) -> Result<Self, String> {
-        let h: &[u8; HEADER_LEN] = header.try_into().map_err(|_| "short chunk header".to_string())?;
+        let h: &[u8; HEADER_LEN] = header
+            .try_into()
+            .map_err(|_| "short chunk header".to_string())?;
         if h[0] != VERSION {
             return Err(format!("chunk format version {} is not supported", h[0]));
         }
@@ -105,6 +107,8 @@ impl<'a> BlockChunk<'a> {
     }
 
     pub fn iter(&self) -> ChunkIter<'a> {
-        ChunkIter::new(self.ts, self.vals, self.enc, self.count, self.min_t, self.max_t)
+        ChunkIter::new(
+            self.ts, self.vals, self.enc, self.count, self.min_t, self.max_t,
+        )
     }
 }

@@ -16,7 +16,11 @@ use super::bytes::{put_uvarint, put_varint};
 use super::index::{CHUNKS_MAGIC, INDEX_MAGIC, SECTIONS, TOC_LEN};
 use super::meta::{BlockMeta, BlockStats, CompactionMeta};
 use super::{BlockError, CHUNKS_FILE, FORMAT_VERSION, INDEX_FILE, META_FILE, TMP_SUFFIX};
-use crate::chunk::{ChunkBuilder, ChunkRef};
+use crate::chunk::{ChunkBuilder, ChunkRef, HEADER_LEN};
+
+/// Shortest timestamp column worth sharing: below it the back reference
+/// (a varint of the distance) saves little or nothing.
+const MIN_SHARED_TS: usize = 8;
 use crate::{Labels, Sample};
 
 /// How a [`BlockWriter`] cuts chunks.
@@ -29,7 +33,16 @@ pub struct BlockOptions {
     /// cost a read that needs a few samples a longer decode from the
     /// chunk's start. See `docs/format/block.md` for measured sizes.
     pub max_chunk_samples: usize,
+    /// Store a timestamp column identical to one already in the block once
+    /// (every series of one scrape target has the same timestamps), up to
+    /// [`TS_DEDUP_BYTES`] of distinct columns remembered.
+    pub share_timestamps: bool,
 }
+
+/// Bytes of distinct timestamp columns the writer remembers for sharing;
+/// beyond it new columns are stored whole. 64 MiB is ~100k targets' 2 h
+/// columns at one chunk per series.
+pub const TS_DEDUP_BYTES: usize = 64 << 20;
 
 /// 2 h at a 15 s scrape: a head-sized block keeps one chunk per series, a
 /// compacted one cuts every 2 h of samples, bounding a point read's decode.
@@ -39,6 +52,7 @@ impl Default for BlockOptions {
     fn default() -> Self {
         BlockOptions {
             max_chunk_samples: DEFAULT_MAX_CHUNK_SAMPLES,
+            share_timestamps: true,
         }
     }
 }
@@ -60,10 +74,14 @@ struct ChunkRefs {
     n: u32,
     prev_max_t: i64,
     prev_end: u64,
+    /// The series' samples and time range, added to the block's only when
+    /// the series is complete (a failed series leaves just dead bytes).
+    samples: u64,
+    min_t: i64,
 }
 
 impl ChunkRefs {
-    fn push(&mut self, min_t: i64, max_t: i64, offset: u64, len: u32) {
+    fn push(&mut self, min_t: i64, max_t: i64, offset: u64, len: u32, ts_back: u64) {
         if self.n == 0 {
             put_varint(&mut self.buf, min_t);
         } else {
@@ -72,9 +90,17 @@ impl ChunkRefs {
         put_uvarint(&mut self.buf, max_t.wrapping_sub(min_t) as u64);
         put_uvarint(
             &mut self.buf,
-            if self.n == 0 { offset } else { offset - self.prev_end },
+            if self.n == 0 {
+                offset
+            } else {
+                offset - self.prev_end
+            },
         );
         put_uvarint(&mut self.buf, u64::from(len));
+        put_uvarint(&mut self.buf, ts_back);
+        if self.n == 0 {
+            self.min_t = min_t;
+        }
         self.n += 1;
         self.prev_max_t = max_t;
         self.prev_end = offset + u64::from(len) + 4;
@@ -83,6 +109,7 @@ impl ChunkRefs {
     fn reset(&mut self) {
         self.buf.clear();
         self.n = 0;
+        self.samples = 0;
     }
 }
 
@@ -100,6 +127,9 @@ pub struct BlockWriter {
     prev: Option<Labels>,
     builder: ChunkBuilder,
     refs: ChunkRefs,
+    /// Timestamp column bytes → their offset in `chunks`, for sharing.
+    ts_cols: HashMap<Box<[u8]>, u64>,
+    ts_cols_bytes: usize,
     stats: BlockStats,
     min_time: i64,
     max_time: i64,
@@ -129,12 +159,15 @@ impl BlockWriter {
         let mut header = [0u8; 8];
         header[..4].copy_from_slice(&CHUNKS_MAGIC);
         header[4] = FORMAT_VERSION;
-        chunks.write_all(&header).map_err(BlockError::io("write", &path))?;
+        chunks
+            .write_all(&header)
+            .map_err(BlockError::io("write", &path))?;
         Ok(BlockWriter {
             dir,
             tmp,
             opts: BlockOptions {
                 max_chunk_samples: opts.max_chunk_samples.clamp(1, u32::MAX as usize),
+                ..opts
             },
             chunks,
             chunks_pos: header.len() as u64,
@@ -145,6 +178,8 @@ impl BlockWriter {
             prev: None,
             builder: ChunkBuilder::new(),
             refs: ChunkRefs::default(),
+            ts_cols: HashMap::new(),
+            ts_cols_bytes: 0,
             stats: BlockStats::default(),
             min_time: i64::MAX,
             max_time: i64::MIN,
@@ -169,6 +204,7 @@ impl BlockWriter {
     /// Adds a series and its samples (strictly increasing timestamps),
     /// encoding chunks of up to `max_chunk_samples`. Series must come in
     /// strictly increasing label order; one with no samples is left out.
+    /// On an error the series is not added and the writer stays usable.
     pub fn add_series(
         &mut self,
         labels: &Labels,
@@ -180,6 +216,8 @@ impl BlockWriter {
         let mut first = true;
         for s in samples {
             if !first && s.t <= prev_t {
+                // Drop the half-built chunk: the series is not added.
+                self.builder.seal();
                 return Err(self.sample_out_of_order(labels, s.t, prev_t));
             }
             first = false;
@@ -233,7 +271,6 @@ impl BlockWriter {
                 prev: prev.to_string(),
             });
         }
-        self.prev = Some(labels.clone());
         Ok(())
     }
 
@@ -251,23 +288,64 @@ impl BlockWriter {
         self.write_chunk(c.as_bytes(), c.min_t(), c.max_t(), c.len() as u64)
     }
 
-    fn write_chunk(&mut self, bytes: &[u8], min_t: i64, max_t: i64, samples: u64) -> Result<(), BlockError> {
+    fn write_chunk(
+        &mut self,
+        bytes: &[u8],
+        min_t: i64,
+        max_t: i64,
+        samples: u64,
+    ) -> Result<(), BlockError> {
         let len = u32::try_from(bytes.len()).map_err(|_| BlockError::BadInput {
             dir: self.dir.clone(),
-            reason: format!("a chunk of {} bytes exceeds the 4 GiB chunk limit", bytes.len()),
+            reason: format!(
+                "a chunk of {} bytes exceeds the 4 GiB chunk limit",
+                bytes.len()
+            ),
         })?;
+        // The CRC is always of the logical chunk, so a shared column is
+        // checked by every chunk that uses it.
         let crc = crc32c::crc32c(bytes);
+        let ts_len = u32::from_le_bytes(bytes[24..28].try_into().expect("chunk header")) as usize;
+        let ts = &bytes[HEADER_LEN..HEADER_LEN + ts_len];
+        // Tiny columns are not worth the back reference.
+        let shared = if self.opts.share_timestamps && ts_len >= MIN_SHARED_TS {
+            match self.ts_cols.get(ts) {
+                Some(&at) => Some(at),
+                None => {
+                    if self.ts_cols_bytes + ts_len <= TS_DEDUP_BYTES {
+                        self.ts_cols
+                            .insert(ts.into(), self.chunks_pos + HEADER_LEN as u64);
+                        self.ts_cols_bytes += ts_len;
+                    }
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let path = || self.tmp.join(CHUNKS_FILE);
+        let (stored, ts_back) = match shared {
+            None => {
+                self.chunks
+                    .write_all(bytes)
+                    .map_err(|e| BlockError::io("write", path())(e))?;
+                (len, 0)
+            }
+            Some(at) => {
+                self.chunks
+                    .write_all(&bytes[..HEADER_LEN])
+                    .and_then(|()| self.chunks.write_all(&bytes[HEADER_LEN + ts_len..]))
+                    .map_err(|e| BlockError::io("write", path())(e))?;
+                (len - ts_len as u32, self.chunks_pos - at)
+            }
+        };
         self.chunks
-            .write_all(bytes)
-            .and_then(|()| self.chunks.write_all(&crc.to_le_bytes()))
+            .write_all(&crc.to_le_bytes())
             .map_err(|e| BlockError::io("write", path())(e))?;
-        self.refs.push(min_t, max_t, self.chunks_pos, len);
-        self.chunks_pos += u64::from(len) + 4;
-        self.stats.chunks += 1;
-        self.stats.samples += samples;
-        self.min_time = self.min_time.min(min_t);
-        self.max_time = self.max_time.max(max_t);
+        self.refs
+            .push(min_t, max_t, self.chunks_pos, stored, ts_back);
+        self.chunks_pos += u64::from(stored) + 4;
+        self.refs.samples += samples;
         Ok(())
     }
 
@@ -282,9 +360,14 @@ impl BlockWriter {
     }
 
     fn finish_series(&mut self, labels: &Labels) {
+        self.prev = Some(labels.clone());
         if self.refs.n == 0 {
             return;
         }
+        self.stats.chunks += u64::from(self.refs.n);
+        self.stats.samples += self.refs.samples;
+        self.min_time = self.min_time.min(self.refs.min_t);
+        self.max_time = self.max_time.max(self.refs.prev_max_t);
         let id = self.series.len() as u32;
         let mut pairs = Vec::with_capacity(labels.len());
         for l in labels {
@@ -305,10 +388,14 @@ impl BlockWriter {
     /// block into place. Refuses a block without series.
     pub fn finish(mut self) -> Result<BlockMeta, BlockError> {
         if self.series.is_empty() {
-            return Err(BlockError::Empty { dir: self.dir.clone() });
+            return Err(BlockError::Empty {
+                dir: self.dir.clone(),
+            });
         }
         let chunks_path = self.tmp.join(CHUNKS_FILE);
-        self.chunks.flush().map_err(BlockError::io("write", &chunks_path))?;
+        self.chunks
+            .flush()
+            .map_err(BlockError::io("write", &chunks_path))?;
         self.chunks
             .get_ref()
             .sync_all()
@@ -371,7 +458,9 @@ impl BlockWriter {
         if u32::try_from(total).is_err() {
             return Err(BlockError::BadInput {
                 dir: self.dir.clone(),
-                reason: format!("{total} bytes of label strings exceed the 4 GiB symbol table limit"),
+                reason: format!(
+                    "{total} bytes of label strings exceed the 4 GiB symbol table limit"
+                ),
             });
         }
         out.write(&(order.len() as u32).to_le_bytes())?;
@@ -416,7 +505,8 @@ impl BlockWriter {
         for ((name, value), mut ids) in pairs {
             ids.optimize();
             scratch.clear();
-            ids.serialize_into(&mut scratch).expect("serializing into a Vec cannot fail");
+            ids.serialize_into(&mut scratch)
+                .expect("serializing into a Vec cannot fail");
             entries.push((name, value, scratch.len() as u32, out.pos - start));
             out.write(&scratch)?;
         }
@@ -458,7 +548,10 @@ impl BlockWriter {
         debug_assert_eq!(tail.len(), TOC_LEN);
         out.write(&tail)?;
         out.w.flush().map_err(BlockError::io("write", &path))?;
-        out.w.get_ref().sync_all().map_err(BlockError::io("fsync", &path))
+        out.w
+            .get_ref()
+            .sync_all()
+            .map_err(BlockError::io("fsync", &path))
     }
 }
 
@@ -493,7 +586,9 @@ struct IndexOut {
 
 impl IndexOut {
     fn write(&mut self, b: &[u8]) -> Result<(), BlockError> {
-        self.w.write_all(b).map_err(BlockError::io("write", &self.path))?;
+        self.w
+            .write_all(b)
+            .map_err(BlockError::io("write", &self.path))?;
         self.crc = crc32c::crc32c_append(self.crc, b);
         self.pos += b.len() as u64;
         Ok(())
