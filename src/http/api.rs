@@ -87,6 +87,26 @@ pub fn success(data: Value, warnings: &[String]) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
+/// Start of a success envelope; write the `data` JSON after it, then call
+/// [`finish_success`]. For large results, which would cost several times
+/// their size as a `serde_json::Value` tree.
+pub const SUCCESS_PREFIX: &str = "{\"status\":\"success\",\"data\":";
+
+/// Closes an envelope begun with [`SUCCESS_PREFIX`] and its data.
+pub fn finish_success(mut out: String, warnings: &[String]) -> Response {
+    if !warnings.is_empty() {
+        out.push_str(",\"warnings\":");
+        out.push_str(&serde_json::to_string(warnings).expect("strings serialize"));
+    }
+    out.push('}');
+    let mut resp = (StatusCode::OK, out).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).expect("a serde_json::Value always serializes");
     let mut resp = (status, bytes).into_response();
@@ -95,6 +115,31 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
         HeaderValue::from_static("application/json"),
     );
     resp
+}
+
+/// Writes a label set as a JSON object (`{"name":"value",...}`).
+pub fn write_labels(out: &mut String, ls: &tessera_tsdb::Labels) {
+    out.push('{');
+    for (i, l) in ls.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(out, &l.name);
+        out.push(':');
+        json_str(out, &l.value);
+    }
+    out.push('}');
+}
+
+/// Writes a JSON string, escaping only when needed.
+pub fn json_str(out: &mut String, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(s).expect("strings serialize"));
+    }
 }
 
 /// Request parameters as Prometheus reads them: the URL query merged with a

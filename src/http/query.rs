@@ -8,12 +8,10 @@ use std::fmt::Write as _;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tessera_query::{QueryContext, QueryError, QueryResult, Value};
-use tessera_tsdb::Labels;
 
-use super::api::{ApiError, ErrorType, Params, parse_duration};
+use super::api::{ApiError, ErrorType, Params, SUCCESS_PREFIX, finish_success, parse_duration, write_labels};
 use super::{AppStateRef, read};
 use crate::metrics::METRICS;
 
@@ -106,7 +104,8 @@ pub async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, A
 /// tree would triple their memory.
 fn render(res: &QueryResult) -> Response {
     let mut out = String::with_capacity(256);
-    out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
+    out.push_str(SUCCESS_PREFIX);
+    out.push_str("{\"resultType\":\"");
     out.push_str(res.value.type_name());
     out.push_str("\",\"result\":");
     match &res.value {
@@ -125,7 +124,7 @@ fn render(res: &QueryResult) -> Response {
                     out.push(',');
                 }
                 out.push_str("{\"metric\":");
-                metric(&mut out, &s.labels);
+                write_labels(&mut out, &s.labels);
                 out.push_str(",\"value\":");
                 point(&mut out, s.t, s.v);
                 out.push('}');
@@ -139,7 +138,7 @@ fn render(res: &QueryResult) -> Response {
                     out.push(',');
                 }
                 out.push_str("{\"metric\":");
-                metric(&mut out, &s.labels);
+                write_labels(&mut out, &s.labels);
                 out.push_str(",\"values\":[");
                 for (j, p) in s.samples.iter().enumerate() {
                     if j > 0 {
@@ -153,38 +152,7 @@ fn render(res: &QueryResult) -> Response {
         }
     }
     out.push('}');
-    if !res.warnings.is_empty() {
-        out.push_str(",\"warnings\":");
-        out.push_str(&serde_json::to_string(&res.warnings).expect("strings serialize"));
-    }
-    out.push('}');
-    let mut resp = (StatusCode::OK, out).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
-}
-
-fn metric(out: &mut String, ls: &Labels) {
-    out.push('{');
-    for (i, l) in ls.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        json_str(out, &l.name);
-        out.push(':');
-        json_str(out, &l.value);
-    }
-    out.push('}');
-}
-
-fn json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
-    } else {
-        out.push_str(&serde_json::to_string(s).expect("strings serialize"));
-    }
+    finish_success(out, &res.warnings)
 }
 
 /// `[<unix seconds>,"<value>"]`.
