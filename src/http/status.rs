@@ -104,6 +104,35 @@ pub async fn metrics(state: AppStateRef) -> Response {
         "gauge",
         state.admission.queued() as f64,
     );
+    let rp = tessera_tsdb::replay::replay_progress();
+    metrics::single(
+        &mut out,
+        "tessera_wal_replay_bytes_total",
+        "WAL bytes to replay at start-up (segments and checkpoints of every shard).",
+        "gauge",
+        rp.total_bytes as f64,
+    );
+    metrics::single(
+        &mut out,
+        "tessera_wal_replay_bytes_done",
+        "WAL bytes replayed so far; with tessera_wal_replay_bytes_total, the replay progress.",
+        "gauge",
+        rp.done_bytes as f64,
+    );
+    metrics::single(
+        &mut out,
+        "tessera_wal_replay_samples_total",
+        "Samples replayed from the WAL at start-up.",
+        "counter",
+        rp.samples as f64,
+    );
+    metrics::single(
+        &mut out,
+        "tessera_wal_replay_duration_seconds",
+        "Wall time the last WAL replay took (0 while running or when nothing was replayed).",
+        "gauge",
+        rp.elapsed_ms as f64 / 1000.0,
+    );
     metrics::single(
         &mut out,
         "tessera_ready",
@@ -130,6 +159,17 @@ pub async fn metrics(state: AppStateRef) -> Response {
         );
         for (i, s) in stats.iter().enumerate() {
             metrics::sample(&mut out, "tessera_head_memory_bytes", "", &["shard"], &[i.to_string()], None, s.heap_bytes as f64);
+        }
+        metrics::header(
+            &mut out,
+            "tessera_wal_segment_current",
+            "Number of the WAL segment file being written, by shard.",
+            "gauge",
+        );
+        for (i, seg) in db.wal_segments().iter().enumerate() {
+            if let Some(seg) = seg {
+                metrics::sample(&mut out, "tessera_wal_segment_current", "", &["shard"], &[i.to_string()], None, *seg as f64);
+            }
         }
         metrics::single(
             &mut out,

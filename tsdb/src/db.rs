@@ -13,6 +13,7 @@
 //! WALs in parallel (`replay.rs`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::RwLock;
 
@@ -103,6 +104,9 @@ pub struct Db {
     /// stopped on drop.
     _flusher: Option<Flusher>,
     read_only: bool,
+    /// Threads one read may use to select shards in parallel (1: the
+    /// caller's thread only). Part of the `--cpus` budget; see `parallel.rs`.
+    read_threads: AtomicUsize,
 }
 
 /// The WAL directory of one shard.
@@ -130,6 +134,7 @@ impl Db {
                 data_dir: None,
                 _flusher: None,
                 read_only: false,
+                read_threads: AtomicUsize::new(1),
             });
         };
         std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
@@ -182,6 +187,7 @@ impl Db {
             data_dir: opts.data_dir,
             _flusher: flusher,
             read_only: opts.read_only,
+            read_threads: AtomicUsize::new(1),
         })
     }
 
@@ -189,6 +195,20 @@ impl Db {
     pub fn in_memory(shards: usize) -> Db {
         Db::open(DbOptions::in_memory(shards.clamp(1, 4096)))
             .expect("an in-memory db with a valid shard count cannot fail to open")
+    }
+
+    /// Sets how many threads one read may use to select shards in
+    /// parallel (clamped to 1..=shards; 1, the default, reads on the
+    /// caller's thread). Size it from the `--cpus` budget: every concurrent
+    /// query may use this many threads at once.
+    pub fn set_read_threads(&self, n: usize) {
+        self.read_threads
+            .store(n.clamp(1, self.shards.len()), Ordering::Relaxed);
+    }
+
+    /// Threads one read may use (see [`Db::set_read_threads`]).
+    pub fn read_threads(&self) -> usize {
+        self.read_threads.load(Ordering::Relaxed)
     }
 
     pub fn shard_count(&self) -> usize {
@@ -386,6 +406,14 @@ impl Db {
             s.state.read().head.analyze_into(&mut acc);
         }
         acc.finish(top)
+    }
+
+    /// Per shard, the WAL segment being written (None without a WAL).
+    pub fn wal_segments(&self) -> Vec<Option<u64>> {
+        self.shards
+            .iter()
+            .map(|s| s.state.read().wal.as_ref().map(|w| w.current_segment()))
+            .collect()
     }
 
     /// Per-shard head statistics.

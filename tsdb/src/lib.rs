@@ -19,7 +19,7 @@ pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
 pub mod analyze;
 pub mod db;
 pub mod read;
-mod replay;
+pub mod replay;
 mod head;
 
 pub use db::{Db, DbError, DbOptions};

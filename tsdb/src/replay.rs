@@ -27,6 +27,32 @@ struct Progress {
     series: AtomicU64,
 }
 
+/// Process-wide replay progress for `/metrics` (the database does not exist
+/// yet while it replays, so the server cannot ask it).
+static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
+static DONE_BYTES: AtomicU64 = AtomicU64::new(0);
+static SAMPLES: AtomicU64 = AtomicU64::new(0);
+static ELAPSED_MS: AtomicU64 = AtomicU64::new(0);
+
+/// WAL replay progress of the last (or running) open in this process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplayProgress {
+    pub total_bytes: u64,
+    pub done_bytes: u64,
+    pub samples: u64,
+    /// Wall time of the finished replay, 0 while running or when none ran.
+    pub elapsed_ms: u64,
+}
+
+pub fn replay_progress() -> ReplayProgress {
+    ReplayProgress {
+        total_bytes: TOTAL_BYTES.load(Ordering::Relaxed),
+        done_bytes: DONE_BYTES.load(Ordering::Relaxed),
+        samples: SAMPLES.load(Ordering::Relaxed),
+        elapsed_ms: ELAPSED_MS.load(Ordering::Relaxed),
+    }
+}
+
 /// How often replay progress is logged.
 const LOG_EVERY: Duration = Duration::from_secs(3);
 
@@ -37,6 +63,7 @@ pub(crate) fn replay_all(data_dir: &Path, shards: usize, threads: usize) -> Resu
         return Ok((0..shards).map(|_| Head::default()).collect());
     }
     let started = Instant::now();
+    TOTAL_BYTES.store(total_bytes, Ordering::Relaxed);
     info!(shards, threads, wal_bytes = total_bytes, "replaying WAL");
     let progress = Progress::default();
     let next = AtomicUsize::new(0);
@@ -94,6 +121,7 @@ pub(crate) fn replay_all(data_dir: &Path, shards: usize, threads: usize) -> Resu
     }
     let secs = started.elapsed().as_secs_f64();
     let samples = progress.samples.load(Ordering::Relaxed);
+    ELAPSED_MS.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     info!(
         shards,
         series = progress.series.load(Ordering::Relaxed),
@@ -132,6 +160,7 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
             }
             ReadRecord::Samples(list) => {
                 progress.samples.fetch_add(list.len() as u64, Ordering::Relaxed);
+                SAMPLES.fetch_add(list.len() as u64, Ordering::Relaxed);
                 for &(r, t, v) in list {
                     match ids.get(r as usize) {
                         Some(&id) if id != u32::MAX => {
@@ -144,6 +173,7 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
         }
         let bytes = reader.stats().bytes;
         progress.bytes.fetch_add(bytes - last_bytes, Ordering::Relaxed);
+        DONE_BYTES.fetch_add(bytes - last_bytes, Ordering::Relaxed);
         last_bytes = bytes;
     }
     if unknown_refs > 0 {

@@ -50,6 +50,8 @@ mod compact;
 mod index;
 mod merge;
 mod meta;
+mod postings;
+mod query;
 mod reader;
 mod retention;
 mod view;

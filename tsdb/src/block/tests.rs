@@ -1067,6 +1067,56 @@ fn fleet_like(nodes: usize, jitter_ms: u64) -> (Data, Data) {
     (gauges, counters)
 }
 
+/// Bytes Prometheus' XOR (Gorilla) chunks of 120 samples would take in a
+/// Prometheus block's chunk files for `samples`: per chunk a length varint,
+/// an encoding byte, a 2-byte sample count and a CRC32, then t0 varint, v0
+/// raw, delta varint, dod buckets (1/16/20/24/68 bits) and XOR values.
+fn gorilla_bytes(samples: &[Sample]) -> usize {
+    let mut total = 0;
+    for c in samples.chunks(120) {
+        let mut bits = 0u64;
+        let varint_bits = |v: u64| 8 * (1 + (64 - v.leading_zeros()).saturating_sub(1) / 7) as u64;
+        let (mut lead, mut trail) = (u32::MAX, 0u32);
+        for (i, x) in c.iter().enumerate() {
+            match i {
+                0 => bits += varint_bits(((x.t << 1) ^ (x.t >> 63)) as u64) + 64,
+                1 => bits += varint_bits((x.t - c[0].t) as u64),
+                _ => {
+                    let dod = (x.t - c[i - 1].t) - (c[i - 1].t - c[i - 2].t);
+                    let fits = |n: u32| -(1i64 << (n - 1)) <= dod && dod < (1i64 << (n - 1));
+                    bits += if dod == 0 {
+                        1
+                    } else if fits(14) {
+                        16
+                    } else if fits(17) {
+                        20
+                    } else if fits(20) {
+                        24
+                    } else {
+                        68
+                    };
+                }
+            }
+            if i > 0 {
+                let xor = x.v.to_bits() ^ c[i - 1].v.to_bits();
+                if xor == 0 {
+                    bits += 1;
+                } else {
+                    let (l, t) = (xor.leading_zeros().min(31), xor.trailing_zeros());
+                    if lead != u32::MAX && l >= lead && t >= trail {
+                        bits += 2 + u64::from(64 - lead - trail);
+                    } else {
+                        (lead, trail) = (l, t);
+                        bits += 2 + 5 + 6 + u64::from(64 - l - t);
+                    }
+                }
+            }
+        }
+        total += 2 + 1 + 2 + 4 + bits.div_ceil(8) as usize;
+    }
+    total
+}
+
 #[test]
 #[ignore = "prints bytes/sample figures; run with --release -- --ignored --nocapture"]
 fn measure_bytes_per_sample() {
@@ -1074,6 +1124,12 @@ fn measure_bytes_per_sample() {
     for jitter in [0u64, 5] {
         let (gauges, counters) = fleet_like(16, jitter);
         for (kind, data) in [("dcgm gauges", &gauges), ("node counters", &counters)] {
+            let n: usize = data.values().map(|s| s.len()).sum();
+            let g: usize = data.values().map(|s| gorilla_bytes(s)).sum();
+            println!(
+                "{kind:13} jitter ±{jitter} ms: Prometheus XOR chunks of 120 samples: {:.3} bytes/sample (chunk files only)",
+                g as f64 / n as f64
+            );
             for (max, share) in [(120, false), (480, false), (480, true)] {
                 let p = dir
                     .path()
