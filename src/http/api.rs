@@ -87,24 +87,20 @@ pub fn success(data: Value, warnings: &[String]) -> Response {
     json_response(StatusCode::OK, &body)
 }
 
-/// Start of a success envelope; write the `data` JSON after it, then call
-/// [`finish_success`]. For large results, which would cost several times
+/// Start of a success envelope; the `data` JSON follows, then
+/// [`success_suffix`]. For large results, which would cost several times
 /// their size as a `serde_json::Value` tree.
 pub const SUCCESS_PREFIX: &str = "{\"status\":\"success\",\"data\":";
 
-/// Closes an envelope begun with [`SUCCESS_PREFIX`] and its data.
-pub fn finish_success(mut out: String, warnings: &[String]) -> Response {
+/// What closes an envelope begun with [`SUCCESS_PREFIX`] after its data.
+pub fn success_suffix(warnings: &[String]) -> String {
+    let mut out = String::new();
     if !warnings.is_empty() {
         out.push_str(",\"warnings\":");
         out.push_str(&serde_json::to_string(warnings).expect("strings serialize"));
     }
     out.push('}');
-    let mut resp = (StatusCode::OK, out).into_response();
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    out
 }
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {

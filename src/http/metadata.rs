@@ -16,8 +16,8 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tessera_tsdb::{Labels, Matcher, ReadControl, labels::is_valid_label_name};
 
-use super::api::{ApiError, MAX_TIME_MS, Params, SUCCESS_PREFIX, finish_success, success, write_labels};
-use super::{AppState, AppStateRef, read, selector};
+use super::api::{ApiError, MAX_TIME_MS, Params, SUCCESS_PREFIX, success, success_suffix, write_labels};
+use super::{AppState, AppStateRef, read, selector, stream};
 
 /// Every `match[]` parameter as alternatives of matcher conjunctions.
 fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
@@ -91,20 +91,11 @@ pub async fn series(state: AppStateRef, req: Request<Body>) -> Result<Response, 
     })
     .await?;
     let warnings = if truncated { vec![truncation_warning(limit)] } else { vec![] };
-    // Rendered straight to text: a Value tree of 100k series would hold
-    // every string twice more.
-    let mut data = String::with_capacity(all.len() * 128 + 64);
-    data.push_str(SUCCESS_PREFIX);
-    data.push('[');
-    for (i, ls) in all.iter().enumerate() {
-        if i > 0 {
-            data.push(',');
-        }
-        write_labels(&mut data, ls);
-    }
-    data.push(']');
-    drop(all);
-    Ok(finish_success(data, &warnings))
+    // Streamed a chunk at a time as the client reads: the JSON of 100k
+    // series never exists as one string, and a client that leaves stops it.
+    let head = format!("{SUCCESS_PREFIX}[");
+    let tail = format!("]{}", success_suffix(&warnings));
+    Ok(stream::json_stream(stream::chunks(head, all, tail, write_labels)))
 }
 
 /// Merges sorted unique strings of each match set (or one call with none)

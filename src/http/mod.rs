@@ -13,6 +13,7 @@ mod read;
 mod rules;
 mod selector;
 mod status;
+mod stream;
 mod tsdb_status;
 mod write;
 

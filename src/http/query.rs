@@ -11,8 +11,8 @@ use axum::extract::Request;
 use axum::response::Response;
 use tessera_query::{QueryContext, QueryError, QueryResult, Value};
 
-use super::api::{ApiError, ErrorType, Params, SUCCESS_PREFIX, finish_success, parse_duration, write_labels};
-use super::{AppStateRef, read};
+use super::api::{ApiError, ErrorType, Params, SUCCESS_PREFIX, parse_duration, success_suffix, write_labels};
+use super::{AppStateRef, read, stream};
 use crate::metrics::METRICS;
 
 fn now_ms() -> i64 {
@@ -67,7 +67,7 @@ pub async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response,
     let t = p.time_or("time", now_ms())?;
     let q2 = q.clone();
     let res = run_query(&state, "query", &q, &p, move |e, db, ctx| e.instant_query(db, &q2, t, ctx)).await?;
-    Ok(render(&res))
+    Ok(render(res))
 }
 
 pub async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
@@ -96,63 +96,61 @@ pub async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, A
         e.range_query(db, &q2, start, end, step, ctx)
     })
     .await?;
-    Ok(render(&res))
+    Ok(render(res))
 }
 
 /// Renders a result in Prometheus' JSON shape, written directly into one
 /// buffer: results can hold millions of points and a `serde_json::Value`
 /// tree would triple their memory.
-fn render(res: &QueryResult) -> Response {
-    let mut out = String::with_capacity(256);
-    out.push_str(SUCCESS_PREFIX);
-    out.push_str("{\"resultType\":\"");
-    out.push_str(res.value.type_name());
-    out.push_str("\",\"result\":");
-    match &res.value {
-        Value::Scalar { t, v } => point(&mut out, *t, *v),
-        Value::String { t, v } => {
-            out.push('[');
-            timestamp(&mut out, *t);
-            out.push(',');
-            out.push_str(&serde_json::to_string(v).expect("strings serialize"));
-            out.push(']');
+fn render(res: QueryResult) -> Response {
+    let mut head = String::with_capacity(256);
+    head.push_str(SUCCESS_PREFIX);
+    head.push_str("{\"resultType\":\"");
+    head.push_str(res.value.type_name());
+    head.push_str("\",\"result\":");
+    let tail = format!("}}{}", success_suffix(&res.warnings));
+    match res.value {
+        Value::Scalar { t, v } => {
+            point(&mut head, t, v);
+            head.push_str(&tail);
+            stream::json_stream(std::iter::once(head))
         }
+        Value::String { t, v } => {
+            head.push('[');
+            timestamp(&mut head, t);
+            head.push(',');
+            head.push_str(&serde_json::to_string(&v).expect("strings serialize"));
+            head.push(']');
+            head.push_str(&tail);
+            stream::json_stream(std::iter::once(head))
+        }
+        // Vectors and matrices can be large: streamed a chunk at a time.
         Value::Vector(samples) => {
-            out.push('[');
-            for (i, s) in samples.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            head.push('[');
+            stream::json_stream(stream::chunks(head, samples, format!("]{tail}"), |out, s| {
                 out.push_str("{\"metric\":");
-                write_labels(&mut out, &s.labels);
+                write_labels(out, &s.labels);
                 out.push_str(",\"value\":");
-                point(&mut out, s.t, s.v);
+                point(out, s.t, s.v);
                 out.push('}');
-            }
-            out.push(']');
+            }))
         }
         Value::Matrix(series) => {
-            out.push('[');
-            for (i, s) in series.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
+            head.push('[');
+            stream::json_stream(stream::chunks(head, series, format!("]{tail}"), |out, s| {
                 out.push_str("{\"metric\":");
-                write_labels(&mut out, &s.labels);
+                write_labels(out, &s.labels);
                 out.push_str(",\"values\":[");
                 for (j, p) in s.samples.iter().enumerate() {
                     if j > 0 {
                         out.push(',');
                     }
-                    point(&mut out, p.t, p.v);
+                    point(out, p.t, p.v);
                 }
                 out.push_str("]}");
-            }
-            out.push(']');
+            }))
         }
     }
-    out.push('}');
-    finish_success(out, &res.warnings)
 }
 
 /// `[<unix seconds>,"<value>"]`.

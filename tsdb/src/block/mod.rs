@@ -54,9 +54,12 @@ mod postings;
 mod query;
 mod reader;
 mod retention;
+mod series;
 mod view;
 mod writer;
 
+#[cfg(test)]
+mod measure;
 #[cfg(test)]
 mod tests;
 

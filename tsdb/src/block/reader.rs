@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
-use super::index::{
-    CHUNKS_MAGIC, ChunkMeta, HEADER_LEN, Index, SeriesEntry, check_header, map_file,
-};
+use super::index::{CHUNKS_MAGIC, HEADER_LEN, Index, check_header, map_file};
 use super::meta::BlockMeta;
+use super::series::{ChunkMeta, SeriesEntry};
 use super::view::BlockChunk;
 use super::{BlockError, CHUNKS_FILE, INDEX_FILE};
 use crate::Labels;
