@@ -48,9 +48,11 @@ fn build(nodes: usize, rounds: usize, read_threads: usize) -> (Db, usize, i64) {
         ..FleetConfig::default()
     });
     let limits = DecodeLimits::default();
+    let mut enc = snap::raw::Encoder::new();
     for r in 0..rounds {
         fleet.round(r as u64, START_MS + r as i64 * STEP_MS, STEP_MS, 2000, |b| {
-            let req = decode_v1(&b.proto, &limits).expect("valid body");
+            let body = enc.compress_vec(&b.proto).expect("snappy");
+            let req = decode_v1(&body, &limits).expect("valid body");
             let w = validate(req, &limits);
             db.append_batch(w.series.iter().map(|s| (&s.labels, s.samples.as_slice())))
                 .expect("in-memory append");

@@ -48,6 +48,7 @@
 mod bytes;
 mod compact;
 mod index;
+mod index_writer;
 mod merge;
 mod meta;
 mod postings;

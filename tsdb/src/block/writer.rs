@@ -1,6 +1,7 @@
 //! Writing a block: [`BlockWriter`] takes series in label order, streams
-//! their chunks to `chunks`, keeps the index in memory and writes it,
-//! `meta.json` and the directory atomically in [`BlockWriter::finish`].
+//! their chunks to `chunks` (storing a repeated timestamp column once),
+//! keeps the index in memory and writes it (`index_writer.rs`), `meta.json`
+//! and the directory atomically in [`BlockWriter::finish`].
 //!
 //! Memory is the index (symbols, one small entry per series, postings), never
 //! the samples: each series' chunks go to the file as they are cut.
@@ -13,15 +14,15 @@ use std::path::{Path, PathBuf};
 use roaring::RoaringBitmap;
 
 use super::bytes::{put_uvarint, put_varint};
-use super::index::{CHUNKS_MAGIC, INDEX_MAGIC, SECTIONS, TOC_LEN};
+use super::index::CHUNKS_MAGIC;
 use super::meta::{BlockMeta, BlockStats, CompactionMeta};
-use super::{BlockError, CHUNKS_FILE, FORMAT_VERSION, INDEX_FILE, META_FILE, TMP_SUFFIX};
+use super::{BlockError, CHUNKS_FILE, FORMAT_VERSION, META_FILE, TMP_SUFFIX};
 use crate::chunk::{ChunkBuilder, ChunkRef, HEADER_LEN};
+use crate::{Labels, Sample};
 
 /// Shortest timestamp column worth sharing: below it the back reference
 /// (a varint of the distance) saves little or nothing.
 const MIN_SHARED_TS: usize = 8;
-use crate::{Labels, Sample};
 
 /// How a [`BlockWriter`] cuts chunks.
 #[derive(Clone, Copy, Debug)]
@@ -60,10 +61,10 @@ impl Default for BlockOptions {
 /// A series waiting for the index: labels as provisional symbol ids (final
 /// ids are the sorted order, known only at the end) and its encoded chunk
 /// references.
-struct Pending {
-    labels: Box<[(u32, u32)]>,
-    n_chunks: u32,
-    chunk_refs: Box<[u8]>,
+pub(super) struct Pending {
+    pub(super) labels: Box<[(u32, u32)]>,
+    pub(super) n_chunks: u32,
+    pub(super) chunk_refs: Box<[u8]>,
 }
 
 /// Encodes a series' chunk references (see the series entry layout in
@@ -400,7 +401,13 @@ impl BlockWriter {
             .get_ref()
             .sync_all()
             .map_err(BlockError::io("fsync", &chunks_path))?;
-        self.write_index()?;
+        super::index_writer::write_index(
+            &self.tmp,
+            &self.dir,
+            &self.syms,
+            &self.series,
+            std::mem::take(&mut self.postings),
+        )?;
         let name = self
             .dir
             .file_name()
@@ -427,143 +434,6 @@ impl BlockWriter {
         self.done = true;
         Ok(meta)
     }
-
-    fn write_index(&mut self) -> Result<(), BlockError> {
-        let path = self.tmp.join(INDEX_FILE);
-        let file = File::create(&path).map_err(BlockError::io("create", &path))?;
-        let mut out = IndexOut {
-            w: BufWriter::with_capacity(1 << 20, file),
-            pos: 0,
-            crc: 0,
-            path: path.clone(),
-        };
-        let mut header = [0u8; 8];
-        header[..4].copy_from_slice(&INDEX_MAGIC);
-        header[4] = FORMAT_VERSION;
-        out.write(&header)?;
-
-        // Final symbol ids are the sorted order, so comparing ids compares
-        // strings and label values sort like their ids.
-        let mut order: Vec<u32> = (0..self.syms.len() as u32).collect();
-        order.sort_unstable_by(|&a, &b| self.syms[a as usize].cmp(&self.syms[b as usize]));
-        let mut remap = vec![0u32; order.len()];
-        for (fin, &tmp) in order.iter().enumerate() {
-            remap[tmp as usize] = fin as u32;
-        }
-        let mut toc = [(0u64, 0u64, 0u32); SECTIONS];
-
-        // Symbols.
-        let start = out.begin();
-        let total: usize = self.syms.iter().map(|s| s.len()).sum();
-        if u32::try_from(total).is_err() {
-            return Err(BlockError::BadInput {
-                dir: self.dir.clone(),
-                reason: format!(
-                    "{total} bytes of label strings exceed the 4 GiB symbol table limit"
-                ),
-            });
-        }
-        out.write(&(order.len() as u32).to_le_bytes())?;
-        let mut off = 0u32;
-        out.write(&off.to_le_bytes())?;
-        for &t in &order {
-            off += self.syms[t as usize].len() as u32;
-            out.write(&off.to_le_bytes())?;
-        }
-        for &t in &order {
-            out.write(self.syms[t as usize].as_bytes())?;
-        }
-        toc[0] = out.end(start);
-
-        // Series: a pass to size the entries for the offset table, then the
-        // entries themselves, encoded twice rather than held twice.
-        let start = out.begin();
-        let mut scratch = Vec::new();
-        let n = self.series.len();
-        let mut at = 4 + 8 * n as u64;
-        out.write(&(n as u32).to_le_bytes())?;
-        for s in &self.series {
-            out.write(&at.to_le_bytes())?;
-            encode_entry(s, &remap, &mut scratch);
-            at += scratch.len() as u64;
-        }
-        for s in &self.series {
-            encode_entry(s, &remap, &mut scratch);
-            out.write(&scratch)?;
-        }
-        toc[1] = out.end(start);
-
-        // Postings, in (name, value) order; the label index points into them.
-        let start = out.begin();
-        let mut pairs: Vec<((u32, u32), RoaringBitmap)> = self
-            .postings
-            .drain()
-            .map(|((n, v), ids)| ((remap[n as usize], remap[v as usize]), ids))
-            .collect();
-        pairs.sort_unstable_by_key(|(k, _)| *k);
-        let mut entries: Vec<(u32, u32, u32, u64)> = Vec::with_capacity(pairs.len());
-        for ((name, value), mut ids) in pairs {
-            ids.optimize();
-            scratch.clear();
-            ids.serialize_into(&mut scratch)
-                .expect("serializing into a Vec cannot fail");
-            entries.push((name, value, scratch.len() as u32, out.pos - start));
-            out.write(&scratch)?;
-        }
-        toc[2] = out.end(start);
-
-        // Label index: names, then each name's value table.
-        let start = out.begin();
-        let mut names: Vec<(u32, u32)> = Vec::new(); // (name, value count)
-        for e in &entries {
-            match names.last_mut() {
-                Some((n, c)) if *n == e.0 => *c += 1,
-                _ => names.push((e.0, 1)),
-            }
-        }
-        out.write(&(names.len() as u32).to_le_bytes())?;
-        let mut values_at = 4 + 16 * names.len() as u64;
-        for &(name, count) in &names {
-            out.write(&name.to_le_bytes())?;
-            out.write(&count.to_le_bytes())?;
-            out.write(&values_at.to_le_bytes())?;
-            values_at += 16 * u64::from(count);
-        }
-        for &(_, value, len, off) in &entries {
-            out.write(&value.to_le_bytes())?;
-            out.write(&len.to_le_bytes())?;
-            out.write(&off.to_le_bytes())?;
-        }
-        toc[3] = out.end(start);
-
-        let mut tail = Vec::with_capacity(TOC_LEN);
-        for (off, len, crc) in toc {
-            tail.extend_from_slice(&off.to_le_bytes());
-            tail.extend_from_slice(&len.to_le_bytes());
-            tail.extend_from_slice(&crc.to_le_bytes());
-        }
-        let toc_crc = crc32c::crc32c(&tail);
-        tail.extend_from_slice(&toc_crc.to_le_bytes());
-        tail.extend_from_slice(&INDEX_MAGIC);
-        debug_assert_eq!(tail.len(), TOC_LEN);
-        out.write(&tail)?;
-        out.w.flush().map_err(BlockError::io("write", &path))?;
-        out.w
-            .get_ref()
-            .sync_all()
-            .map_err(BlockError::io("fsync", &path))
-    }
-}
-
-fn encode_entry(s: &Pending, remap: &[u32], out: &mut Vec<u8>) {
-    out.clear();
-    put_uvarint(out, s.labels.len() as u64);
-    for &(n, v) in s.labels.iter() {
-        put_uvarint(out, u64::from(remap[n as usize]));
-        put_uvarint(out, u64::from(remap[v as usize]));
-    }
-    put_uvarint(out, u64::from(s.n_chunks));
-    out.extend_from_slice(&s.chunk_refs);
 }
 
 impl Drop for BlockWriter {
@@ -572,35 +442,6 @@ impl Drop for BlockWriter {
             // Best effort: a leftover is also removed by `cleanup_tmp`.
             let _ = fs::remove_dir_all(&self.tmp);
         }
-    }
-}
-
-/// The index file being written, with the running CRC of the current
-/// section.
-struct IndexOut {
-    w: BufWriter<File>,
-    pos: u64,
-    crc: u32,
-    path: PathBuf,
-}
-
-impl IndexOut {
-    fn write(&mut self, b: &[u8]) -> Result<(), BlockError> {
-        self.w
-            .write_all(b)
-            .map_err(BlockError::io("write", &self.path))?;
-        self.crc = crc32c::crc32c_append(self.crc, b);
-        self.pos += b.len() as u64;
-        Ok(())
-    }
-
-    fn begin(&mut self) -> u64 {
-        self.crc = 0;
-        self.pos
-    }
-
-    fn end(&self, start: u64) -> (u64, u64, u32) {
-        (start, self.pos - start, self.crc)
     }
 }
 
