@@ -7,8 +7,9 @@
 //! Data: the bench generator's GPU fleet (dcgm-exporter + node-exporter
 //! series of 3 nodes × 8 GPUs, 25 rounds 15 s apart ending now), one GPU
 //! given a non-zero XID (the panels that draw only faulty GPUs need one), one
-//! over-labelled series refused (the "series rejected" panel needs one), and
-//! Tessera's own `/metrics` scraped every 5 s and remote-written with
+//! over-labelled series refused (the "series rejected" panel needs one),
+//! a series call refused by `--api.max-series` (for "Limit hits by flag"),
+//! and Tessera's own `/metrics` scraped every 5 s and remote-written with
 //! `job="tessera"` as a Prometheus would.
 //!
 //! Rules: `deploy/rules/*.yml` as shipped except each group's `interval:`
@@ -44,12 +45,21 @@ const EXPECTED_EMPTY: &[Expected] = &[
         panel: "Engine activity (DCP profiling)",
         ref_id: "C",
         why: "DCGM_FI_PROF_SM_ACTIVE is commented out in dcgm-exporter's default-counters.csv, which the generator follows",
+        unless: None,
     },
     Expected {
         dashboard: "gpu-fleet",
         panel: "SM activity per node",
         ref_id: "A",
         why: "DCGM_FI_PROF_SM_ACTIVE is commented out in dcgm-exporter's default-counters.csv, which the generator follows",
+        unless: None,
+    },
+    Expected {
+        dashboard: "tessera",
+        panel: "Cancelled reads by reason",
+        ref_id: "A",
+        why: "no read was cancelled (a refused series call is a limit hit, not a cancellation)",
+        unless: Some("tessera_query_cancellations_total"),
     },
 ];
 
@@ -62,7 +72,9 @@ fn parse_exposition(text: &str) -> Vec<(Vec<(String, String)>, f64)> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("bad line {line:?}"));
+        let name_end = line
+            .find(['{', ' '])
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
         let mut labels = vec![("__name__".to_string(), line[..name_end].to_string())];
         let mut rest = &line[name_end..];
         if let Some(r) = rest.strip_prefix('{') {
@@ -102,7 +114,10 @@ fn parse_exposition(text: &str) -> Vec<(Vec<(String, String)>, f64)> {
             }
             rest = &r[end..];
         }
-        let v = rest.split_whitespace().next().unwrap_or_else(|| panic!("no value: {line:?}"));
+        let v = rest
+            .split_whitespace()
+            .next()
+            .unwrap_or_else(|| panic!("no value: {line:?}"));
         let v = match v {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
@@ -129,7 +144,10 @@ fn self_scrape(t: &Tessera, instance: &str) -> usize {
         labels.push(("job".into(), "tessera".into()));
         labels.push(("instance".into(), instance.into()));
         labels.sort();
-        let pairs: Vec<(&str, &str)> = labels.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         all.push(series(&pairs, &[(ts, v)]));
     }
     let n = all.len();
@@ -168,8 +186,10 @@ fn load_fleet(t: &Tessera, now: i64) -> Vec<(String, String)> {
                         })
                         .collect();
                     let has = |n: &str, v: &str| l.iter().any(|(a, b)| a == n && b == v);
-                    (has("__name__", "DCGM_FI_DEV_XID_ERRORS") && has("Hostname", "gpu-node-0002") && has("gpu", "3"))
-                        .then_some(l)
+                    (has("__name__", "DCGM_FI_DEV_XID_ERRORS")
+                        && has("Hostname", "gpu-node-0002")
+                        && has("gpu", "3"))
+                    .then_some(l)
                 });
             }
         }
@@ -182,7 +202,16 @@ fn every_dashboard_panel_answers_grafanas_queries_with_data() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (rules_glob, records) = grafana::rules_with_interval(tmp.path(), "1s");
-    let t = Tessera::start(&["--rules.file", &rules_glob, "--cpus", "2"]);
+    // --api.max-series below the fleet's series count, so a bare series
+    // call hits the limit and the "Limit hits by flag" panel has an event.
+    let t = Tessera::start(&[
+        "--rules.file",
+        &rules_glob,
+        "--cpus",
+        "2",
+        "--api.max-series",
+        "10000",
+    ]);
     let base = t.url("");
     let instance = format!("127.0.0.1:{}", t.port);
     let scrape_ms = grafana::datasource_scrape_interval_ms();
@@ -198,19 +227,27 @@ fn every_dashboard_panel_answers_grafanas_queries_with_data() {
     let samples: Vec<(i64, f64)> = (0..4).map(|i| (now - 45_000 + i * 15_000, 79.0)).collect();
     assert_eq!(t.write(&request(vec![series(&faulty, &samples)])).0, 204);
     // One series over --ingest.max-labels-per-series (128) is refused.
-    let many: Vec<(String, String)> = (0..130).map(|i| (format!("l{i:03}"), "x".to_string())).collect();
+    let many: Vec<(String, String)> = (0..130)
+        .map(|i| (format!("l{i:03}"), "x".to_string()))
+        .collect();
     let mut pairs: Vec<(&str, &str)> = vec![("__name__", "too_many_labels")];
     pairs.extend(many.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let (status, body) = t.write(&request(vec![series(&pairs, &[(now, 1.0)])]));
     assert_eq!(status, 400, "{body}");
-    eprintln!("loaded {NODES} nodes x {ROUNDS} rounds in {:?}", started.elapsed());
+    eprintln!(
+        "loaded {NODES} nodes x {ROUNDS} rounds in {:?}",
+        started.elapsed()
+    );
 
     // The fleet-level rules, two groups deep, have a result.
     let deadline = Instant::now() + Duration::from_secs(30);
     while grafana::instant(&base, "cluster:DCGM_FI_DEV_GPU_UTIL:count").is_empty()
         || grafana::instant(&base, "cluster:node_cpu_utilisation:ratio").is_empty()
     {
-        assert!(Instant::now() < deadline, "fleet-level rules produced nothing in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "fleet-level rules produced nothing in 30 s"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let rules_ready = grafana::now_ms();
@@ -230,8 +267,14 @@ fn every_dashboard_panel_answers_grafanas_queries_with_data() {
         std::thread::sleep(Duration::from_millis(left.min(5_000) as u64));
     }
     let healthy = grafana::healthy_rules(&base).expect("rules healthy");
-    assert_eq!(healthy, records, "every recording rule of deploy/rules is loaded and healthy");
-    eprintln!("{scrapes} self-scrapes; querying at {:?}", started.elapsed());
+    assert_eq!(
+        healthy, records,
+        "every recording rule of deploy/rules is loaded and healthy"
+    );
+    eprintln!(
+        "{scrapes} self-scrapes; querying at {:?}",
+        started.elapsed()
+    );
 
     let to_ms = grafana::now_ms();
     let range = Range {
@@ -246,51 +289,85 @@ fn every_dashboard_panel_answers_grafanas_queries_with_data() {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             let outcomes = grafana::run_dashboard(&base, &dash, &vars, range, scrape_ms)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let s = grafana::check(name, &outcomes, EXPECTED_EMPTY, &mut failures);
+            let s = grafana::check(&base, name, &outcomes, EXPECTED_EMPTY, &mut failures);
             eprintln!(
                 "{name} ({choice:?}: {}): {} targets, {} ok, {} with data, {} expected empty",
-                vars.iter().map(|v| format!("${}={}", v.name, v.text)).collect::<Vec<_>>().join(" "),
+                vars.iter()
+                    .map(|v| format!("${}={}", v.name, v.text))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 s.targets,
                 s.ok,
                 s.with_data,
                 s.expected_empty
             );
             // What the variables must offer on this data.
-            let values = |n: &str| vars.iter().find(|v| v.name == n).map(|v| v.values.clone()).unwrap_or_default();
+            let values = |n: &str| {
+                vars.iter()
+                    .find(|v| v.name == n)
+                    .map(|v| v.values.clone())
+                    .unwrap_or_default()
+            };
             match name {
                 "gpu-fleet" => {
-                    assert_eq!(values("Hostname"), ["gpu-node-0001", "gpu-node-0002", "gpu-node-0003"]);
-                    assert_eq!(values("gpu"), (0..GPUS).map(|g| g.to_string()).collect::<Vec<_>>());
+                    assert_eq!(
+                        values("Hostname"),
+                        ["gpu-node-0001", "gpu-node-0002", "gpu-node-0003"]
+                    );
+                    assert_eq!(
+                        values("gpu"),
+                        (0..GPUS).map(|g| g.to_string()).collect::<Vec<_>>()
+                    );
                     assert_eq!(values("modelName").len(), 1, "{:?}", values("modelName"));
                     let gpus = grafana::find(&outcomes, "GPUs reporting", "A").last_value();
                     assert_eq!(gpus, Some((NODES * GPUS) as f64), "GPUs reporting");
                     let xid = grafana::find(&outcomes, "GPUs with an XID error", "A").last_value();
                     assert_eq!(xid, Some(1.0), "GPUs with an XID error");
-                    let per_node = grafana::find(&outcomes, "GPUs with an XID error per node", "A").series();
+                    let per_node =
+                        grafana::find(&outcomes, "GPUs with an XID error per node", "A").series();
                     assert_eq!(per_node.len(), 1, "{per_node:?}");
                     assert_eq!(per_node[0]["metric"]["Hostname"], "gpu-node-0002");
-                    let raw = grafana::find(&outcomes, "XID errors (last code, non-zero only)", "A").series();
+                    let raw =
+                        grafana::find(&outcomes, "XID errors (last code, non-zero only)", "A")
+                            .series();
                     assert_eq!(raw.len(), 1, "{raw:?}");
                     assert_eq!(raw[0]["metric"]["err_code"], "79");
                 }
                 "nodes" => {
-                    let want: Vec<String> = (1..=NODES).map(|n| format!("gpu-node-{n:04}:9100")).collect();
+                    let want: Vec<String> = (1..=NODES)
+                        .map(|n| format!("gpu-node-{n:04}:9100"))
+                        .collect();
                     assert_eq!(values("instance"), want);
                     let cpu = grafana::find(&outcomes, "CPU utilisation", "A").series();
                     assert_eq!(cpu.len(), NODES, "one CPU utilisation series per node");
                 }
                 "tessera" => {
                     assert_eq!(values("job"), ["tessera"]);
-                    assert_eq!(values("instance"), [instance.clone()]);
-                    assert_eq!(grafana::find(&outcomes, "Ready replicas", "A").last_value(), Some(1.0));
-                    assert_eq!(grafana::find(&outcomes, "CPU budget (cores)", "A").last_value(), Some(2.0));
-                    let appended = grafana::find(&outcomes, "Samples appended /s", "A").last_value();
-                    assert!(appended.is_some_and(|v| v > 0.0), "samples appended /s: {appended:?}");
+                    assert_eq!(values("instance"), std::slice::from_ref(&instance));
+                    assert_eq!(
+                        grafana::find(&outcomes, "Ready replicas", "A").last_value(),
+                        Some(1.0)
+                    );
+                    assert_eq!(
+                        grafana::find(&outcomes, "CPU budget (cores)", "A").last_value(),
+                        Some(2.0)
+                    );
+                    let appended =
+                        grafana::find(&outcomes, "Samples appended /s", "A").last_value();
+                    assert!(
+                        appended.is_some_and(|v| v > 0.0),
+                        "samples appended /s: {appended:?}"
+                    );
                 }
                 _ => unreachable!(),
             }
         }
     }
-    assert!(failures.is_empty(), "{} failing targets:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing targets:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     eprintln!("done in {:?}", started.elapsed());
 }

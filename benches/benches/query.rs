@@ -14,7 +14,9 @@
 //! ```
 //!
 //! `TESSERA_QBENCH_READ_THREADS` (default 1) sets the Db's `read_threads`,
-//! the per-shard selection fan-out.
+//! the per-shard selection fan-out; `TESSERA_QBENCH_PUSHDOWN=0` turns off
+//! the pushed-down aggregation (`EngineOptions::pushdown`) to measure the
+//! plain evaluation.
 //!
 //! Run: `cargo bench -p tessera-bench --bench query -- --measurement-time 5`
 
@@ -23,7 +25,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera_bench::generator::{Fleet, FleetConfig};
 use tessera_ingest::{DecodeLimits, decode_v1, validate};
-use tessera_query::{Engine, QueryContext};
+use tessera_query::{Engine, EngineOptions, QueryContext};
 use tessera_query::Value;
 use tessera_tsdb::Db;
 
@@ -85,10 +87,14 @@ fn bench(c: &mut Criterion) {
     let t0 = std::time::Instant::now();
     let (db, series, end) = build(nodes, rounds, threads);
     eprintln!(
-        "query bench: {series} series × {rounds} rounds in {SHARDS} shards, read_threads {threads}, built in {:.1?}",
+        "query bench: {series} series × {rounds} rounds in {SHARDS} shards, read_threads {threads}, pushdown {}, built in {:.1?}",
+        env_usize("TESSERA_QBENCH_PUSHDOWN", 1) != 0,
         t0.elapsed()
     );
-    let engine = Engine::default();
+    let engine = Engine::new(EngineOptions {
+        pushdown: env_usize("TESSERA_QBENCH_PUSHDOWN", 1) != 0,
+        ..EngineOptions::default()
+    });
     let mut g = c.benchmark_group(format!("query/{series}_series"));
     g.sample_size(10);
     g.warm_up_time(Duration::from_secs(1));

@@ -261,7 +261,7 @@ def build():
 
     # ---------------------------------------------------------------- tessera
     d = Dash("tessera-self", "Tessera", ["tessera"],
-             "Tessera's own /metrics: ingest, head, HTTP API and process.")
+             "Tessera's own /metrics: ingest, head, HTTP API, process, WAL, queries and rules.")
     d.var("job", "label_values(tessera_ready, job)", multi=False, include_all=False)
     d.var("instance", 'label_values(tessera_ready{job=~"$job"}, instance)')
     S = 'job=~"$job", instance=~"$instance"'
@@ -306,12 +306,32 @@ def build():
     d.ts("Open file descriptors", [(f"sum by (instance) (process_open_fds{{{S}}})", "{{instance}}")])
     d.ts("Ready", [(f"tessera_ready{{{S}}}", "{{instance}}")], mn=0, mx=1)
 
-    d.row("WAL and replay (pending)")
-    d.text("WAL and replay", "Filled when the WAL lands and exports its metrics (replay progress, segments, fsync latency). "
-           "Deliberately empty: panels here reference only metrics Tessera exports today.")
-    d.row("Queries (pending)")
-    d.text("Queries", "Filled when /api/v1/query and /api/v1/query_range export their metrics (latency, samples loaded, "
-           "limit errors, admission queue). Until then the HTTP API row covers their request rates and latency.")
+    d.row("WAL and replay")
+    d.stat("Last WAL replay", f"max(tessera_wal_replay_duration_seconds{{{S}}})", unit="s",
+           desc="Wall time of the start-up replay (0 while running or when there was nothing to replay).")
+    d.stat("Samples replayed", f"sum(tessera_wal_replay_samples_total{{{S}}})")
+    d.ts("WAL replay progress", [(f"sum by (instance) (tessera_wal_replay_bytes_done{{{S}}})", "{{instance}} replayed"),
+                                 (f"sum by (instance) (tessera_wal_replay_bytes_total{{{S}}})", "{{instance}} to replay")],
+         unit="bytes", w=16, desc="While a replica replays, /-/ready is 503 and tessera_ready is 0.")
+    d.ts("Current WAL segment by shard", [(f"tessera_wal_segment_current{{{S}}}", "{{instance}} shard {{shard}}")],
+         desc="Segment files are cut at --wal.segment-size; the number grows with the WAL (no retention yet).")
+
+    d.row("Queries and rules")
+    d.ts("Read latency p99 by endpoint", [(f"histogram_quantile(0.99, sum by (endpoint, le) (rate(tessera_read_duration_seconds_bucket{{{S}}}[$__rate_interval])))", "{{endpoint}}")],
+         unit="s", desc="Admitted queries and metadata calls, from admission to the last byte.")
+    d.ts("Reads running and queued", [(f"sum by (instance) (tessera_query_inflight{{{S}}})", "{{instance}} running"),
+                                      (f"sum by (instance) (tessera_query_queue_length{{{S}}})", "{{instance}} queued")],
+         desc="Bounded by --query.max-concurrency and --query.max-queue.")
+    d.ts("Limit hits by flag", [(f"sum by (instance, flag) (rate(tessera_query_limit_hits_total{{{S}}}[$__rate_interval]))", "{{instance}} {{flag}}")],
+         unit="reqps", desc="Reads refused or stopped by a limit (--api.max-series, --query.max-samples, ...). Empty until the first hit.")
+    d.ts("Cancelled reads by reason", [(f"sum by (instance, endpoint, reason) (rate(tessera_query_cancellations_total{{{S}}}[$__rate_interval]))", "{{endpoint}} {{reason}}")],
+         unit="reqps", desc="client: the client went away; timeout; budget. Empty until the first cancellation.")
+    d.ts("Rule group evaluation time", [(f"max by (rule_group) (tessera_rule_group_last_duration_seconds{{{S}}})", "{{rule_group}}")],
+         unit="s", desc="Compare with tessera_rule_group_interval_seconds: a group slower than its interval misses iterations.")
+    d.ts("Rule failures and missed iterations", [
+            (f"sum by (rule_group) (rate(tessera_rule_evaluation_failures_total{{{S}}}[$__rate_interval]))", "{{rule_group}} failed"),
+            (f"sum by (rule_group) (rate(tessera_rule_group_iterations_missed_total{{{S}}}[$__rate_interval]))", "{{rule_group}} missed")],
+         unit="ops")
     d.write('tessera.json')
 
 

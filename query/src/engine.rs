@@ -27,6 +27,12 @@ pub struct EngineOptions {
     /// Step of subqueries written without one (`x[5m:]`); Prometheus uses
     /// the global evaluation interval.
     pub default_subquery_step_ms: i64,
+    /// Evaluate splittable aggregations (`sum`/`avg`/`count`/`min`/`max`/
+    /// `group` of a selector or of a range function of one) by folding
+    /// storage batches as they come (`eval/pushdown.rs`) instead of
+    /// materialising every input series first. On by default; off gives
+    /// the plain evaluation (differential tests compare the two).
+    pub pushdown: bool,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +42,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             default_timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60 * 1000,
+            pushdown: true,
         }
     }
 }
@@ -267,6 +274,7 @@ impl Engine {
             query_start: start,
             query_end: end,
             query_step: step,
+            pushdown: self.opts.pushdown,
         };
         let ev = Evaluator {
             query,

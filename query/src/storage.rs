@@ -3,8 +3,6 @@
 
 use tessera_tsdb::{Db, Matcher, ReadControl, ReadError, SeriesSamples};
 
-
-
 /// Series selection by matchers and time range.
 pub trait Storage: Send + Sync {
     /// Series matching every matcher with their samples in `mint..=maxt`
@@ -21,6 +19,24 @@ pub trait Storage: Send + Sync {
         max_samples: usize,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<SeriesSamples>, SelectStop>;
+
+    /// The series of [`Storage::select`] handed to `each` in batches (the
+    /// Db: one shard at a time), in no particular order, each batch dropped
+    /// before the next is built; `max_samples` bounds one batch. An
+    /// aggregation that folds series as they come holds one batch instead
+    /// of the whole selection. An error from `each` ends the read and is
+    /// returned. The default hands over the whole selection as one batch.
+    fn select_batches(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max_samples: usize,
+        stop: &dyn Fn() -> bool,
+        each: &mut dyn FnMut(Vec<SeriesSamples>) -> Result<(), SelectStop>,
+    ) -> Result<(), SelectStop> {
+        each(self.select(matchers, mint, maxt, max_samples, stop)?)
+    }
 }
 
 /// Why a storage selection ended early.
@@ -44,11 +60,39 @@ impl Storage for Db {
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<SeriesSamples>, SelectStop> {
         let ctl = ReadControl::new(0, max_samples, stop);
-        Db::select_with(self, matchers, mint, maxt, &ctl).map_err(|e| match e {
-            ReadError::Stopped => SelectStop::Stopped,
-            ReadError::TooManySamples { .. } => SelectStop::TooManySamples,
-            ReadError::TooManySeries { .. } => SelectStop::Failed(e.to_string()),
-        })
+        Db::select_with(self, matchers, mint, maxt, &ctl).map_err(select_stop)
+    }
+
+    fn select_batches(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max_samples: usize,
+        stop: &dyn Fn() -> bool,
+        each: &mut dyn FnMut(Vec<SeriesSamples>) -> Result<(), SelectStop>,
+    ) -> Result<(), SelectStop> {
+        let ctl = ReadControl::new(0, max_samples, stop);
+        // `each`'s own error rides through the Db as a stop and is put back.
+        let mut failed = None;
+        let r = Db::select_batches(self, matchers, mint, maxt, &ctl, &mut |b| {
+            each(b).map_err(|e| {
+                failed = Some(e);
+                ReadError::Stopped
+            })
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => r.map_err(select_stop),
+        }
+    }
+}
+
+fn select_stop(e: ReadError) -> SelectStop {
+    match e {
+        ReadError::Stopped => SelectStop::Stopped,
+        ReadError::TooManySamples { .. } => SelectStop::TooManySamples,
+        ReadError::TooManySeries { .. } => SelectStop::Failed(e.to_string()),
     }
 }
 

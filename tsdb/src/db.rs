@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::RwLock;
 
 use crate::head::{AppendStats, Head, HeadStats};
+use crate::parallel;
 use crate::read::{ReadControl, ReadError};
 use crate::wal::{FsyncPolicy, Flusher, RecordRef, Wal, WalError, WalOptions};
 use crate::{Labels, Matcher, Sample, SeriesSamples};
@@ -307,12 +308,55 @@ impl Db {
         ctl: &ReadControl<'_>,
     ) -> Result<Vec<SeriesSamples>, ReadError> {
         let mut out = Vec::new();
-        for s in self.shards.iter() {
-            ctl.check()?;
-            s.state.read().head.select(matchers, mint, maxt, ctl, &mut out)?;
+        let threads = self.read_threads();
+        if threads <= 1 {
+            for s in self.shards.iter() {
+                ctl.check()?;
+                s.state.read().head.select(matchers, mint, maxt, ctl, &mut out)?;
+            }
+        } else {
+            // Each shard reads under its own control with the caller's
+            // budgets; the totals are charged to `ctl` as shards come back,
+            // so a read over budget fails as before (having loaded at most
+            // a few shards' worth more than one thread would have).
+            let work = |i: usize, c: &ReadControl<'_>| {
+                let mut part = Vec::new();
+                self.shards[i].state.read().head.select(matchers, mint, maxt, c, &mut part)?;
+                Ok(part)
+            };
+            parallel::for_each_shard(self.shards.len(), threads, ctl, ctl.limits(), &work, &mut |r| {
+                ctl.add_series(r.series)?;
+                ctl.add_samples(r.samples)?;
+                out.extend(r.value);
+                Ok(())
+            })?;
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
+    }
+
+    /// Streams the series of [`Db::select_with`] one shard at a time: `each`
+    /// gets every shard's matching series (in no particular order inside a
+    /// batch, shards in index order) and the batch is dropped before the
+    /// next one is handed over, so a caller that folds series into
+    /// aggregates holds one shard's samples, not the whole selection. The
+    /// budgets of `ctl` bound each batch (what is held at once); its stop
+    /// signal ends the whole read. Shards are read on up to `read_threads`
+    /// threads, a few batches ahead of `each`.
+    pub fn select_batches(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+        each: &mut dyn FnMut(Vec<SeriesSamples>) -> Result<(), ReadError>,
+    ) -> Result<(), ReadError> {
+        let work = |i: usize, c: &ReadControl<'_>| {
+            let mut part = Vec::new();
+            self.shards[i].state.read().head.select(matchers, mint, maxt, c, &mut part)?;
+            Ok(part)
+        };
+        parallel::for_each_shard(self.shards.len(), self.read_threads(), ctl, ctl.limits(), &work, &mut |r| each(r.value))
     }
 
     /// Label sets of the series matching `matchers` with a sample in range,
@@ -339,7 +383,12 @@ impl Db {
         let mut matched = 0u64;
         for s in self.shards.iter() {
             ctl.check()?;
+            let from = out.len();
             matched += s.state.read().head.series_labels(matchers, mint, maxt, limit, ctl, &mut out)?;
+            // Sorting shard by shard keeps each uninterruptible step short
+            // (a cancelled call stops between shards); the final sort then
+            // only merges already-sorted runs, which the std sort detects.
+            out[from..].sort_unstable();
         }
         ctl.check()?;
         out.sort();
@@ -521,6 +570,51 @@ mod tests {
         assert_eq!(gpus, vec!["0", "2", "4", "6"]);
         let le = Matcher::new(MatchOp::NotEqual, "le", "").unwrap();
         assert!(db.series(&[le], i64::MIN, i64::MAX).is_empty());
+    }
+
+    #[test]
+    fn parallel_reads_match_one_thread_and_keep_budgets() {
+        let db = Db::in_memory(8);
+        // Series of varied lengths so shards differ in size.
+        for i in 0..600usize {
+            let n = 1 + (i * 7919) % 37;
+            let samples: Vec<Sample> = (0..n as i64).map(|t| Sample::new(t * 1000, (i as i64 * t) as f64)).collect();
+            db.append(&series(i), &samples).unwrap();
+        }
+        let m = [Matcher::equal("__name__", "node_load1")];
+        let want = db.select(&m, 3000, 20_000);
+        let total: usize = want.iter().map(|s| s.samples.len()).sum();
+        assert!(want.len() > 200);
+        let tight = |series: usize, samples: usize| {
+            let ctl = ReadControl::new(series, samples, &|| false);
+            db.select_with(&m, 3000, 20_000, &ctl).err()
+        };
+        for threads in [1, 2, 3, 8] {
+            db.set_read_threads(threads);
+            assert_eq!(db.select(&m, 3000, 20_000), want, "threads {threads}");
+            // The budgets trip exactly where one thread trips them.
+            assert_eq!(tight(0, total), None);
+            assert_eq!(tight(0, total - 1), Some(ReadError::TooManySamples { limit: total - 1 }));
+            assert_eq!(tight(want.len(), 0), None);
+            let few = want.len() - 1;
+            assert_eq!(tight(few, 0), Some(ReadError::TooManySeries { limit: few }));
+            assert_eq!(
+                db.select_with(&m, 0, 1, &ReadControl::new(0, 0, &|| true)).err(),
+                Some(ReadError::Stopped)
+            );
+            // Batches: one per shard, together the same series.
+            let mut got = Vec::new();
+            let mut batches = 0;
+            db.select_batches(&m, 3000, 20_000, &ReadControl::unlimited(), &mut |b| {
+                batches += 1;
+                got.extend(b);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(batches, 8);
+            got.sort_by(|a, b| a.labels.cmp(&b.labels));
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
 pub mod analyze;
 pub mod db;
 pub mod read;
+mod parallel;
 pub mod replay;
 mod head;
 

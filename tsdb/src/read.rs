@@ -82,6 +82,13 @@ impl<'a> ReadControl<'a> {
         Ok(())
     }
 
+    /// The series and sample budgets, `usize::MAX` when unlimited: a read
+    /// split across threads (`parallel.rs`) gives each part a control of
+    /// its own with the same budgets, since this one is not `Sync`.
+    pub fn limits(&self) -> (usize, usize) {
+        (self.max_series, self.max_samples)
+    }
+
     /// Series counted so far.
     pub fn series_seen(&self) -> usize {
         self.series.get()

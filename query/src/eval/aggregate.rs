@@ -20,13 +20,13 @@ use crate::error::{QueryError, Result};
 
 /// `by (...)` keeps the listed labels; `without (...)` drops them and the
 /// metric name.
-struct Grouping {
+pub(super) struct Grouping {
     without: bool,
     names: Vec<String>,
 }
 
 impl Grouping {
-    fn new(m: &Option<LabelModifier>) -> Self {
+    pub(super) fn new(m: &Option<LabelModifier>) -> Self {
         match m {
             None => Grouping {
                 without: false,
@@ -51,22 +51,129 @@ impl Grouping {
         }
     }
 
-    fn labels(&self, ls: &Labels) -> Labels {
+    pub(super) fn labels(&self, ls: &Labels) -> Labels {
         let mut out = ls.clone();
         out.retain(|l| self.keeps(&l.name));
         out
     }
 }
 
-#[derive(Clone, Default)]
-struct Acc {
-    seen: bool,
+/// One group's running aggregate at one step for the operators that fold
+/// values one at a time (`sum`, `avg`, `count`, `min`, `max`, `group`,
+/// `stddev`, `stdvar`). Shared by the plain evaluation below and the
+/// pushed-down one (`pushdown.rs`), so both apply the same arithmetic and
+/// can differ only in the order values arrive.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Fold {
+    pub seen: bool,
     value: f64,
     mean: f64,
     c: f64,
     count: f64,
     incremental: bool,
+}
+
+impl Fold {
+    /// A group's first value at a step.
+    pub(super) fn start(op: TokenId, f: f64) -> Fold {
+        let mut a = Fold {
+            seen: true,
+            value: f,
+            mean: f,
+            c: 0.0,
+            count: 1.0,
+            incremental: false,
+        };
+        match op {
+            T_STDDEV | T_STDVAR => {
+                a.value = if f.is_nan() || f.is_infinite() {
+                    f64::NAN
+                } else {
+                    0.0
+                }
+            }
+            T_GROUP => a.value = 1.0,
+            T_SUM => (a.value, a.c) = kahan_inc(f, 0.0, 0.0),
+            _ => {}
+        }
+        a
+    }
+
+    /// Folds in one more value; false for an operator that does not fold.
+    pub(super) fn add(&mut self, op: TokenId, f: f64) -> bool {
+        match op {
+            T_SUM => (self.value, self.c) = kahan_inc(f, self.value, self.c),
+            T_AVG => {
+                self.count += 1.0;
+                if !self.incremental {
+                    let (nv, nc) = kahan_inc(f, self.value, self.c);
+                    if !nv.is_infinite() {
+                        self.value = nv;
+                        self.c = nc;
+                        return true;
+                    }
+                    // The plain sum overflowed: continue with an
+                    // incremental mean, as Prometheus does.
+                    self.incremental = true;
+                    self.mean = self.value / (self.count - 1.0);
+                    self.c /= self.count - 1.0;
+                }
+                let q = (self.count - 1.0) / self.count;
+                (self.mean, self.c) = kahan_inc(f / self.count, q * self.mean, q * self.c);
+            }
+            T_MAX => {
+                if self.value < f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            T_MIN => {
+                if self.value > f || self.value.is_nan() {
+                    self.value = f;
+                }
+            }
+            T_COUNT => self.count += 1.0,
+            T_STDDEV | T_STDVAR => {
+                self.count += 1.0;
+                let delta = f - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (f - self.mean);
+            }
+            T_GROUP => {}
+            _ => return false,
+        }
+        true
+    }
+
+    /// The aggregate's value once every value is in.
+    pub(super) fn value(&self, op: TokenId) -> f64 {
+        match op {
+            T_AVG => {
+                if self.incremental {
+                    self.mean + self.c
+                } else {
+                    self.value / self.count + self.c / self.count
+                }
+            }
+            T_COUNT => self.count,
+            T_STDVAR => self.value / self.count,
+            T_STDDEV => (self.value / self.count).sqrt(),
+            T_SUM => {
+                if self.value.is_infinite() {
+                    self.value
+                } else {
+                    self.value + self.c
+                }
+            }
+            _ => self.value,
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Acc {
+    fold: Fold,
     drop_name: bool,
+    /// `quantile`'s values at the step.
     values: Vec<f64>,
 }
 
@@ -141,6 +248,9 @@ impl Evaluator<'_> {
         if op == T_COUNT_VALUES {
             return self.count_values(a, &grouping);
         }
+        if let Some(v) = self.try_pushdown(a, op, &grouping)? {
+            return Ok(v);
+        }
         let param = match (&a.param, op) {
             (Some(p), T_TOPK | T_BOTTOMK | T_LIMITK | T_LIMIT_RATIO | T_QUANTILE) => {
                 Some(self.eval_scalar(p)?)
@@ -198,7 +308,7 @@ impl Evaluator<'_> {
             }
             let ts = self.grid.ts(step);
             for acc in accs.iter_mut() {
-                acc.seen = false;
+                acc.fold.seen = false;
                 acc.values.clear();
             }
             for (si, s) in input.iter().enumerate() {
@@ -211,108 +321,33 @@ impl Evaluator<'_> {
                 }
                 let f = s.points[*c].v;
                 let acc = &mut accs[series_group[si]];
-                if !acc.seen {
-                    *acc = Acc {
-                        seen: true,
-                        value: f,
-                        mean: f,
-                        c: 0.0,
-                        count: 1.0,
-                        incremental: false,
-                        drop_name: s.drop_name,
-                        values: std::mem::take(&mut acc.values),
-                    };
-                    match op {
-                        T_STDDEV | T_STDVAR => {
-                            acc.value = if f.is_nan() || f.is_infinite() {
-                                f64::NAN
-                            } else {
-                                0.0
-                            }
-                        }
-                        T_QUANTILE => acc.values.push(f),
-                        T_GROUP => acc.value = 1.0,
-                        T_SUM => {
-                            acc.value = 0.0;
-                            (acc.value, acc.c) = kahan_inc(f, 0.0, 0.0);
-                        }
-                        _ => {}
+                if !acc.fold.seen {
+                    acc.fold = Fold::start(op, f);
+                    acc.drop_name = s.drop_name;
+                    if op == T_QUANTILE {
+                        acc.values.push(f);
                     }
                     continue;
                 }
                 acc.drop_name |= s.drop_name;
-                match op {
-                    T_SUM => (acc.value, acc.c) = kahan_inc(f, acc.value, acc.c),
-                    T_AVG => {
-                        acc.count += 1.0;
-                        if !acc.incremental {
-                            let (nv, nc) = kahan_inc(f, acc.value, acc.c);
-                            if !nv.is_infinite() {
-                                acc.value = nv;
-                                acc.c = nc;
-                                continue;
-                            }
-                            acc.incremental = true;
-                            acc.mean = acc.value / (acc.count - 1.0);
-                            acc.c /= acc.count - 1.0;
-                        }
-                        let q = (acc.count - 1.0) / acc.count;
-                        (acc.mean, acc.c) = kahan_inc(f / acc.count, q * acc.mean, q * acc.c);
-                    }
-                    T_MAX => {
-                        if acc.value < f || acc.value.is_nan() {
-                            acc.value = f;
-                        }
-                    }
-                    T_MIN => {
-                        if acc.value > f || acc.value.is_nan() {
-                            acc.value = f;
-                        }
-                    }
-                    T_COUNT => acc.count += 1.0,
-                    T_STDDEV | T_STDVAR => {
-                        acc.count += 1.0;
-                        let delta = f - acc.mean;
-                        acc.mean += delta / acc.count;
-                        acc.value += delta * (f - acc.mean);
-                    }
-                    T_QUANTILE => acc.values.push(f),
-                    T_GROUP => {}
-                    _ => {
-                        return Err(QueryError::exec(format!(
-                            "unsupported aggregation operator {}",
-                            a.op
-                        )));
-                    }
+                if op == T_QUANTILE {
+                    acc.values.push(f);
+                } else if !acc.fold.add(op, f) {
+                    return Err(QueryError::exec(format!(
+                        "unsupported aggregation operator {}",
+                        a.op
+                    )));
                 }
             }
             for (g, acc) in accs.iter_mut().enumerate() {
-                if !acc.seen {
+                if !acc.fold.seen {
                     continue;
                 }
-                let v = match op {
-                    T_AVG => {
-                        if acc.incremental {
-                            acc.mean + acc.c
-                        } else {
-                            acc.value / acc.count + acc.c / acc.count
-                        }
-                    }
-                    T_COUNT => acc.count,
-                    T_STDVAR => acc.value / acc.count,
-                    T_STDDEV => (acc.value / acc.count).sqrt(),
-                    T_QUANTILE => {
-                        let q = param.as_ref().map(|p| p[step]).unwrap_or(f64::NAN);
-                        quantile(q, &mut acc.values)
-                    }
-                    T_SUM => {
-                        if acc.value.is_infinite() {
-                            acc.value
-                        } else {
-                            acc.value + acc.c
-                        }
-                    }
-                    _ => acc.value,
+                let v = if op == T_QUANTILE {
+                    let q = param.as_ref().map(|p| p[step]).unwrap_or(f64::NAN);
+                    quantile(q, &mut acc.values)
+                } else {
+                    acc.fold.value(op)
                 };
                 out[g].push(Sample::new(ts, v));
                 out_drop[g] |= acc.drop_name;

@@ -12,6 +12,7 @@
 mod aggregate;
 mod binary;
 pub(crate) mod functions;
+mod pushdown;
 mod selector;
 mod subquery;
 
@@ -112,6 +113,8 @@ pub(crate) struct Settings {
     pub query_end: i64,
     /// The query's step (0 for instant queries), what `step()` returns.
     pub query_step: i64,
+    /// Whether splittable aggregations fold storage batches (`pushdown.rs`).
+    pub pushdown: bool,
 }
 
 pub(crate) struct Evaluator<'a> {

@@ -125,49 +125,63 @@ impl Evaluator<'_> {
         at: Option<i64>,
         mode: PointValue,
     ) -> Result<Vec<Series>> {
-        let lookback = self.settings.lookback;
         let mut out = Vec::with_capacity(selected.len());
         for (i, s) in selected.into_iter().enumerate() {
             if i % 64 == 0 {
                 self.check()?;
             }
             let mut points = Vec::new();
-            let mut cursor = 0usize;
-            for (step, ts) in self.grid.iter().enumerate() {
-                if step % 4096 == 4095 {
-                    self.check()?;
-                }
-                let ref_t = at.unwrap_or(ts) - offset;
-                // Advance to the last sample at or before ref_t; steps are
-                // increasing so the cursor never moves back.
-                let samples = &s.samples;
-                if at.is_some() {
-                    cursor = samples.partition_point(|p| p.t <= ref_t);
-                } else {
-                    while cursor < samples.len() && samples[cursor].t <= ref_t {
-                        cursor += 1;
-                    }
-                }
-                if cursor == 0 {
-                    continue;
-                }
-                let p = samples[cursor - 1];
-                if p.t <= ref_t - lookback || is_stale_nan(p.v) {
-                    continue;
-                }
-                let v = match mode {
-                    PointValue::Value => p.v,
-                    PointValue::SampleSeconds => p.t as f64 / 1000.0,
-                    PointValue::SampleMillis => p.t as f64,
-                };
-                points.push(Sample::new(ts, v));
-            }
+            self.grid_points(&s.samples, offset, at, mode, &mut points)?;
             if !points.is_empty() {
                 self.add_samples(points.len())?;
                 out.push(Series::new(s.labels, false, points));
             }
         }
         Ok(out)
+    }
+
+    /// One series' points on the grid (appended to `points`): at each step
+    /// the last sample within the lookback window before `(at or step) -
+    /// offset`, unless stale.
+    pub(crate) fn grid_points(
+        &self,
+        samples: &[Sample],
+        offset: i64,
+        at: Option<i64>,
+        mode: PointValue,
+        points: &mut Vec<Sample>,
+    ) -> Result<()> {
+        let lookback = self.settings.lookback;
+        let mut cursor = 0usize;
+        for (step, ts) in self.grid.iter().enumerate() {
+            if step % 4096 == 4095 {
+                self.check()?;
+            }
+            let ref_t = at.unwrap_or(ts) - offset;
+            // Advance to the last sample at or before ref_t; steps are
+            // increasing so the cursor never moves back.
+            if at.is_some() {
+                cursor = samples.partition_point(|p| p.t <= ref_t);
+            } else {
+                while cursor < samples.len() && samples[cursor].t <= ref_t {
+                    cursor += 1;
+                }
+            }
+            if cursor == 0 {
+                continue;
+            }
+            let p = samples[cursor - 1];
+            if p.t <= ref_t - lookback || is_stale_nan(p.v) {
+                continue;
+            }
+            let v = match mode {
+                PointValue::Value => p.v,
+                PointValue::SampleSeconds => p.t as f64 / 1000.0,
+                PointValue::SampleMillis => p.t as f64,
+            };
+            points.push(Sample::new(ts, v));
+        }
+        Ok(())
     }
 
     /// A range-vector argument: a matrix selector or a subquery (parentheses

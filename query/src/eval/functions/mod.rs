@@ -35,9 +35,9 @@ pub(crate) struct Window<'a> {
 }
 
 /// A range-vector function: window plus up to two scalar parameters.
-type RangeFn = fn(&Window<'_>, &[f64]) -> Result<Option<f64>>;
+pub(crate) type RangeFn = fn(&Window<'_>, &[f64]) -> Result<Option<f64>>;
 
-fn range_fn(name: &str) -> Option<RangeFn> {
+pub(crate) fn range_fn(name: &str) -> Option<RangeFn> {
     Some(match name {
         "rate" => |w, _| Ok(rate::extrapolated_rate(w, true, true)),
         "increase" => |w, _| Ok(rate::extrapolated_rate(w, true, false)),
@@ -72,7 +72,7 @@ fn range_fn(name: &str) -> Option<RangeFn> {
     })
 }
 
-fn unwrap_parens(mut e: &Expr) -> &Expr {
+pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
     while let Expr::Paren(p) = e {
         e = &p.expr;
     }
@@ -324,43 +324,8 @@ impl Evaluator<'_> {
                 self.check()?;
             }
             let mut points = Vec::new();
-            let pts = &s.points;
-            let (mut a, mut b) = (0usize, 0usize);
-            for (step, ts) in self.grid.iter().enumerate() {
-                if step % 4096 == 4095 {
-                    self.check()?;
-                }
-                let (lo, hi) = arg.window_bounds(ts);
-                if arg.at.is_some() {
-                    a = pts.partition_point(|p| p.t <= lo);
-                    b = pts.partition_point(|p| p.t <= hi);
-                } else {
-                    // Windows only move forward with the steps.
-                    while a < pts.len() && pts[a].t <= lo {
-                        a += 1;
-                    }
-                    b = b.max(a);
-                    while b < pts.len() && pts[b].t <= hi {
-                        b += 1;
-                    }
-                }
-                if a >= b {
-                    continue;
-                }
-                for (k, p) in params.iter().enumerate() {
-                    pbuf[k] = p[step];
-                }
-                let w = Window {
-                    samples: &pts[a..b],
-                    start: lo,
-                    end: hi,
-                    ts,
-                    range: arg.range,
-                };
-                if let Some(v) = f(&w, &pbuf)? {
-                    points.push(Sample::new(ts, v));
-                }
-            }
+            let win = (arg.range, arg.offset, arg.at);
+            self.range_points(&s.points, win, f, &params, &mut pbuf, &mut points)?;
             if points.is_empty() {
                 continue;
             }
@@ -387,6 +352,60 @@ impl Evaluator<'_> {
             return Ok(Val::Vector(self.absent_over_time(args[idx], out)));
         }
         Ok(Val::Vector(out))
+    }
+
+    /// One series' values of a range function on the grid (appended to
+    /// `points`): `f` over the window `(end - range, end]` of each step,
+    /// where `end` is `(at or step) - offset`. `pts` holds the series'
+    /// samples without staleness markers; `pbuf` is scratch for the
+    /// scalar parameters of one step.
+    pub(crate) fn range_points(
+        &self,
+        pts: &[Sample],
+        (range, offset, at): (i64, i64, Option<i64>),
+        f: RangeFn,
+        params: &[Vec<f64>],
+        pbuf: &mut [f64],
+        points: &mut Vec<Sample>,
+    ) -> Result<()> {
+        let (mut a, mut b) = (0usize, 0usize);
+        for (step, ts) in self.grid.iter().enumerate() {
+            if step % 4096 == 4095 {
+                self.check()?;
+            }
+            let end = at.unwrap_or(ts) - offset;
+            let (lo, hi) = (end - range, end);
+            if at.is_some() {
+                a = pts.partition_point(|p| p.t <= lo);
+                b = pts.partition_point(|p| p.t <= hi);
+            } else {
+                // Windows only move forward with the steps.
+                while a < pts.len() && pts[a].t <= lo {
+                    a += 1;
+                }
+                b = b.max(a);
+                while b < pts.len() && pts[b].t <= hi {
+                    b += 1;
+                }
+            }
+            if a >= b {
+                continue;
+            }
+            for (k, p) in params.iter().enumerate() {
+                pbuf[k] = p[step];
+            }
+            let w = Window {
+                samples: &pts[a..b],
+                start: lo,
+                end: hi,
+                ts,
+                range,
+            };
+            if let Some(v) = f(&w, pbuf)? {
+                points.push(Sample::new(ts, v));
+            }
+        }
+        Ok(())
     }
 
     /// 1 at the steps where no series has a value in its window.
