@@ -234,6 +234,8 @@ fn every_dashboard_panel_answers_grafanas_queries_with_data() {
     pairs.extend(many.iter().map(|(n, v)| (n.as_str(), v.as_str())));
     let (status, body) = t.write(&request(vec![series(&pairs, &[(now, 1.0)])]));
     assert_eq!(status, 400, "{body}");
+    let (status, body) = t.api("/api/v1/series?match[]={__name__=~\".+\"}");
+    assert_eq!(status, 422, "series call over --api.max-series: {body}");
     eprintln!(
         "loaded {NODES} nodes x {ROUNDS} rounds in {:?}",
         started.elapsed()

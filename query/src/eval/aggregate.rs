@@ -43,7 +43,7 @@ impl Grouping {
         }
     }
 
-    fn keeps(&self, name: &str) -> bool {
+    pub(super) fn keeps(&self, name: &str) -> bool {
         if self.without {
             name != METRIC_NAME && !self.names.iter().any(|n| n == name)
         } else {

@@ -24,6 +24,7 @@
 //! bits (the differential test bounds this).
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
 use promql_parser::parser::token::{T_AVG, T_COUNT, T_GROUP, T_MAX, T_MIN, T_SUM, TokenId};
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
@@ -94,7 +95,11 @@ fn source(expr: &Expr) -> Option<Source<'_>> {
 struct Groups {
     op: TokenId,
     steps: usize,
-    index: HashMap<Labels, usize>,
+    /// Hash of a group's label pairs → the groups with that hash. Hashing
+    /// the kept pairs of a series in place finds its group without building
+    /// its group label set (an allocation per series).
+    index: HashMap<u64, Vec<usize>>,
+    hasher: RandomState,
     labels: Vec<Labels>,
     /// Each group's smallest member label set: the plain path emits groups
     /// in the order their first member appears in label-sorted input.
@@ -145,6 +150,7 @@ impl Evaluator<'_> {
             op,
             steps,
             index: HashMap::new(),
+            hasher: RandomState::new(),
             labels: Vec::new(),
             first: Vec::new(),
             accs: Vec::new(),
@@ -261,8 +267,15 @@ impl Groups {
     /// The group of a series, created (with its accumulators, counted
     /// against the sample budget) on first sight.
     fn group_of(&mut self, ev: &Evaluator<'_>, grouping: &Grouping, ls: Labels) -> Result<usize> {
-        let gl = grouping.labels(&ls);
-        if let Some(&g) = self.index.get(&gl) {
+        let kept = || ls.iter().filter(|l| grouping.keeps(&l.name));
+        let mut h = self.hasher.build_hasher();
+        kept().for_each(|l| l.hash(&mut h));
+        let h = h.finish();
+        let found = self
+            .index
+            .get(&h)
+            .and_then(|gs| gs.iter().copied().find(|&g| self.labels[g].iter().eq(kept())));
+        if let Some(g) = found {
             if ls < self.first[g] {
                 self.first[g] = ls;
             }
@@ -270,8 +283,8 @@ impl Groups {
         }
         ev.add_samples(self.steps)?;
         let g = self.labels.len();
-        self.index.insert(gl.clone(), g);
-        self.labels.push(gl);
+        self.index.entry(h).or_default().push(g);
+        self.labels.push(grouping.labels(&ls));
         self.first.push(ls);
         self.accs
             .extend(std::iter::repeat_n(Fold::default(), self.steps));
