@@ -325,6 +325,21 @@ impl Metrics {
         for r in ["success", "failure"] {
             self.relabel_reloads.touch(&[r]);
         }
+        self.ingest_series_rejected.touch(&["invalid_labels"]);
+        for f in [
+            "query.max-samples",
+            "query.timeout",
+            "query.max-queue",
+            "query.queue-timeout",
+            "api.max-series",
+        ] {
+            self.query_limit_hits.touch(&[f]);
+        }
+        for e in ["query", "query_range", "series", "labels", "label_values"] {
+            for r in ["client", "timeout", "budget"] {
+                self.query_cancellations.touch(&[e, r]);
+            }
+        }
         for r in [
             "body_too_large",
             "decoded_too_large",

@@ -58,7 +58,7 @@ const EXPECTED_EMPTY: &[Expected] = &[
         dashboard: "tessera",
         panel: "Cancelled reads by reason",
         ref_id: "A",
-        why: "no read was cancelled (a refused series call is a limit hit, not a cancellation)",
+        why: "no read was cancelled or stopped by a budget",
         unless: Some("tessera_query_cancellations_total"),
     },
 ];

@@ -25,8 +25,8 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera_bench::generator::{Fleet, FleetConfig};
 use tessera_ingest::{DecodeLimits, decode_v1, validate};
-use tessera_query::{Engine, EngineOptions, QueryContext};
 use tessera_query::Value;
+use tessera_query::{Engine, EngineOptions, QueryContext};
 use tessera_tsdb::Db;
 
 const SHARDS: usize = 8;
@@ -52,13 +52,19 @@ fn build(nodes: usize, rounds: usize, read_threads: usize) -> (Db, usize, i64) {
     let limits = DecodeLimits::default();
     let mut enc = snap::raw::Encoder::new();
     for r in 0..rounds {
-        fleet.round(r as u64, START_MS + r as i64 * STEP_MS, STEP_MS, 2000, |b| {
-            let body = enc.compress_vec(&b.proto).expect("snappy");
-            let req = decode_v1(&body, &limits).expect("valid body");
-            let w = validate(req, &limits);
-            db.append_batch(w.series.iter().map(|s| (&s.labels, s.samples.as_slice())))
-                .expect("in-memory append");
-        });
+        fleet.round(
+            r as u64,
+            START_MS + r as i64 * STEP_MS,
+            STEP_MS,
+            2000,
+            |b| {
+                let body = enc.compress_vec(&b.proto).expect("snappy");
+                let req = decode_v1(&body, &limits).expect("valid body");
+                let w = validate(req, &limits);
+                db.append_batch(w.series.iter().map(|s| (&s.labels, s.samples.as_slice())))
+                    .expect("in-memory append");
+            },
+        );
     }
     let series = fleet.active_series();
     (db, series, START_MS + (rounds as i64 - 1) * STEP_MS)
@@ -77,7 +83,10 @@ const INSTANT: &[(&str, &str)] = &[
         "hist_quantile",
         "histogram_quantile(0.99, sum by (le) (rate(kubelet_runtime_operations_duration_seconds_bucket[5m])))",
     ),
-    ("count_cpu_by_mode", "count by (mode) (node_cpu_seconds_total)"),
+    (
+        "count_cpu_by_mode",
+        "count by (mode) (node_cpu_seconds_total)",
+    ),
 ];
 
 fn bench(c: &mut Criterion) {
@@ -110,7 +119,10 @@ fn bench(c: &mut Criterion) {
             _ => 0,
         };
         assert!(n > 0, "{name} returned nothing");
-        eprintln!("{name}: {n} series, peak {} samples in memory", r.peak_samples);
+        eprintln!(
+            "{name}: {n} series, peak {} samples in memory",
+            r.peak_samples
+        );
         g.bench_function(format!("instant/{name}"), |b| {
             b.iter(|| {
                 let ctx = QueryContext::new(Duration::from_secs(60));
@@ -122,9 +134,19 @@ fn bench(c: &mut Criterion) {
     let q = "sum(rate(node_cpu_seconds_total{mode!=\"idle\"}[5m])) by (instance)";
     let start = START_MS + 5 * 60_000;
     let r = engine
-        .range_query(&db, q, start.min(end), end, 60_000, &QueryContext::new(Duration::from_secs(60)))
+        .range_query(
+            &db,
+            q,
+            start.min(end),
+            end,
+            60_000,
+            &QueryContext::new(Duration::from_secs(60)),
+        )
         .expect("query runs");
-    eprintln!("range_60s/sum_rate_cpu: peak {} samples in memory", r.peak_samples);
+    eprintln!(
+        "range_60s/sum_rate_cpu: peak {} samples in memory",
+        r.peak_samples
+    );
     g.bench_function("range_60s/sum_rate_cpu", |b| {
         b.iter(|| {
             let ctx = QueryContext::new(Duration::from_secs(60));

@@ -131,7 +131,10 @@ fn same(q: &str, a: &QueryResult, b: &QueryResult) {
                 .iter()
                 .map(|s| (s.labels.clone(), vec![Sample::new(s.t, s.v)]))
                 .collect(),
-            Value::Matrix(m) => m.iter().map(|s| (s.labels.clone(), s.samples.clone())).collect(),
+            Value::Matrix(m) => m
+                .iter()
+                .map(|s| (s.labels.clone(), s.samples.clone()))
+                .collect(),
             other => panic!("{q}: unexpected {other:?}"),
         }
     };
@@ -144,7 +147,13 @@ fn same(q: &str, a: &QueryResult, b: &QueryResult) {
         let tb: Vec<i64> = pb.iter().map(|p| p.t).collect();
         assert_eq!(ta, tb, "{q} {ls}: timestamps");
         for (x, y) in pa.iter().zip(pb) {
-            assert!(close(x.v, y.v), "{q} {ls} @{}: pushed down {} vs plain {}", x.t, x.v, y.v);
+            assert!(
+                close(x.v, y.v),
+                "{q} {ls} @{}: pushed down {} vs plain {}",
+                x.t,
+                x.v,
+                y.v
+            );
         }
     }
 }
@@ -175,8 +184,12 @@ fn pushed_down_aggregations_match_plain_evaluation() {
                     same(q, &a, &b);
                     nonempty += usize::from(matches!(&a.value, Value::Vector(v) if !v.is_empty()));
                 }
-                let a = on.range_query(&db, q, 0, POINTS * STEP, 30_000, &ctx()).unwrap();
-                let b = off.range_query(&db, q, 0, POINTS * STEP, 30_000, &ctx()).unwrap();
+                let a = on
+                    .range_query(&db, q, 0, POINTS * STEP, 30_000, &ctx())
+                    .unwrap();
+                let b = off
+                    .range_query(&db, q, 0, POINTS * STEP, 30_000, &ctx())
+                    .unwrap();
                 same(q, &a, &b);
             }
         }
@@ -192,8 +205,12 @@ fn pushed_down_sum_holds_one_batch_not_the_whole_selection() {
     fill(&db, 9);
     let q = "sum by (host) (rate(req_total[5m]))";
     let ctx = || QueryContext::new(Duration::from_secs(30));
-    let a = on.range_query(&db, q, 0, POINTS * STEP, STEP, &ctx()).unwrap();
-    let b = off.range_query(&db, q, 0, POINTS * STEP, STEP, &ctx()).unwrap();
+    let a = on
+        .range_query(&db, q, 0, POINTS * STEP, STEP, &ctx())
+        .unwrap();
+    let b = off
+        .range_query(&db, q, 0, POINTS * STEP, STEP, &ctx())
+        .unwrap();
     same(q, &a, &b);
     // The plain path holds every series' samples and points; the pushed-down
     // one a shard's samples plus groups × steps accumulators.
@@ -206,6 +223,12 @@ fn pushed_down_sum_holds_one_batch_not_the_whole_selection() {
     // So a budget the plain path cannot meet is enough pushed down.
     let budget = (a.peak_samples + b.peak_samples) / 2;
     let tight = || QueryContext::new(Duration::from_secs(30)).with_max_samples(budget);
-    assert!(on.range_query(&db, q, 0, POINTS * STEP, STEP, &tight()).is_ok());
-    assert!(off.range_query(&db, q, 0, POINTS * STEP, STEP, &tight()).is_err());
+    assert!(
+        on.range_query(&db, q, 0, POINTS * STEP, STEP, &tight())
+            .is_ok()
+    );
+    assert!(
+        off.range_query(&db, q, 0, POINTS * STEP, STEP, &tight())
+            .is_err()
+    );
 }

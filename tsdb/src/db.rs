@@ -76,6 +76,11 @@ pub enum DbError {
     },
     #[error("{path}: invalid metadata: {reason}")]
     BadMeta { path: PathBuf, reason: String },
+    #[error(
+        "data dir {dir} is in use by another process (it holds {dir}/LOCK); \
+         two servers on one data dir would corrupt its WAL: stop the other one or use another --data-dir"
+    )]
+    Locked { dir: PathBuf },
     #[error("the database was opened read-only (an offline tool); it takes no appends")]
     ReadOnly,
     #[error("shard {shard}: {source}")]
@@ -108,6 +113,8 @@ pub struct Db {
     /// Threads one read may use to select shards in parallel (1: the
     /// caller's thread only). Part of the `--cpus` budget; see `parallel.rs`.
     read_threads: AtomicUsize,
+    /// Holds an exclusive `flock` on `<data_dir>/LOCK` while the Db lives.
+    _lock: Option<std::fs::File>,
 }
 
 /// The WAL directory of one shard.
@@ -136,12 +143,14 @@ impl Db {
                 _flusher: None,
                 read_only: false,
                 read_threads: AtomicUsize::new(1),
+                _lock: None,
             });
         };
         std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
             path: dir.clone(),
             source,
         })?;
+        let lock = if opts.read_only { None } else { Some(lock_dir(dir)?) };
         if opts.read_only {
             match stored_shard_count(dir)? {
                 Some(n) if n != opts.shards => {
@@ -189,6 +198,7 @@ impl Db {
             _flusher: flusher,
             read_only: opts.read_only,
             read_threads: AtomicUsize::new(1),
+            _lock: lock,
         })
     }
 
@@ -471,6 +481,30 @@ impl Db {
     }
 }
 
+/// Takes an exclusive, non-blocking `flock` on `<dir>/LOCK`. The kernel
+/// drops it when the process dies, so a crash never leaves a stale lock.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, DbError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| DbError::Io { path: path.clone(), source })?;
+    // SAFETY: flock on a file descriptor we own for the duration of the call.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
+            DbError::Locked { dir: dir.to_path_buf() }
+        } else {
+            DbError::Io { path, source: e }
+        });
+    }
+    Ok(f)
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Meta {
     version: u32,
@@ -642,5 +676,23 @@ mod tests {
         let err = Db::open(opts(8)).err().unwrap().to_string();
         assert!(err.contains("--shards 4") && err.contains("--shards 8"), "{err}");
         assert_eq!(stored_shard_count(dir.path()).unwrap(), Some(4));
+    }
+
+    #[test]
+    fn a_second_open_of_a_data_dir_in_use_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = || DbOptions {
+            data_dir: Some(dir.path().to_path_buf()),
+            shards: 2,
+            ..DbOptions::in_memory(2)
+        };
+        let first = Db::open(opts()).unwrap();
+        let err = Db::open(opts()).err().unwrap();
+        assert!(matches!(err, DbError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("in use"), "{err}");
+        // Offline tools may read while a server runs.
+        Db::open(DbOptions { read_only: true, ..opts() }).unwrap();
+        drop(first);
+        Db::open(opts()).unwrap();
     }
 }

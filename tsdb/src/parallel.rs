@@ -2,10 +2,10 @@
 //!
 //! Shards are independent (own lock, own head), so one read can select all
 //! of them at once. [`for_each_shard`] runs a per-shard closure on at most
-//! `threads` scoped threads (the Db's `read_threads`, a share of the
-//! `--cpus` budget) and hands every result back to the caller's thread *in
-//! shard order*, so a caller that folds floats gets the same result on every
-//! run whatever thread finished first.
+//! `threads` threads (the caller's plus scoped helpers; the Db's
+//! `read_threads`, a share of the `--cpus` budget) and hands every result
+//! to the caller's thread *in shard order*, so a caller that folds floats
+//! gets the same result on every run whatever thread finished first.
 //!
 //! [`ReadControl`] is single-threaded (its counters are `Cell`s and its stop
 //! signal need not be `Sync`), so each shard gets a control of its own with
@@ -74,7 +74,11 @@ pub(crate) fn for_each_shard<T: Send>(
     let window = threads * 2;
     std::thread::scope(|sc| {
         let (tx, rx) = mpsc::channel::<(usize, Result<ShardRead<T>, ReadError>)>();
-        for _ in 0..threads.min(shards) {
+        // The caller's thread is one of the `threads`: it takes shards too,
+        // so a read never waits for a helper to be scheduled (on a busy box
+        // that can take milliseconds) and is never slower than one thread
+        // by more than the spawns.
+        for _ in 1..threads.min(shards) {
             let tx = tx.clone();
             let (abort, next, delivered, advanced) = (&abort, &next, &delivered, &advanced);
             sc.spawn(move || {
@@ -105,29 +109,63 @@ pub(crate) fn for_each_shard<T: Send>(
         drop(tx);
         let mut slots: Vec<Option<ShardRead<T>>> = (0..shards).map(|_| None).collect();
         let mut done = 0usize;
-        let result = 'recv: loop {
+        // The caller's own shards stop on its real signal or on `abort`.
+        let own_stop = || abort.load(Ordering::Relaxed) || ctl.check().is_err();
+        let mut deliver = |slots: &mut Vec<Option<ShardRead<T>>>, done: &mut usize| {
+            while let Some(r) = slots.get_mut(*done).and_then(Option::take) {
+                each(r)?;
+                *done += 1;
+                *delivered.lock() = *done;
+                advanced.notify_all();
+            }
+            Ok(())
+        };
+        let result = loop {
             if done == shards {
                 break Ok(());
             }
             if let Err(e) = ctl.check() {
                 break Err(e);
             }
-            match rx.recv_timeout(POLL) {
-                Ok((i, Ok(r))) => {
-                    slots[i] = Some(r);
-                    while let Some(r) = slots.get_mut(done).and_then(Option::take) {
-                        if let Err(e) = each(r) {
-                            break 'recv Err(e);
-                        }
-                        done += 1;
-                        *delivered.lock() = done;
-                        advanced.notify_all();
-                    }
+            // What the helpers finished, without waiting.
+            let mut failed = None;
+            while let Ok((i, r)) = rx.try_recv() {
+                match r {
+                    Ok(r) => slots[i] = Some(r),
+                    Err(e) => failed = Some(e),
                 }
+            }
+            if let Some(e) = failed {
+                break Err(e);
+            }
+            if let Err(e) = deliver(&mut slots, &mut done) {
+                break Err(e);
+            }
+            if done == shards {
+                continue;
+            }
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i < shards {
+                let c = ReadControl::new(limits.0, limits.1, &own_stop);
+                match work(i, &c) {
+                    Ok(value) => {
+                        slots[i] = Some(ShardRead {
+                            value,
+                            series: c.series_seen(),
+                            samples: c.samples_seen(),
+                        })
+                    }
+                    Err(e) => break Err(e),
+                }
+                continue;
+            }
+            // Every shard is taken: wait for the helpers.
+            match rx.recv_timeout(POLL) {
+                Ok((i, Ok(r))) => slots[i] = Some(r),
                 Ok((_, Err(e))) => break Err(e),
                 Err(RecvTimeoutError::Timeout) => {}
-                // Every worker left without sending its shard: only after
-                // `abort`, which is raised only on the error paths above.
+                // Every helper left with shards undelivered: only after
+                // `abort`, which is raised only on the error paths below.
                 Err(RecvTimeoutError::Disconnected) => break Err(ReadError::Stopped),
             }
         };
@@ -135,7 +173,7 @@ pub(crate) fn for_each_shard<T: Send>(
             abort.store(true, Ordering::Relaxed);
             advanced.notify_all();
         }
-        // Leaving the scope joins the workers; after `abort` they stop
+        // Leaving the scope joins the helpers; after `abort` they stop
         // within CHECK_EVERY series, and dropping `rx` fails their sends.
         drop(rx);
         result
@@ -159,11 +197,18 @@ mod tests {
             }
             Ok(i)
         };
-        let r = for_each_shard(8, threads, &ctl, (usize::MAX, usize::MAX), &work, &mut |r| {
-            assert_eq!((r.series, r.samples), (1, r.value));
-            seen.push(r.value);
-            Ok(())
-        });
+        let r = for_each_shard(
+            8,
+            threads,
+            &ctl,
+            (usize::MAX, usize::MAX),
+            &work,
+            &mut |r| {
+                assert_eq!((r.series, r.samples), (1, r.value));
+                seen.push(r.value);
+                Ok(())
+            },
+        );
         (r, seen)
     }
 
@@ -200,6 +245,10 @@ mod tests {
         let t = std::time::Instant::now();
         let r = for_each_shard(8, 4, &ctl, (usize::MAX, usize::MAX), &work, &mut |_| Ok(()));
         assert_eq!(r, Err(ReadError::Stopped));
-        assert!(t.elapsed() < Duration::from_millis(500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            t.elapsed()
+        );
     }
 }

@@ -143,7 +143,8 @@ impl Evaluator<'_> {
         // Only `last_over_time` keeps the metric name (delayed removal);
         // a plain selector keeps it too.
         let drop_name = matches!(&src, Source::Range { name, .. } if *name != "last_over_time");
-        let counter_fn = matches!(&src, Source::Range { name, .. } if matches!(*name, "rate" | "increase"));
+        let counter_fn =
+            matches!(&src, Source::Range { name, .. } if matches!(*name, "rate" | "increase"));
 
         let steps = self.grid.len();
         let mut groups = Groups {
@@ -271,10 +272,11 @@ impl Groups {
         let mut h = self.hasher.build_hasher();
         kept().for_each(|l| l.hash(&mut h));
         let h = h.finish();
-        let found = self
-            .index
-            .get(&h)
-            .and_then(|gs| gs.iter().copied().find(|&g| self.labels[g].iter().eq(kept())));
+        let found = self.index.get(&h).and_then(|gs| {
+            gs.iter()
+                .copied()
+                .find(|&g| self.labels[g].iter().eq(kept()))
+        });
         if let Some(g) = found {
             if ls < self.first[g] {
                 self.first[g] = ls;
