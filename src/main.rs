@@ -10,7 +10,11 @@ mod tsdb_cmd;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "tessera", version, about = "Prometheus-compatible metrics engine for GPU fleets")]
+#[command(
+    name = "tessera",
+    version,
+    about = "Prometheus-compatible metrics engine for GPU fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

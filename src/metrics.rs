@@ -21,7 +21,11 @@ pub struct CounterVec {
 }
 
 impl CounterVec {
-    pub const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+    pub const fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Self {
         CounterVec {
             name,
             help,
@@ -87,7 +91,11 @@ pub struct HistogramVec {
 
 impl HistogramVec {
     /// A latency histogram (seconds).
-    pub const fn new(name: &'static str, help: &'static str, labels: &'static [&'static str]) -> Self {
+    pub const fn new(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Self {
         Self::with_buckets(name, help, labels, BUCKETS)
     }
 
@@ -130,11 +138,35 @@ impl HistogramVec {
             let mut cum = 0;
             for (b, c) in self.buckets.iter().zip(&h.counts) {
                 cum += c;
-                sample(out, self.name, "_bucket", self.labels, lv, Some(&fmt_f64(*b)), cum as f64);
+                sample(
+                    out,
+                    self.name,
+                    "_bucket",
+                    self.labels,
+                    lv,
+                    Some(&fmt_f64(*b)),
+                    cum as f64,
+                );
             }
-            sample(out, self.name, "_bucket", self.labels, lv, Some("+Inf"), h.count as f64);
+            sample(
+                out,
+                self.name,
+                "_bucket",
+                self.labels,
+                lv,
+                Some("+Inf"),
+                h.count as f64,
+            );
             sample(out, self.name, "_sum", self.labels, lv, None, h.sum);
-            sample(out, self.name, "_count", self.labels, lv, None, h.count as f64);
+            sample(
+                out,
+                self.name,
+                "_count",
+                self.labels,
+                lv,
+                None,
+                h.count as f64,
+            );
         }
     }
 }
@@ -185,7 +217,9 @@ pub fn single(out: &mut String, name: &str, help: &str, kind: &str, v: f64) {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Prometheus text-format number: integers without a fraction, `+Inf`, `NaN`.
@@ -193,7 +227,11 @@ pub fn fmt_f64(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v}")
     }
@@ -319,7 +357,13 @@ impl Metrics {
         self.ingest_samples.touch(&[]);
         self.ingest_series_created.touch(&[]);
         self.ingest_metadata.touch(&[]);
-        for r in ["out_of_order", "duplicate_timestamp", "invalid_series", "native_histogram", "exemplar"] {
+        for r in [
+            "out_of_order",
+            "duplicate_timestamp",
+            "invalid_series",
+            "native_histogram",
+            "exemplar",
+        ] {
             self.ingest_samples_rejected.touch(&[r]);
         }
         for r in ["success", "failure"] {
@@ -364,7 +408,11 @@ pub fn render_process(out: &mut String, start_time_secs: f64) {
             // utime = field 14, stime = 15, rss = 24 (1-based in proc(5));
             // `rest` starts at field 3.
             let tick = clock_ticks();
-            let num = |i: usize| f.get(i - 3).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+            let num = |i: usize| {
+                f.get(i - 3)
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
             single(
                 out,
                 "process_cpu_seconds_total",
@@ -396,7 +444,13 @@ pub fn render_process(out: &mut String, start_time_secs: f64) {
         start_time_secs,
     );
     if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
-        single(out, "process_open_fds", "Number of open file descriptors.", "gauge", rd.count() as f64);
+        single(
+            out,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            "gauge",
+            rd.count() as f64,
+        );
     }
 }
 
@@ -433,16 +487,36 @@ mod tests {
         h.observe(&["w"], Duration::from_millis(3));
         let mut out = String::new();
         h.render(&mut out);
-        assert!(out.contains("lat_seconds_bucket{handler=\"w\",le=\"0.0025\"} 0\n"), "{out}");
-        assert!(out.contains("lat_seconds_bucket{handler=\"w\",le=\"0.005\"} 1\n"), "{out}");
-        assert!(out.contains("lat_seconds_bucket{handler=\"w\",le=\"+Inf\"} 1\n"), "{out}");
-        assert!(out.contains("lat_seconds_count{handler=\"w\"} 1\n"), "{out}");
+        assert!(
+            out.contains("lat_seconds_bucket{handler=\"w\",le=\"0.0025\"} 0\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lat_seconds_bucket{handler=\"w\",le=\"0.005\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lat_seconds_bucket{handler=\"w\",le=\"+Inf\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("lat_seconds_count{handler=\"w\"} 1\n"),
+            "{out}"
+        );
     }
 
     #[test]
     fn escapes_label_values() {
         let mut out = String::new();
-        sample(&mut out, "m", "", &["a"], &["x\"y\\z\n".into()], None, f64::INFINITY);
+        sample(
+            &mut out,
+            "m",
+            "",
+            &["a"],
+            &["x\"y\\z\n".into()],
+            None,
+            f64::INFINITY,
+        );
         assert_eq!(out, "m{a=\"x\\\"y\\\\z\\n\"} +Inf\n");
     }
 }

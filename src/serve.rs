@@ -186,7 +186,12 @@ pub fn run(args: ServeArgs, flags: Vec<(String, String)>) -> anyhow::Result<()> 
     runtime.block_on(serve(args, cpus, shards, flags))
 }
 
-async fn serve(args: ServeArgs, cpus: usize, shards: usize, flags: Vec<(String, String)>) -> anyhow::Result<()> {
+async fn serve(
+    args: ServeArgs,
+    cpus: usize,
+    shards: usize,
+    flags: Vec<(String, String)>,
+) -> anyhow::Result<()> {
     let opts = HttpOptions {
         decode_limits: DecodeLimits {
             max_compressed_bytes: args.ingest_max_request_bytes,
@@ -261,7 +266,10 @@ async fn serve(args: ServeArgs, cpus: usize, shards: usize, flags: Vec<(String, 
         // Refuse to run half-started: the error names the flag or file.
         Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
     }
-    server.await.context("http server task")?.context("http server")?;
+    server
+        .await
+        .context("http server task")?
+        .context("http server")?;
     crate::rules::stop();
     if let Some(db) = state.db.get() {
         db.sync().context("syncing the WAL at shutdown")?;

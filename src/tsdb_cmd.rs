@@ -48,7 +48,10 @@ pub fn run(cmd: TsdbCommand) -> anyhow::Result<()> {
 fn shards(dir: &Path) -> anyhow::Result<usize> {
     match stored_shard_count(dir)? {
         Some(n) => Ok(n),
-        None => bail!("{} is not a tessera data dir (no tessera-meta.json)", dir.display()),
+        None => bail!(
+            "{} is not a tessera data dir (no tessera-meta.json)",
+            dir.display()
+        ),
     }
 }
 
@@ -59,7 +62,10 @@ fn repair(dir: &Path) -> anyhow::Result<()> {
         let wdir = shard_wal_dir(dir, i);
         let r = wal::repair(&wdir).with_context(|| format!("repairing {}", wdir.display()))?;
         match &r.damage {
-            None => println!("shard {i}: {} segments checked, no damage", r.segments_checked),
+            None => println!(
+                "shard {i}: {} segments checked, no damage",
+                r.segments_checked
+            ),
             Some(d) => {
                 damaged += 1;
                 println!(
@@ -89,7 +95,10 @@ fn inspect(dir: &Path) -> anyhow::Result<()> {
     for i in 0..n {
         let wdir = shard_wal_dir(dir, i);
         let segs = list_segments(&wdir).unwrap_or_default();
-        let bytes: u64 = segs.iter().map(|s| size(&wdir.join(wal::segment_name(*s)))).sum();
+        let bytes: u64 = segs
+            .iter()
+            .map(|s| size(&wdir.join(wal::segment_name(*s))))
+            .sum();
         total += bytes;
         let cps = list_checkpoints(&wdir).unwrap_or_default();
         println!(
@@ -117,7 +126,10 @@ fn analyze(dir: &Path, top: usize) -> anyhow::Result<()> {
     let a = db.analyze(top);
     println!("series: {}  label pairs: {}", a.series, a.label_pairs);
     if let (Some(lo), Some(hi)) = (a.min_time, a.max_time) {
-        println!("time range: {lo} .. {hi} ms ({:.1} h)", (hi - lo) as f64 / 3.6e6);
+        println!(
+            "time range: {lo} .. {hi} ms ({:.1} h)",
+            (hi - lo) as f64 / 3.6e6
+        );
     }
     let list = |title: &str, v: &[(String, u64)]| {
         println!("\n{title}:");

@@ -23,7 +23,11 @@ fn load(t: &Tessera, n: usize) {
         let ts: Vec<_> = (chunk * 2000..((chunk + 1) * 2000).min(n))
             .map(|i| {
                 series(
-                    &[("__name__", &format!("m{}", i % 50)), ("id", &i.to_string()), ("le", "1")],
+                    &[
+                        ("__name__", &format!("m{}", i % 50)),
+                        ("id", &i.to_string()),
+                        ("le", "1"),
+                    ],
                     &[(1_000_000, i as f64)],
                 )
             })
@@ -39,13 +43,19 @@ fn abandon(url: &str, after: Duration) {
         .build()
         .into();
     let r = agent.get(url).call();
-    assert!(r.is_err(), "the call was expected to outlast the client timeout");
+    assert!(
+        r.is_err(),
+        "the call was expected to outlast the client timeout"
+    );
 }
 
 fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < limit, "{what} did not happen within {limit:?}");
+        assert!(
+            start.elapsed() < limit,
+            "{what} did not happen within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     start.elapsed()
@@ -64,18 +74,30 @@ fn a_client_that_hangs_up_stops_the_work() {
         metric(&t, "tessera_query_inflight") == 0.0
     });
     assert!(
-        metric(&t, "tessera_query_cancellations_total{endpoint=\"query_range\",reason=\"client\"}") >= 1.0,
+        metric(
+            &t,
+            "tessera_query_cancellations_total{endpoint=\"query_range\",reason=\"client\"}"
+        ) >= 1.0,
         "the disconnect was not seen as a client cancellation"
     );
     eprintln!("range query stopped {stopped:?} after the client left");
 
     // The series call Grafana makes for histograms, abandoned the same way.
-    let before = metric(&t, "tessera_query_cancellations_total{endpoint=\"series\",reason=\"client\"}");
-    abandon(&t.url("/api/v1/series?match[]={le!=\"\"}&start=0&end=2000"), Duration::from_millis(50));
+    let before = metric(
+        &t,
+        "tessera_query_cancellations_total{endpoint=\"series\",reason=\"client\"}",
+    );
+    abandon(
+        &t.url("/api/v1/series?match[]={le!=\"\"}&start=0&end=2000"),
+        Duration::from_millis(50),
+    );
     wait_until("series work stopping", Duration::from_secs(10), || {
         metric(&t, "tessera_query_inflight") == 0.0
     });
-    let after = metric(&t, "tessera_query_cancellations_total{endpoint=\"series\",reason=\"client\"}");
+    let after = metric(
+        &t,
+        "tessera_query_cancellations_total{endpoint=\"series\",reason=\"client\"}",
+    );
     // The call may finish within 50 ms on a fast machine; then nothing was
     // cancelled, but the server must be idle either way.
     assert!(after >= before);
@@ -87,20 +109,27 @@ fn each_limit_fails_just_over_it_with_its_flag() {
     let t = Tessera::start(&["--query.max-samples", "100", "--api.max-series", "120"]);
     load(&t, 120);
     // Samples: 100 series of m0..m49 patterns... select exactly by id range.
-    let (st, v) = t.api("/api/v1/query?query=count({__name__=~\"m.*\",id=~\"[0-9]{1,2}\"})&time=1000");
+    let (st, v) =
+        t.api("/api/v1/query?query=count({__name__=~\"m.*\",id=~\"[0-9]{1,2}\"})&time=1000");
     assert_eq!(st, 200, "100 samples is at the limit: {v}");
     assert_eq!(v["data"]["result"][0]["value"][1], "100");
     let (st, v) = t.api("/api/v1/query?query=count({__name__=~\"m.*\"})&time=1000");
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["errorType"], "execution");
-    assert!(v["error"].as_str().unwrap().contains("--query.max-samples"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("--query.max-samples"),
+        "{v}"
+    );
 
     let (st, v) = t.api("/api/v1/series?match[]={__name__=~\"m.*\"}&start=0&end=2000");
     assert_eq!(st, 200, "120 series is at the cap: {v}");
     load(&t, 121);
     let (st, v) = t.api("/api/v1/series?match[]={__name__=~\"m.*\"}&start=0&end=2000");
     assert_eq!(st, 422, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("--api.max-series"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("--api.max-series"),
+        "{v}"
+    );
     let (st, v) = t.api("/api/v1/label/id/values?match[]={le!=\"\"}&start=0&end=2000");
     assert_eq!(st, 422, "{v}");
     // Grafana's limit=40000 under the cap: truncation, not an error.
@@ -108,8 +137,18 @@ fn each_limit_fails_just_over_it_with_its_flag() {
     assert_eq!(st, 200);
     assert_eq!(v["data"].as_array().unwrap().len(), 40);
     assert!(v["warnings"][0].as_str().unwrap().contains("truncated"));
-    assert!(metric(&t, "tessera_query_limit_hits_total{flag=\"query.max-samples\"}") >= 1.0);
-    assert!(metric(&t, "tessera_query_limit_hits_total{flag=\"api.max-series\"}") >= 1.0);
+    assert!(
+        metric(
+            &t,
+            "tessera_query_limit_hits_total{flag=\"query.max-samples\"}"
+        ) >= 1.0
+    );
+    assert!(
+        metric(
+            &t,
+            "tessera_query_limit_hits_total{flag=\"api.max-series\"}"
+        ) >= 1.0
+    );
 }
 
 #[test]
@@ -121,7 +160,12 @@ fn a_query_past_its_timeout_is_a_503_timeout() {
     );
     assert_eq!(st, 503, "{v}");
     assert_eq!(v["errorType"], "timeout", "{v}");
-    assert!(metric(&t, "tessera_query_cancellations_total{endpoint=\"query_range\",reason=\"timeout\"}") >= 1.0);
+    assert!(
+        metric(
+            &t,
+            "tessera_query_cancellations_total{endpoint=\"query_range\",reason=\"timeout\"}"
+        ) >= 1.0
+    );
 }
 
 #[test]
@@ -134,17 +178,32 @@ fn a_full_query_gate_refuses_with_503_and_remote_write_keeps_working() {
     let bg = std::thread::spawn(move || {
         let _ = get(&slow);
     });
-    wait_until("the slow query to be admitted", Duration::from_secs(10), || {
-        metric(&t, "tessera_query_inflight") == 1.0
-    });
+    wait_until(
+        "the slow query to be admitted",
+        Duration::from_secs(10),
+        || metric(&t, "tessera_query_inflight") == 1.0,
+    );
     let (st, v) = t.api("/api/v1/query?query=1&time=1");
     assert_eq!(st, 503, "{v}");
     assert_eq!(v["errorType"], "unavailable");
-    assert!(v["error"].as_str().unwrap().contains("--query.max-concurrency"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("--query.max-concurrency"),
+        "{v}"
+    );
     // Writes have their own budget.
     for i in 0..20 {
-        let req = request(vec![series(&[("__name__", "w"), ("i", &i.to_string())], &[(2_000_000, 1.0)])]);
-        assert_eq!(t.write(&req).0, 204, "remote write refused while queries saturate the gate");
+        let req = request(vec![series(
+            &[("__name__", "w"), ("i", &i.to_string())],
+            &[(2_000_000, 1.0)],
+        )]);
+        assert_eq!(
+            t.write(&req).0,
+            204,
+            "remote write refused while queries saturate the gate"
+        );
     }
     drop(t); // kills the server; the slow query's client then returns
     let _ = bg.join();

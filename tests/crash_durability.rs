@@ -16,14 +16,21 @@ const SERIES: usize = 8;
 /// One request: the same step `i` for every test series.
 fn step(i: i64) -> tessera_ingest::remote_write::proto::WriteRequest {
     let ts = (0..SERIES)
-        .map(|s| series(&[("__name__", "crash"), ("s", &s.to_string())], &[(i * 1000, i as f64)]))
+        .map(|s| {
+            series(
+                &[("__name__", "crash"), ("s", &s.to_string())],
+                &[(i * 1000, i as f64)],
+            )
+        })
         .collect();
     request(ts)
 }
 
 /// The timestamps (as steps) Tessera holds for series `s`.
 fn stored(t: &Tessera, s: usize, last: i64) -> Vec<i64> {
-    let d = t.data(&format!("/api/v1/query?query=crash{{s=\"{s}\"}}[1d]&time={last}"));
+    let d = t.data(&format!(
+        "/api/v1/query?query=crash{{s=\"{s}\"}}[1d]&time={last}"
+    ));
     let Some(series) = d["result"].as_array().and_then(|a| a.first()) else {
         return Vec::new();
     };
@@ -54,11 +61,19 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
         for s in 0..SERIES {
             let got: BTreeSet<i64> = stored(&t, s, last).into_iter().collect();
             let missing: Vec<_> = acked.difference(&got).take(10).collect();
-            assert!(missing.is_empty(), "cycle {cycle}, series {s}: acknowledged steps lost: {missing:?}");
-            assert!(got.iter().all(|i| *i < next), "cycle {cycle}: a step that was never sent is stored");
+            assert!(
+                missing.is_empty(),
+                "cycle {cycle}, series {s}: acknowledged steps lost: {missing:?}"
+            );
+            assert!(
+                got.iter().all(|i| *i < next),
+                "cycle {cycle}: a step that was never sent is stored"
+            );
         }
         // Write from a thread; kill the server after a seeded random delay.
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis(100 + (seed >> 33) % 400);
         let stop = Arc::new(AtomicBool::new(false));
         let url = t.url("/api/v1/write");
@@ -83,7 +98,10 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
         let _ = t.child.wait();
         stop.store(true, Ordering::Relaxed);
         let (new_acked, sent_upto) = writer.join().unwrap();
-        assert!(!new_acked.is_empty(), "cycle {cycle}: nothing was acknowledged before the kill");
+        assert!(
+            !new_acked.is_empty(),
+            "cycle {cycle}: nothing was acknowledged before the kill"
+        );
         acked.extend(new_acked);
         next = sent_upto + 1;
         drop(t);
@@ -91,9 +109,15 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
     let t = Tessera::start_in(&dir, &["--shards", "4"]);
     for s in 0..SERIES {
         let got: BTreeSet<i64> = stored(&t, s, next + 1).into_iter().collect();
-        assert!(acked.is_subset(&got), "series {s}: acknowledged samples lost in the last crash");
+        assert!(
+            acked.is_subset(&got),
+            "series {s}: acknowledged samples lost in the last crash"
+        );
     }
-    eprintln!("crash loop: {} acknowledged steps x {SERIES} series survived 4 SIGKILLs", acked.len());
+    eprintln!(
+        "crash loop: {} acknowledged steps x {SERIES} series survived 4 SIGKILLs",
+        acked.len()
+    );
 }
 
 /// POST that returns `None` on a transport error (the server was killed).

@@ -45,7 +45,10 @@ fn relabels_at_ingest_and_reloads_safely() {
     .unwrap();
     let t = Tessera::start(&["--ingest.relabel-config", rules.to_str().unwrap()]);
     let w = |name: &str, ts: i64| {
-        t.write(&request(vec![series(&[("__name__", name), ("Hostname", "gpu-1")], &[(ts, 1.0)])]))
+        t.write(&request(vec![series(
+            &[("__name__", name), ("Hostname", "gpu-1")],
+            &[(ts, 1.0)],
+        )]))
     };
     assert_eq!(w("go_goroutines", 1).0, 204);
     assert_eq!(w("DCGM_FI_DEV_GPU_UTIL", 1).0, 204);
@@ -53,15 +56,25 @@ fn relabels_at_ingest_and_reloads_safely() {
     let s = t.data("/api/v1/series?match[]=DCGM_FI_DEV_GPU_UTIL&start=0");
     assert_eq!(s[0]["node"], "gpu-1");
     assert!(s[0].get("Hostname").is_none(), "{s}");
-    assert_eq!(metric(&t, "tessera_relabel_series_dropped_total{rule=\"0\"}"), Some(1.0));
+    assert_eq!(
+        metric(&t, "tessera_relabel_series_dropped_total{rule=\"0\"}"),
+        Some(1.0)
+    );
 
     // A broken file: reload fails with the reason, the old rules stay.
-    std::fs::write(&rules, "- action: hashmod\n  source_labels: [a]\n  target_label: b\n").unwrap();
+    std::fs::write(
+        &rules,
+        "- action: hashmod\n  source_labels: [a]\n  target_label: b\n",
+    )
+    .unwrap();
     let (status, body) = post_reload(&t);
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("modulus"), "{body}");
     assert_eq!(w("go_threads", 2).0, 204);
-    assert!(!names(&t).contains(&"go_threads".to_string()), "old drop rule not applied");
+    assert!(
+        !names(&t).contains(&"go_threads".to_string()),
+        "old drop rule not applied"
+    );
 
     // A good file through SIGHUP: from now on nothing is dropped.
     std::fs::write(&rules, "[]\n").unwrap();
@@ -74,8 +87,20 @@ fn relabels_at_ingest_and_reloads_safely() {
     assert_eq!(metric(&t, "tessera_relabel_rules"), Some(0.0));
     assert_eq!(w("go_gc_total", 3).0, 204);
     assert!(names(&t).contains(&"go_gc_total".to_string()));
-    assert_eq!(metric(&t, "tessera_relabel_config_reloads_total{result=\"failure\"}"), Some(1.0));
-    assert_eq!(metric(&t, "tessera_relabel_config_reloads_total{result=\"success\"}"), Some(1.0));
+    assert_eq!(
+        metric(
+            &t,
+            "tessera_relabel_config_reloads_total{result=\"failure\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &t,
+            "tessera_relabel_config_reloads_total{result=\"success\"}"
+        ),
+        Some(1.0)
+    );
 }
 
 #[test]

@@ -35,13 +35,23 @@ fn promtool(args: &[&str]) -> Result<String, String> {
 
 fn names(url: &str) -> BTreeSet<String> {
     promtool(&["query", "labels", url, "__name__"])
-        .map(|s| s.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+        .map(|s| {
+            s.lines()
+                .map(str::to_string)
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn series(url: &str, matcher: &str) -> BTreeSet<String> {
     promtool(&["query", "series", url, "--match", matcher])
-        .map(|s| s.lines().map(str::to_string).filter(|l| !l.is_empty()).collect())
+        .map(|s| {
+            s.lines()
+                .map(str::to_string)
+                .filter(|l| !l.is_empty())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -65,7 +75,9 @@ fn start_pair() -> Option<Pair> {
     let tmp = tempfile::tempdir().unwrap();
     let prom_port = free_port();
 
-    let mut targets = vec![format!("          - job_name: prometheus\n            static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]")];
+    let mut targets = vec![format!(
+        "          - job_name: prometheus\n            static_configs: [{{targets: ['127.0.0.1:{prom_port}']}}]"
+    )];
     let node = if have("prometheus-node-exporter") {
         let port = free_port();
         let child = Command::new("prometheus-node-exporter")
@@ -81,7 +93,14 @@ fn start_pair() -> Option<Pair> {
     };
     let config = format!(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{}\nremote_write:\n  - url: {}\n    queue_config: {{batch_send_deadline: 1s, max_samples_per_send: 2000}}\n    metadata_config: {{send_interval: 1s}}\n",
-        targets.iter().map(|t| t.trim_start().replacen("- job_name", "  - job_name", 1).replace("\n            ", "\n    ")).collect::<Vec<_>>().join("\n"),
+        targets
+            .iter()
+            .map(|t| t
+                .trim_start()
+                .replacen("- job_name", "  - job_name", 1)
+                .replace("\n            ", "\n    "))
+            .collect::<Vec<_>>()
+            .join("\n"),
         tessera.url("/api/v1/write"),
     );
     let cfg_path = tmp.path().join("prometheus.yml");
@@ -91,7 +110,10 @@ fn start_pair() -> Option<Pair> {
     let prom = Proc(
         Command::new("prometheus")
             .arg(format!("--config.file={}", cfg_path.display()))
-            .arg(format!("--storage.tsdb.path={}", tmp.path().join("prom").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("prom").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -133,14 +155,19 @@ fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
     let (want, got) = wait_in_sync(&p);
     assert!(want.len() > 50, "Prometheus never scraped enough: {want:?}");
     assert_eq!(
-        got, want,
+        got,
+        want,
         "metric names differ: only in Prometheus {:?}, only in Tessera {:?}",
         want.difference(&got).collect::<Vec<_>>(),
         got.difference(&want).collect::<Vec<_>>()
     );
     // The same series (all label pairs) for a sample of metrics.
     for m in ["up", "prometheus_build_info", "scrape_samples_scraped"] {
-        assert_eq!(series(&p.tessera_url, m), series(&p.prom_url, m), "series of {m}");
+        assert_eq!(
+            series(&p.tessera_url, m),
+            series(&p.prom_url, m),
+            "series of {m}"
+        );
     }
     if p.has_node {
         let m = "node_cpu_seconds_total";
@@ -149,8 +176,13 @@ fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
         assert_eq!(s, series(&p.prom_url, m));
     }
     // Metadata arrived too.
-    let md = p.tessera.data("/api/v1/metadata?metric=prometheus_http_requests_total");
-    assert_eq!(md["prometheus_http_requests_total"][0]["type"], "counter", "{md}");
+    let md = p
+        .tessera
+        .data("/api/v1/metadata?metric=prometheus_http_requests_total");
+    assert_eq!(
+        md["prometheus_http_requests_total"][0]["type"], "counter",
+        "{md}"
+    );
 }
 
 /// One query's result as `metric labels -> [(t, v)]`, from `promtool -o json`.
@@ -235,7 +267,10 @@ fn promql_answers_match_a_real_prometheus_on_the_same_data() {
             promtool(&["query", "instant", "-o", "json", "--time", &t, url, q])
                 .unwrap_or_else(|e| panic!("{q} against {url}: {e}"))
         };
-        let (want, got) = (result_map(&run(&p.prom_url)), result_map(&run(&p.tessera_url)));
+        let (want, got) = (
+            result_map(&run(&p.prom_url)),
+            result_map(&run(&p.tessera_url)),
+        );
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
             want.keys().collect::<Vec<_>>(),
@@ -246,26 +281,51 @@ fn promql_answers_match_a_real_prometheus_on_the_same_data() {
             assert_eq!(g.len(), w.len(), "{q} {k}");
             for (a, b) in g.iter().zip(w) {
                 assert_eq!(a.0, b.0, "timestamp differs for {q} {k}");
-                assert!(close(a.1, b.1), "{q} {k}: Tessera {} vs Prometheus {}", a.1, b.1);
+                assert!(
+                    close(a.1, b.1),
+                    "{q} {k}: Tessera {} vs Prometheus {}",
+                    a.1,
+                    b.1
+                );
             }
         }
         compared += 1;
     }
     // Range queries: the same grid on both.
     let start = (now - 25).to_string();
-    for q in ["rate(prometheus_http_requests_total[20s])", "sum by (job) (up)", "scrape_samples_scraped"] {
+    for q in [
+        "rate(prometheus_http_requests_total[20s])",
+        "sum by (job) (up)",
+        "scrape_samples_scraped",
+    ] {
         let run = |url: &str| {
-            promtool(&["query", "range", "-o", "json", "--start", &start, "--end", &t, "--step", "5s", url, q])
-                .unwrap_or_else(|e| panic!("{q} against {url}: {e}"))
+            promtool(&[
+                "query", "range", "-o", "json", "--start", &start, "--end", &t, "--step", "5s",
+                url, q,
+            ])
+            .unwrap_or_else(|e| panic!("{q} against {url}: {e}"))
         };
-        let (want, got) = (result_map(&run(&p.prom_url)), result_map(&run(&p.tessera_url)));
-        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "series differ for {q}");
+        let (want, got) = (
+            result_map(&run(&p.prom_url)),
+            result_map(&run(&p.tessera_url)),
+        );
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "series differ for {q}"
+        );
         for (k, w) in &want {
             let g = &got[k];
             assert_eq!(g.len(), w.len(), "{q} {k}: points differ");
             for (a, b) in g.iter().zip(w) {
                 assert_eq!(a.0, b.0, "{q} {k}");
-                assert!(close(a.1, b.1), "{q} {k} at {}: Tessera {} vs Prometheus {}", a.0, a.1, b.1);
+                assert!(
+                    close(a.1, b.1),
+                    "{q} {k} at {}: Tessera {} vs Prometheus {}",
+                    a.0,
+                    a.1,
+                    b.1
+                );
             }
         }
         compared += 1;

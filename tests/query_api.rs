@@ -12,13 +12,22 @@ fn loaded() -> Tessera {
     let mut ts = Vec::new();
     for gpu in 0..4 {
         let g = gpu.to_string();
-        let samples: Vec<(i64, f64)> = (0..=40).map(|i| (i * 15_000, (gpu * 10 + i) as f64)).collect();
+        let samples: Vec<(i64, f64)> = (0..=40)
+            .map(|i| (i * 15_000, (gpu * 10 + i) as f64))
+            .collect();
         ts.push(series(
-            &[("__name__", "DCGM_FI_DEV_GPU_UTIL"), ("gpu", &g), ("Hostname", "n1")],
+            &[
+                ("__name__", "DCGM_FI_DEV_GPU_UTIL"),
+                ("gpu", &g),
+                ("Hostname", "n1"),
+            ],
             &samples,
         ));
     }
-    ts.push(series(&[("__name__", "weird")], &[(0, f64::NAN), (15_000, f64::INFINITY)]));
+    ts.push(series(
+        &[("__name__", "weird")],
+        &[(0, f64::NAN), (15_000, f64::INFINITY)],
+    ));
     assert_eq!(t.write(&request(ts)).0, 204);
     t
 }
@@ -40,7 +49,10 @@ fn instant_query_returns_a_prometheus_vector() {
     assert_eq!(d, json!({"resultType": "string", "result": [2, "hello"]}));
     let d = t.data("/api/v1/query?query=DCGM_FI_DEV_GPU_UTIL{gpu=\"0\"}[31s]&time=30");
     assert_eq!(d["resultType"], "matrix");
-    assert_eq!(d["result"][0]["values"], json!([[0, "0"], [15, "1"], [30, "2"]]));
+    assert_eq!(
+        d["result"][0]["values"],
+        json!([[0, "0"], [15, "1"], [30, "2"]])
+    );
 }
 
 #[test]
@@ -63,7 +75,11 @@ fn range_query_returns_a_matrix_and_form_post_works() {
     );
     let d = t.data("/api/v1/query_range?query=rate(DCGM_FI_DEV_GPU_UTIL{gpu=\"2\"}[1m])&start=300&end=300&step=15");
     // The series grows by 1 per 15 s: rate = 1/15 per second.
-    let v: f64 = d["result"][0]["values"][0][1].as_str().unwrap().parse().unwrap();
+    let v: f64 = d["result"][0]["values"][0][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((v - 1.0 / 15.0).abs() < 1e-9, "{d}");
 }
 
@@ -75,15 +91,43 @@ fn query_errors_have_prometheus_types_and_codes() {
         assert_eq!(st, status, "{path}: {v}");
         assert_eq!(v["status"], "error", "{v}");
         assert_eq!(v["errorType"], kind, "{path}: {v}");
-        assert!(v["error"].as_str().unwrap_or("").contains(word), "{path}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains(word),
+            "{path}: {v}"
+        );
     };
     f("/api/v1/query?query=sum(", 400, "bad_data", "");
     f("/api/v1/query", 400, "bad_data", "query");
-    f("/api/v1/query?query=up&time=tomorrow", 400, "bad_data", "time");
-    f("/api/v1/query_range?query=up&start=0&end=100000&step=1", 400, "bad_data", "11,000");
-    f("/api/v1/query_range?query=up&start=10&end=0&step=1", 400, "bad_data", "end");
-    f("/api/v1/query_range?query=up&start=0&end=10&step=0", 400, "bad_data", "step");
-    f("/api/v1/query_range?query=up&start=0&end=10", 400, "bad_data", "step");
+    f(
+        "/api/v1/query?query=up&time=tomorrow",
+        400,
+        "bad_data",
+        "time",
+    );
+    f(
+        "/api/v1/query_range?query=up&start=0&end=100000&step=1",
+        400,
+        "bad_data",
+        "11,000",
+    );
+    f(
+        "/api/v1/query_range?query=up&start=10&end=0&step=1",
+        400,
+        "bad_data",
+        "end",
+    );
+    f(
+        "/api/v1/query_range?query=up&start=0&end=10&step=0",
+        400,
+        "bad_data",
+        "step",
+    );
+    f(
+        "/api/v1/query_range?query=up&start=0&end=10",
+        400,
+        "bad_data",
+        "step",
+    );
     // Two series with the same labels after dropping the name: Prometheus' error.
     f(
         "/api/v1/query?query=label_replace(DCGM_FI_DEV_GPU_UTIL, \"gpu\", \"x\", \"gpu\", \".*\") * 1&time=600",
@@ -111,6 +155,10 @@ fn hostile_queries_get_an_error_or_an_answer_and_the_server_survives() {
             st == 200 || st == 400 || st == 422 || st == 503,
             "{q:.60}: unexpected status {st}: {v}"
         );
-        assert_eq!(get(&t.url("/-/healthy")).unwrap().0, 200, "server died on {q:.60}");
+        assert_eq!(
+            get(&t.url("/-/healthy")).unwrap().0,
+            200,
+            "server died on {q:.60}"
+        );
     }
 }

@@ -9,7 +9,10 @@ use prost::Message;
 
 fn assert_still_serving(t: &Tessera, ts: i64) {
     assert_eq!(get(&t.url("/-/healthy")).unwrap().0, 200);
-    let ok = request(vec![series(&[("__name__", "canary"), ("job", "t")], &[(ts, 1.0)])]);
+    let ok = request(vec![series(
+        &[("__name__", "canary"), ("job", "t")],
+        &[(ts, 1.0)],
+    )]);
     assert_eq!(t.write(&ok).0, 204, "server stopped accepting good writes");
 }
 
@@ -18,21 +21,31 @@ fn accepts_a_write_and_serves_it_back_through_the_metadata_api() {
     let t = Tessera::start(&[]);
     let mut req = request(vec![
         series(
-            &[("__name__", "DCGM_FI_DEV_GPU_UTIL"), ("gpu", "0"), ("Hostname", "n1"), ("UUID", "GPU-1")],
+            &[
+                ("__name__", "DCGM_FI_DEV_GPU_UTIL"),
+                ("gpu", "0"),
+                ("Hostname", "n1"),
+                ("UUID", "GPU-1"),
+            ],
             &[(1000, 42.0), (16000, 43.0)],
         ),
         series(
             // Unsorted labels are fine: the receiver sorts them.
-            &[("job", "node"), ("__name__", "node_load1"), ("instance", "n1:9100")],
+            &[
+                ("job", "node"),
+                ("__name__", "node_load1"),
+                ("instance", "n1:9100"),
+            ],
             &[(1000, 0.5)],
         ),
     ]);
-    req.metadata.push(tessera_ingest::remote_write::proto::MetricMetadata {
-        r#type: 2,
-        metric_family_name: "DCGM_FI_DEV_GPU_UTIL".into(),
-        help: "GPU utilization (in %).".into(),
-        unit: String::new(),
-    });
+    req.metadata
+        .push(tessera_ingest::remote_write::proto::MetricMetadata {
+            r#type: 2,
+            metric_family_name: "DCGM_FI_DEV_GPU_UTIL".into(),
+            help: "GPU utilization (in %).".into(),
+            unit: String::new(),
+        });
     let (status, body) = t.write(&req);
     assert_eq!(status, 204, "{body}");
 
@@ -42,14 +55,23 @@ fn accepts_a_write_and_serves_it_back_through_the_metadata_api() {
         serde_json::json!([{"Hostname": "n1", "UUID": "GPU-1", "__name__": "DCGM_FI_DEV_GPU_UTIL", "gpu": "0"}])
     );
     let names = t.data("/api/v1/label/__name__/values?start=0");
-    assert_eq!(names, serde_json::json!(["DCGM_FI_DEV_GPU_UTIL", "node_load1"]));
+    assert_eq!(
+        names,
+        serde_json::json!(["DCGM_FI_DEV_GPU_UTIL", "node_load1"])
+    );
     let labels = t.data("/api/v1/labels?match[]=node_load1&start=0");
     assert_eq!(labels, serde_json::json!(["__name__", "instance", "job"]));
     let md = t.data("/api/v1/metadata");
     assert_eq!(md["DCGM_FI_DEV_GPU_UTIL"][0]["type"], "gauge");
-    assert_eq!(md["DCGM_FI_DEV_GPU_UTIL"][0]["help"], "GPU utilization (in %).");
+    assert_eq!(
+        md["DCGM_FI_DEV_GPU_UTIL"][0]["help"],
+        "GPU utilization (in %)."
+    );
     // Form-encoded POST, as Grafana sends for long selectors.
-    let (st, v) = post_form(&t.url("/api/v1/series"), &[("match[]", "{__name__=~\"node_.*\"}"), ("start", "0")]);
+    let (st, v) = post_form(
+        &t.url("/api/v1/series"),
+        &[("match[]", "{__name__=~\"node_.*\"}"), ("start", "0")],
+    );
     assert_eq!(st, 200);
     assert_eq!(v["data"][0]["__name__"], "node_load1");
 }
@@ -63,9 +85,24 @@ fn rejects_malformed_bodies_with_the_right_status_and_keeps_serving() {
 
     // (body, expected status, a word the message must contain)
     let mut cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("garbage", b"this is not snappy at all".to_vec(), 400, "snappy"),
-        ("truncated snappy", compressed[..compressed.len() / 2].to_vec(), 400, "snappy"),
-        ("valid snappy, garbage protobuf", snappy(b"\xff\xff\xff\xff garbage"), 400, "protobuf"),
+        (
+            "garbage",
+            b"this is not snappy at all".to_vec(),
+            400,
+            "snappy",
+        ),
+        (
+            "truncated snappy",
+            compressed[..compressed.len() / 2].to_vec(),
+            400,
+            "snappy",
+        ),
+        (
+            "valid snappy, garbage protobuf",
+            snappy(b"\xff\xff\xff\xff garbage"),
+            400,
+            "protobuf",
+        ),
         ("oversized body", vec![0u8; 200_000], 413, "100000"),
     ];
     // A snappy header declaring 4 GiB followed by a few bytes: refused from
@@ -83,7 +120,10 @@ fn rejects_malformed_bodies_with_the_right_status_and_keeps_serving() {
     for (i, (what, body, want, word)) in cases.into_iter().enumerate() {
         let (status, msg) = post_raw(&url, &body);
         assert_eq!(status, want, "{what}: {msg}");
-        assert!(msg.contains(word), "{what}: message {msg:?} should mention {word:?}");
+        assert!(
+            msg.contains(word),
+            "{what}: message {msg:?} should mention {word:?}"
+        );
         assert_still_serving(&t, 1000 + i as i64);
     }
 }
@@ -91,14 +131,32 @@ fn rejects_malformed_bodies_with_the_right_status_and_keeps_serving() {
 #[test]
 fn rejects_invalid_series_but_keeps_the_valid_rest() {
     let t = Tessera::start(&[]);
-    let many: Vec<(String, String)> = (0..100_000).map(|i| (format!("l{i}"), "v".to_string())).collect();
+    let many: Vec<(String, String)> = (0..100_000)
+        .map(|i| (format!("l{i}"), "v".to_string()))
+        .collect();
     let mut huge: Vec<(&str, &str)> = many.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
     huge.push(("__name__", "huge"));
     let cases: Vec<(&str, proto_series::T, &str)> = vec![
-        ("invalid label name", series(&[("__name__", "x"), ("bad-name", "v")], &[(1, 1.0)]), "bad-name"),
-        ("duplicate label", series(&[("__name__", "x"), ("a", "1"), ("a", "2")], &[(1, 1.0)]), "duplicate"),
-        ("missing name", series(&[("job", "x")], &[(1, 1.0)]), "__name__"),
-        ("empty value", series(&[("__name__", "x"), ("a", "")], &[(1, 1.0)]), "empty"),
+        (
+            "invalid label name",
+            series(&[("__name__", "x"), ("bad-name", "v")], &[(1, 1.0)]),
+            "bad-name",
+        ),
+        (
+            "duplicate label",
+            series(&[("__name__", "x"), ("a", "1"), ("a", "2")], &[(1, 1.0)]),
+            "duplicate",
+        ),
+        (
+            "missing name",
+            series(&[("job", "x")], &[(1, 1.0)]),
+            "__name__",
+        ),
+        (
+            "empty value",
+            series(&[("__name__", "x"), ("a", "")], &[(1, 1.0)]),
+            "empty",
+        ),
         ("100k labels", series(&huge, &[(1, 1.0)]), "labels"),
     ];
     for (i, (what, bad, word)) in cases.into_iter().enumerate() {
@@ -106,10 +164,17 @@ fn rejects_invalid_series_but_keeps_the_valid_rest() {
         let req = request(vec![bad, series(&[("__name__", &keep)], &[(1, 1.0)])]);
         let (status, msg) = t.write(&req);
         assert_eq!(status, 400, "{what}: {msg}");
-        assert!(msg.contains(word), "{what}: {msg:?} should mention {word:?}");
+        assert!(
+            msg.contains(word),
+            "{what}: {msg:?} should mention {word:?}"
+        );
         assert!(msg.contains("accepted 1 samples"), "{what}: {msg}");
         let s = t.data(&format!("/api/v1/series?match[]={keep}&start=0"));
-        assert_eq!(s.as_array().unwrap().len(), 1, "{what}: the valid series was not kept");
+        assert_eq!(
+            s.as_array().unwrap().len(),
+            1,
+            "{what}: the valid series was not kept"
+        );
         assert_still_serving(&t, 10 + i as i64);
     }
 }
@@ -122,17 +187,27 @@ mod proto_series {
 #[test]
 fn out_of_order_and_duplicate_samples_are_rejected_per_sample() {
     let t = Tessera::start(&[]);
-    let s = |samples: &[(i64, f64)]| request(vec![series(&[("__name__", "m"), ("i", "0")], samples)]);
+    let s =
+        |samples: &[(i64, f64)]| request(vec![series(&[("__name__", "m"), ("i", "0")], samples)]);
     assert_eq!(t.write(&s(&[(1000, 1.0), (2000, 2.0)])).0, 204);
     // Exact re-send of the last sample is accepted silently (a retry).
     assert_eq!(t.write(&s(&[(2000, 2.0)])).0, 204);
     let (status, msg) = t.write(&s(&[(1500, 9.0), (2000, 7.0), (3000, 3.0)]));
     assert_eq!(status, 400, "{msg}");
     assert!(msg.contains("accepted 1 samples"), "{msg}");
-    assert!(msg.contains("1 out of order") && msg.contains("1 duplicate"), "{msg}");
+    assert!(
+        msg.contains("1 out of order") && msg.contains("1 duplicate"),
+        "{msg}"
+    );
     let (_, text) = get(&t.url("/metrics")).unwrap();
-    assert!(text.contains("tessera_ingest_samples_rejected_total{reason=\"out_of_order\"} 1"), "{text}");
-    assert!(text.contains("tessera_ingest_samples_appended_total 3"), "{text}");
+    assert!(
+        text.contains("tessera_ingest_samples_rejected_total{reason=\"out_of_order\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tessera_ingest_samples_appended_total 3"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -141,7 +216,12 @@ fn nan_inf_and_staleness_markers_are_accepted() {
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
     let req = request(vec![series(
         &[("__name__", "weird")],
-        &[(1, f64::NAN), (2, f64::INFINITY), (3, f64::NEG_INFINITY), (4, stale)],
+        &[
+            (1, f64::NAN),
+            (2, f64::INFINITY),
+            (3, f64::NEG_INFINITY),
+            (4, stale),
+        ],
     )]);
     assert_eq!(t.write(&req).0, 204);
     assert_still_serving(&t, 5);
@@ -175,7 +255,10 @@ fn limit_parameter_truncates_with_a_warning_and_the_cap_is_a_422() {
     let (st, v) = t.api("/api/v1/series?match[]=m&limit=3&start=0");
     assert_eq!(st, 200);
     assert_eq!(v["data"].as_array().unwrap().len(), 3);
-    assert!(v["warnings"][0].as_str().unwrap().contains("truncated"), "{v}");
+    assert!(
+        v["warnings"][0].as_str().unwrap().contains("truncated"),
+        "{v}"
+    );
     let (st, v) = t.api("/api/v1/label/i/values?limit=2&start=0");
     assert_eq!((st, v["data"].as_array().unwrap().len()), (200, 2));
     assert!(v["warnings"][0].as_str().unwrap().contains("truncated"));
@@ -187,7 +270,10 @@ fn limit_parameter_truncates_with_a_warning_and_the_cap_is_a_422() {
     let (st, v) = t.api("/api/v1/series?match[]=m&start=0");
     assert_eq!(st, 422, "{v}");
     assert_eq!(v["errorType"], "execution");
-    assert!(v["error"].as_str().unwrap().contains("--api.max-series"), "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("--api.max-series"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -196,14 +282,23 @@ fn refuses_to_start_with_a_different_shard_count() {
     let dir = tmp.path().join("data");
     drop(Tessera::start_in(&dir, &["--shards", "4"]));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--shards", "8"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--shards",
+            "8",
+        ])
         .arg("--data-dir")
         .arg(&dir)
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--shards 4") && err.contains("--shards 8"), "{err}");
+    assert!(
+        err.contains("--shards 4") && err.contains("--shards 8"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -218,8 +313,17 @@ fn metadata_calls_without_start_search_the_default_window() {
         series(&[("__name__", "old")], &[(now - 3 * 3_600_000, 1.0)]),
     ]);
     assert_eq!(t.write(&req).0, 204);
-    assert_eq!(t.data("/api/v1/label/__name__/values"), serde_json::json!(["recent"]));
-    assert_eq!(t.data("/api/v1/series?match[]={__name__=~\".+\"}").as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.data("/api/v1/label/__name__/values"),
+        serde_json::json!(["recent"])
+    );
+    assert_eq!(
+        t.data("/api/v1/series?match[]={__name__=~\".+\"}")
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
     assert_eq!(
         t.data("/api/v1/label/__name__/values?start=0"),
         serde_json::json!(["old", "recent"])

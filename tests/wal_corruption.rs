@@ -26,7 +26,10 @@ fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
     {
         let t = Tessera::start_in(&dir, &["--shards", "1", "--wal.segment-size", "4096"]);
         for i in 1..=steps {
-            let req = request(vec![series(&[("__name__", "c"), ("x", "y")], &[(i * 1000, i as f64)])]);
+            let req = request(vec![series(
+                &[("__name__", "c"), ("x", "y")],
+                &[(i * 1000, i as f64)],
+            )]);
             assert_eq!(t.write(&req).0, 204);
         }
         // Graceful stop (SIGTERM) so nothing is torn.
@@ -49,17 +52,36 @@ fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
     std::fs::write(&victim, &bytes).unwrap();
 
     let port = free_port().to_string();
-    let out = tessera(&["serve", "--listen", &format!("127.0.0.1:{port}"), "--shards", "1"], &dir);
+    let out = tessera(
+        &[
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--shards",
+            "1",
+        ],
+        &dir,
+    );
     assert!(!out.status.success(), "start-up must refuse a corrupt WAL");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&segs[1]), "error must name the segment: {err}");
     assert!(err.contains("offset"), "error must name the offset: {err}");
-    assert!(err.contains("tessera tsdb repair"), "error must name the repair command: {err}");
+    assert!(
+        err.contains("tessera tsdb repair"),
+        "error must name the repair command: {err}"
+    );
 
     let out = tessera(&["tsdb", "repair"], &dir);
     let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(report.contains("damage in") && report.contains(&segs[1]), "{report}");
+    assert!(
+        out.status.success(),
+        "{report}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        report.contains("damage in") && report.contains(&segs[1]),
+        "{report}"
+    );
 
     let out = tessera(&["tsdb", "inspect"], &dir);
     assert!(out.status.success());
@@ -77,6 +99,13 @@ fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
         .map(|p| p[0].as_i64().unwrap())
         .collect();
     // Everything before the damage, contiguous from the first step.
-    assert!(!kept.is_empty() && kept.len() < steps as usize, "kept {} steps", kept.len());
-    assert!(kept.iter().enumerate().all(|(i, s)| *s == i as i64 + 1), "a gap in the kept steps");
+    assert!(
+        !kept.is_empty() && kept.len() < steps as usize,
+        "kept {} steps",
+        kept.len()
+    );
+    assert!(
+        kept.iter().enumerate().all(|(i, s)| *s == i as i64 + 1),
+        "a gap in the kept steps"
+    );
 }

@@ -30,9 +30,15 @@ fn rounds() -> (Vec<Vec<Vec<u8>>>, usize) {
     let mut enc = snap::raw::Encoder::new();
     for r in 0..ROUNDS {
         let mut bodies = Vec::new();
-        fleet.round(r as u64, 1_700_000_000_000 + r as i64 * 15_000, 15_000, 2000, |b| {
-            bodies.push(enc.compress_vec(&b.proto).expect("snappy"));
-        });
+        fleet.round(
+            r as u64,
+            1_700_000_000_000 + r as i64 * 15_000,
+            15_000,
+            2000,
+            |b| {
+                bodies.push(enc.compress_vec(&b.proto).expect("snappy"));
+            },
+        );
         out.push(bodies);
     }
     (out, fleet.active_series())

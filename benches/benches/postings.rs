@@ -57,7 +57,10 @@ fn bench(c: &mut Criterion) {
                 m(MatchOp::Equal, "instance", &format!("{host}:9100")),
             ],
         ),
-        ("prefix_regex", vec![m(MatchOp::RegexMatch, "__name__", "DCGM_FI_DEV_.*")]),
+        (
+            "prefix_regex",
+            vec![m(MatchOp::RegexMatch, "__name__", "DCGM_FI_DEV_.*")],
+        ),
         ("grafana_le_not_empty", vec![m(MatchOp::NotEqual, "le", "")]),
     ];
     for (name, ms) in &cases {

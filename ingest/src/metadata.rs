@@ -72,7 +72,11 @@ impl MetadataStore {
     ) -> Vec<(String, Vec<MetadataEntry>)> {
         let fams = self.families.read();
         let take = |l: &Vec<MetadataEntry>| -> Vec<MetadataEntry> {
-            let n = if limit_per_metric == 0 { l.len() } else { limit_per_metric };
+            let n = if limit_per_metric == 0 {
+                l.len()
+            } else {
+                limit_per_metric
+            };
             l.iter().take(n).cloned().collect()
         };
         match metric {
@@ -113,7 +117,14 @@ mod tests {
     #[test]
     fn records_distinct_entries_and_queries_with_limits() {
         let s = MetadataStore::default();
-        assert_eq!(s.record(&[md("up", 2, "up?"), md("up", 2, "up?"), md("a_total", 1, "a")]), 2);
+        assert_eq!(
+            s.record(&[
+                md("up", 2, "up?"),
+                md("up", 2, "up?"),
+                md("a_total", 1, "a")
+            ]),
+            2
+        );
         assert_eq!(s.record(&[md("up", 2, "other help")]), 1);
         assert_eq!(s.record(&[md("", 2, "no name")]), 0);
         let all = s.query(None, 0, 0);

@@ -183,7 +183,11 @@ mod tests {
     fn a_bad_reload_keeps_the_old_rules() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.yml");
-        std::fs::write(&path, "- source_labels: [__name__]\n  regex: x\n  action: drop\n").unwrap();
+        std::fs::write(
+            &path,
+            "- source_labels: [__name__]\n  regex: x\n  action: drop\n",
+        )
+        .unwrap();
         let r = IngestRelabel::load(&path).unwrap();
         std::fs::write(&path, "- action: hashmod\n  source_labels: [a]\n").unwrap();
         let err = r.reload().unwrap_err().to_string();

@@ -305,10 +305,7 @@ fn oversized_compressed_body_is_too_large_naming_both_sizes() {
     );
     assert_eq!(e.status_class(), StatusClass::TooLarge);
     assert!(e.to_string().contains("65 bytes"), "{e}");
-    assert!(
-        e.to_string().contains("--ingest.max-request-bytes"),
-        "{e}"
-    );
+    assert!(e.to_string().contains("--ingest.max-request-bytes"), "{e}");
 }
 
 #[test]

@@ -87,7 +87,9 @@ impl Admission {
             Err(_) => {
                 if self.queued.fetch_add(1, Ordering::Relaxed) >= self.max_queue {
                     self.queued.fetch_sub(1, Ordering::Relaxed);
-                    crate::metrics::METRICS.query_limit_hits.inc(&["query.max-queue"]);
+                    crate::metrics::METRICS
+                        .query_limit_hits
+                        .inc(&["query.max-queue"]);
                     return Err(ApiError::new(
                         ErrorType::Unavailable,
                         format!(
@@ -98,10 +100,14 @@ impl Admission {
                     ));
                 }
                 let _q = Queued(&self.queued);
-                match tokio::time::timeout(self.queue_timeout, self.sem.clone().acquire_owned()).await {
+                match tokio::time::timeout(self.queue_timeout, self.sem.clone().acquire_owned())
+                    .await
+                {
                     Ok(Ok(p)) => p,
                     _ => {
-                        crate::metrics::METRICS.query_limit_hits.inc(&["query.queue-timeout"]);
+                        crate::metrics::METRICS
+                            .query_limit_hits
+                            .inc(&["query.queue-timeout"]);
                         return Err(ApiError::new(
                             ErrorType::Unavailable,
                             format!(

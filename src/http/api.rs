@@ -68,7 +68,8 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"status": "error", "errorType": self.kind.as_str(), "error": self.message});
+        let body =
+            json!({"status": "error", "errorType": self.kind.as_str(), "error": self.message});
         let mut resp = json_response(self.kind.status(), &body);
         if matches!(self.kind, ErrorType::Unavailable) {
             resp.headers_mut()
@@ -129,7 +130,9 @@ pub fn write_labels(out: &mut String, ls: &tessera_tsdb::Labels) {
 
 /// Writes a JSON string, escaping only when needed.
 pub fn json_str(out: &mut String, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f) {
+    if s.bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
+    {
         out.push('"');
         out.push_str(s);
         out.push('"');
@@ -177,7 +180,12 @@ impl Params {
 
     #[cfg(test)]
     pub fn from_pairs(pairs: &[(&str, &str)]) -> Params {
-        Params(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Params(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -208,11 +216,16 @@ impl Params {
     pub fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(0),
-            Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).map(|n| n as usize).ok_or_else(|| {
-                ApiError::bad_data(format!(
-                    "invalid parameter \"limit\": cannot parse \"{s}\" to a valid limit"
-                ))
-            }),
+            Some(s) => s
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+                .map(|n| n as usize)
+                .ok_or_else(|| {
+                    ApiError::bad_data(format!(
+                        "invalid parameter \"limit\": cannot parse \"{s}\" to a valid limit"
+                    ))
+                }),
         }
     }
 }
@@ -301,7 +314,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
         let ms = f * 1000.0;
         if !ms.is_finite() || ms.abs() > i64::MAX as f64 {
-            return Err(format!("cannot parse {s:?} to a valid duration. It overflows int64"));
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
         }
         return Ok(ms.round() as i64);
     }
@@ -311,7 +326,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
         return Err("empty duration string".into());
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(format!("not a valid duration string: {s:?}"));
         }
@@ -319,7 +336,9 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
             .parse()
             .map_err(|_| format!("not a valid duration string: {s:?}"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit_ms: i64 = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1000,

@@ -16,7 +16,9 @@ use axum::response::Response;
 use serde_json::{Map, Value, json};
 use tessera_tsdb::{Labels, Matcher, ReadControl, labels::is_valid_label_name};
 
-use super::api::{ApiError, MAX_TIME_MS, Params, SUCCESS_PREFIX, success, success_suffix, write_labels};
+use super::api::{
+    ApiError, MAX_TIME_MS, Params, SUCCESS_PREFIX, success, success_suffix, write_labels,
+};
 use super::{AppState, AppStateRef, read, selector, stream};
 
 /// Every `match[]` parameter as alternatives of matcher conjunctions.
@@ -33,7 +35,14 @@ fn time_range(p: &Params, state: &AppState) -> Result<(i64, i64), ApiError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let end = p.time_or("end", if p.get("start").is_some() { MAX_TIME_MS } else { now })?;
+    let end = p.time_or(
+        "end",
+        if p.get("start").is_some() {
+            MAX_TIME_MS
+        } else {
+            now
+        },
+    )?;
     let window = state.opts.api_default_window.as_millis() as i64;
     let start = p.time_or("start", end.saturating_sub(window))?;
     if end < start {
@@ -90,12 +99,21 @@ pub async fn series(state: AppStateRef, req: Request<Body>) -> Result<Response, 
         Ok((all, truncated))
     })
     .await?;
-    let warnings = if truncated { vec![truncation_warning(limit)] } else { vec![] };
+    let warnings = if truncated {
+        vec![truncation_warning(limit)]
+    } else {
+        vec![]
+    };
     // Streamed a chunk at a time as the client reads: the JSON of 100k
     // series never exists as one string, and a client that leaves stops it.
     let head = format!("{SUCCESS_PREFIX}[");
     let tail = format!("]{}", success_suffix(&warnings));
-    Ok(stream::json_stream(stream::chunks(head, all, tail, write_labels)))
+    Ok(stream::json_stream(stream::chunks(
+        head,
+        all,
+        tail,
+        write_labels,
+    )))
 }
 
 /// Merges sorted unique strings of each match set (or one call with none)
@@ -139,7 +157,11 @@ pub async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Response, 
         })
     })
     .await?;
-    let warnings = if cut { vec![truncation_warning(limit)] } else { vec![] };
+    let warnings = if cut {
+        vec![truncation_warning(limit)]
+    } else {
+        vec![]
+    };
     Ok(success(json!(names), &warnings))
 }
 
@@ -166,7 +188,11 @@ pub async fn label_values(
         })
     })
     .await?;
-    let warnings = if cut { vec![truncation_warning(limit)] } else { vec![] };
+    let warnings = if cut {
+        vec![truncation_warning(limit)]
+    } else {
+        vec![]
+    };
     Ok(success(json!(values), &warnings))
 }
 

@@ -114,11 +114,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
-        .route("/api/v1/series", get(metadata::series).post(metadata::series))
-        .route("/api/v1/labels", get(metadata::labels).post(metadata::labels))
+        .route(
+            "/api/v1/series",
+            get(metadata::series).post(metadata::series),
+        )
+        .route(
+            "/api/v1/labels",
+            get(metadata::labels).post(metadata::labels),
+        )
         .route("/api/v1/label/{name}/values", get(metadata::label_values))
         .route("/api/v1/metadata", get(metadata::metadata))
-        .route("/api/v1/rules", get(rules::api_rules).post(rules::api_rules))
+        .route(
+            "/api/v1/rules",
+            get(rules::api_rules).post(rules::api_rules),
+        )
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/queries", get(status::running_queries))
         .route("/api/v1/status/tsdb", get(tsdb_status::tsdb))

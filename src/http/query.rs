@@ -11,7 +11,9 @@ use axum::extract::Request;
 use axum::response::Response;
 use tessera_query::{QueryContext, QueryError, QueryResult, Value};
 
-use super::api::{ApiError, ErrorType, Params, SUCCESS_PREFIX, parse_duration, success_suffix, write_labels};
+use super::api::{
+    ApiError, ErrorType, Params, SUCCESS_PREFIX, parse_duration, success_suffix, write_labels,
+};
 use super::{AppStateRef, read, stream};
 use crate::metrics::METRICS;
 
@@ -45,9 +47,19 @@ fn query_text(p: &Params) -> Result<String, ApiError> {
 }
 
 /// Runs a PromQL evaluation as an admitted read and records its peak samples.
-async fn run_query<F>(state: &AppStateRef, endpoint: &'static str, q: &str, p: &Params, f: F) -> Result<QueryResult, ApiError>
+async fn run_query<F>(
+    state: &AppStateRef,
+    endpoint: &'static str,
+    q: &str,
+    p: &Params,
+    f: F,
+) -> Result<QueryResult, ApiError>
 where
-    F: FnOnce(&tessera_query::Engine, &tessera_tsdb::Db, &QueryContext) -> Result<QueryResult, QueryError>
+    F: FnOnce(
+            &tessera_query::Engine,
+            &tessera_tsdb::Db,
+            &QueryContext,
+        ) -> Result<QueryResult, QueryError>
         + Send
         + 'static,
 {
@@ -66,7 +78,10 @@ pub async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response,
     let q = query_text(&p)?;
     let t = p.time_or("time", now_ms())?;
     let q2 = q.clone();
-    let res = run_query(&state, "query", &q, &p, move |e, db, ctx| e.instant_query(db, &q2, t, ctx)).await?;
+    let res = run_query(&state, "query", &q, &p, move |e, db, ctx| {
+        e.instant_query(db, &q2, t, ctx)
+    })
+    .await?;
     Ok(render(res))
 }
 
@@ -75,7 +90,9 @@ pub async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, A
     let q = query_text(&p)?;
     let need = |k: &str| -> Result<i64, ApiError> {
         if p.get(k).is_none() {
-            return Err(ApiError::bad_data(format!("invalid parameter \"{k}\": missing")));
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"{k}\": missing"
+            )));
         }
         p.time_or(k, 0)
     };
@@ -127,28 +144,38 @@ fn render(res: QueryResult) -> Response {
         // Vectors and matrices can be large: streamed a chunk at a time.
         Value::Vector(samples) => {
             head.push('[');
-            stream::json_stream(stream::chunks(head, samples, format!("]{tail}"), |out, s| {
-                out.push_str("{\"metric\":");
-                write_labels(out, &s.labels);
-                out.push_str(",\"value\":");
-                point(out, s.t, s.v);
-                out.push('}');
-            }))
+            stream::json_stream(stream::chunks(
+                head,
+                samples,
+                format!("]{tail}"),
+                |out, s| {
+                    out.push_str("{\"metric\":");
+                    write_labels(out, &s.labels);
+                    out.push_str(",\"value\":");
+                    point(out, s.t, s.v);
+                    out.push('}');
+                },
+            ))
         }
         Value::Matrix(series) => {
             head.push('[');
-            stream::json_stream(stream::chunks(head, series, format!("]{tail}"), |out, s| {
-                out.push_str("{\"metric\":");
-                write_labels(out, &s.labels);
-                out.push_str(",\"values\":[");
-                for (j, p) in s.samples.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
+            stream::json_stream(stream::chunks(
+                head,
+                series,
+                format!("]{tail}"),
+                |out, s| {
+                    out.push_str("{\"metric\":");
+                    write_labels(out, &s.labels);
+                    out.push_str(",\"values\":[");
+                    for (j, p) in s.samples.iter().enumerate() {
+                        if j > 0 {
+                            out.push(',');
+                        }
+                        point(out, p.t, p.v);
                     }
-                    point(out, p.t, p.v);
-                }
-                out.push_str("]}");
-            }))
+                    out.push_str("]}");
+                },
+            ))
         }
     }
 }

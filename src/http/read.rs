@@ -76,10 +76,12 @@ where
         drop(ticket);
         r
     })
-        .await
-        .map_err(|e| ApiError::new(ErrorType::Internal, format!("read task failed: {e}")))?;
+    .await
+    .map_err(|e| ApiError::new(ErrorType::Internal, format!("read task failed: {e}")))?;
     guard.finished = true;
-    METRICS.read_duration.observe(&[endpoint], started.elapsed());
+    METRICS
+        .read_duration
+        .observe(&[endpoint], started.elapsed());
     if let Err(e) = &r {
         let reason = match e.kind {
             ErrorType::Timeout => Some("timeout"),
@@ -98,20 +100,29 @@ where
 }
 
 /// Maps a storage read stop to the API error, naming the flag to raise.
-pub fn read_error(e: tessera_tsdb::ReadError, ctx: &QueryContext, what: &str, max_series_flag: &str) -> ApiError {
+pub fn read_error(
+    e: tessera_tsdb::ReadError,
+    ctx: &QueryContext,
+    what: &str,
+    max_series_flag: &str,
+) -> ApiError {
     match e {
         tessera_tsdb::ReadError::Stopped => match ctx.check("read") {
             Err(tessera_query::QueryError::Timeout(_)) => {
                 METRICS.query_limit_hits.inc(&["query.timeout"]);
                 ApiError::new(
                     ErrorType::Timeout,
-                    format!("{what} timed out; narrow match[] or the time range, or raise --query.timeout"),
+                    format!(
+                        "{what} timed out; narrow match[] or the time range, or raise --query.timeout"
+                    ),
                 )
             }
             _ => ApiError::new(ErrorType::Canceled, format!("{what} was canceled")),
         },
         tessera_tsdb::ReadError::TooManySeries { limit } => {
-            METRICS.query_limit_hits.inc(&[max_series_flag.trim_start_matches('-')]);
+            METRICS
+                .query_limit_hits
+                .inc(&[max_series_flag.trim_start_matches('-')]);
             ApiError::new(
                 ErrorType::Execution,
                 format!(

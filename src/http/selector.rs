@@ -3,7 +3,7 @@
 
 use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{self, Expr};
-use tessera_tsdb::{MatchOp, Matcher, METRIC_NAME};
+use tessera_tsdb::{METRIC_NAME, MatchOp, Matcher};
 
 use super::api::ApiError;
 
@@ -27,7 +27,10 @@ pub fn parse(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
                 PMatchOp::Re(_) => MatchOp::RegexMatch,
                 PMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
             };
-            out.push(Matcher::new(op, m.name.clone(), m.value.clone()).map_err(|e| bad(e.to_string()))?);
+            out.push(
+                Matcher::new(op, m.name.clone(), m.value.clone())
+                    .map_err(|e| bad(e.to_string()))?,
+            );
         }
         if out.iter().all(|m| m.matches_empty()) {
             return Err(bad(format!(
@@ -39,11 +42,7 @@ pub fn parse(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
     if vs.matchers.or_matchers.is_empty() {
         Ok(vec![convert(&vs.matchers.matchers)?])
     } else {
-        vs.matchers
-            .or_matchers
-            .iter()
-            .map(|g| convert(g))
-            .collect()
+        vs.matchers.or_matchers.iter().map(|g| convert(g)).collect()
     }
 }
 
@@ -60,11 +59,14 @@ mod tests {
         f("up", &["__name__=\"up\""]);
         f("{le!=\"\"}", &["le!=\"\""]);
         f("{__name__=~\".+\"}", &["__name__=~\".+\""]);
-        f("node_cpu_seconds_total{mode!~\"idle|iowait\",instance=\"a\"}", &[
-            "__name__=\"node_cpu_seconds_total\"",
-            "mode!~\"idle|iowait\"",
-            "instance=\"a\"",
-        ]);
+        f(
+            "node_cpu_seconds_total{mode!~\"idle|iowait\",instance=\"a\"}",
+            &[
+                "__name__=\"node_cpu_seconds_total\"",
+                "mode!~\"idle|iowait\"",
+                "instance=\"a\"",
+            ],
+        );
     }
 
     #[test]

@@ -149,7 +149,15 @@ pub async fn metrics(state: AppStateRef) -> Response {
             "gauge",
         );
         for (i, s) in stats.iter().enumerate() {
-            metrics::sample(&mut out, "tessera_head_series", "", &["shard"], &[i.to_string()], None, s.series as f64);
+            metrics::sample(
+                &mut out,
+                "tessera_head_series",
+                "",
+                &["shard"],
+                &[i.to_string()],
+                None,
+                s.series as f64,
+            );
         }
         metrics::header(
             &mut out,
@@ -158,7 +166,15 @@ pub async fn metrics(state: AppStateRef) -> Response {
             "gauge",
         );
         for (i, s) in stats.iter().enumerate() {
-            metrics::sample(&mut out, "tessera_head_memory_bytes", "", &["shard"], &[i.to_string()], None, s.heap_bytes as f64);
+            metrics::sample(
+                &mut out,
+                "tessera_head_memory_bytes",
+                "",
+                &["shard"],
+                &[i.to_string()],
+                None,
+                s.heap_bytes as f64,
+            );
         }
         metrics::header(
             &mut out,
@@ -168,7 +184,15 @@ pub async fn metrics(state: AppStateRef) -> Response {
         );
         for (i, seg) in db.wal_segments().iter().enumerate() {
             if let Some(seg) = seg {
-                metrics::sample(&mut out, "tessera_wal_segment_current", "", &["shard"], &[i.to_string()], None, *seg as f64);
+                metrics::sample(
+                    &mut out,
+                    "tessera_wal_segment_current",
+                    "",
+                    &["shard"],
+                    &[i.to_string()],
+                    None,
+                    *seg as f64,
+                );
             }
         }
         metrics::single(

@@ -24,8 +24,16 @@ impl http_body::Body for IterBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.get_mut().0.next().map(|s| Ok(Frame::data(Bytes::from(s)))))
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(
+            self.get_mut()
+                .0
+                .next()
+                .map(|s| Ok(Frame::data(Bytes::from(s)))),
+        )
     }
 }
 
@@ -36,15 +44,22 @@ where
 {
     let mut resp = Response::new(Body::new(IterBody(Box::new(chunks))));
     *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 /// Renders `items` as JSON chunks: `head`, each item through `write` with
 /// commas between, then `tail`; each chunk at least [`CHUNK_BYTES`] long
 /// (except the last).
-pub fn chunks<T, F>(head: String, items: Vec<T>, tail: String, mut write: F) -> impl Iterator<Item = String> + Send + 'static
+pub fn chunks<T, F>(
+    head: String,
+    items: Vec<T>,
+    tail: String,
+    mut write: F,
+) -> impl Iterator<Item = String> + Send + 'static
 where
     T: Send + 'static,
     F: FnMut(&mut String, &T) + Send + 'static,
@@ -77,7 +92,10 @@ mod tests {
     #[test]
     fn chunks_join_to_the_whole_document() {
         let items: Vec<u32> = (0..50_000).collect();
-        let parts: Vec<String> = chunks("[".into(), items, "]".into(), |o, n| o.push_str(&n.to_string())).collect();
+        let parts: Vec<String> = chunks("[".into(), items, "]".into(), |o, n| {
+            o.push_str(&n.to_string())
+        })
+        .collect();
         assert!(parts.len() > 2, "expected several chunks");
         let whole: String = parts.concat();
         let v: Vec<u32> = serde_json::from_str(&whole).unwrap();

@@ -36,9 +36,14 @@ fn overloaded(reason: &str, msg: &str) -> Response {
 
 pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) -> Response {
     let Ok(db) = state.db() else {
-        return overloaded("not_ready", "Tessera is starting (replaying its WAL); retry shortly");
+        return overloaded(
+            "not_ready",
+            "Tessera is starting (replaying its WAL); retry shortly",
+        );
     };
-    if let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+    if let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
         && ct.contains("io.prometheus.write.v2")
     {
         return text(
@@ -50,7 +55,12 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
 
     // Wait in line briefly rather than refusing a burst outright; a sender
     // that cannot get in within the queue timeout backs off on the 503.
-    let permit = match tokio::time::timeout(state.opts.ingest_queue_timeout, state.ingest_gate.acquire()).await {
+    let permit = match tokio::time::timeout(
+        state.opts.ingest_queue_timeout,
+        state.ingest_gate.acquire(),
+    )
+    .await
+    {
         Ok(Ok(p)) => p,
         _ => {
             return overloaded(
@@ -60,7 +70,10 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
         }
     };
 
-    let bytes = match Limited::new(body, limits.max_compressed_bytes).collect().await {
+    let bytes = match Limited::new(body, limits.max_compressed_bytes)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             METRICS.ingest_requests_refused.inc(&["body_too_large"]);
@@ -72,7 +85,10 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
             return text(StatusCode::PAYLOAD_TOO_LARGE, msg);
         }
         Err(e) => {
-            return text(StatusCode::BAD_REQUEST, format!("reading request body: {e}"));
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("reading request body: {e}"),
+            );
         }
     };
 
@@ -91,21 +107,31 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     };
     drop(bytes);
     let validated = validate(req, limits);
-    let report = match tessera_ingest::append::write(db, &state.metadata, &state.relabel, validated) {
+    let report = match tessera_ingest::append::write(db, &state.metadata, &state.relabel, validated)
+    {
         Ok(r) => r,
         Err(e) => {
             // Not durable, so not acknowledged: a 5xx makes the sender retry.
             tracing::error!(error = %e, "remote write could not be logged to the WAL");
             METRICS.ingest_requests_refused.inc(&["storage_error"]);
-            return text(StatusCode::INTERNAL_SERVER_ERROR, format!("storage error: {e}"));
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("storage error: {e}"),
+            );
         }
     };
     drop(permit);
 
     let a = &report.append;
-    METRICS.ingest_samples.inc_by(&[], a.samples_appended as f64);
-    METRICS.ingest_series_created.inc_by(&[], a.series_created as f64);
-    METRICS.ingest_metadata.inc_by(&[], report.metadata_received as f64);
+    METRICS
+        .ingest_samples
+        .inc_by(&[], a.samples_appended as f64);
+    METRICS
+        .ingest_series_created
+        .inc_by(&[], a.series_created as f64);
+    METRICS
+        .ingest_metadata
+        .inc_by(&[], report.metadata_received as f64);
     let v = &report.validation;
     for (reason, n) in [
         ("out_of_order", a.out_of_order),

@@ -108,14 +108,29 @@ mod tests {
                 ]);
                 db.append(&ls, &[Sample::new(1000, 1.0)]).unwrap();
             }
-            let ls = Labels::from_pairs([("__name__", "node_load1".to_string()), ("Hostname", format!("n{host}"))]);
+            let ls = Labels::from_pairs([
+                ("__name__", "node_load1".to_string()),
+                ("Hostname", format!("n{host}")),
+            ]);
             db.append(&ls, &[Sample::new(2000, 1.0)]).unwrap();
         }
         let a = db.analyze(2);
         assert_eq!(a.series, 27);
-        assert_eq!(a.series_by_metric, vec![("DCGM_FI_DEV_GPU_UTIL".into(), 24), ("node_load1".into(), 3)]);
-        assert_eq!(a.values_by_label, vec![("gpu".into(), 8), ("Hostname".into(), 3)]);
-        assert_eq!(a.series_by_pair[0], ("__name__=DCGM_FI_DEV_GPU_UTIL".into(), 24));
+        assert_eq!(
+            a.series_by_metric,
+            vec![
+                ("DCGM_FI_DEV_GPU_UTIL".into(), 24),
+                ("node_load1".into(), 3)
+            ]
+        );
+        assert_eq!(
+            a.values_by_label,
+            vec![("gpu".into(), 8), ("Hostname".into(), 3)]
+        );
+        assert_eq!(
+            a.series_by_pair[0],
+            ("__name__=DCGM_FI_DEV_GPU_UTIL".into(), 24)
+        );
         assert_eq!((a.min_time, a.max_time), (Some(1000), Some(2000)));
     }
 }

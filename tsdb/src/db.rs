@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 use crate::head::{AppendStats, Head, HeadStats};
 use crate::parallel;
 use crate::read::{ReadControl, ReadError};
-use crate::wal::{FsyncPolicy, Flusher, RecordRef, Wal, WalError, WalOptions};
+use crate::wal::{Flusher, FsyncPolicy, RecordRef, Wal, WalError, WalOptions};
 use crate::{Labels, Matcher, Sample, SeriesSamples};
 
 const META_FILE: &str = "tessera-meta.json";
@@ -150,7 +150,11 @@ impl Db {
             path: dir.clone(),
             source,
         })?;
-        let lock = if opts.read_only { None } else { Some(lock_dir(dir)?) };
+        let lock = if opts.read_only {
+            None
+        } else {
+            Some(lock_dir(dir)?)
+        };
         if opts.read_only {
             match stored_shard_count(dir)? {
                 Some(n) if n != opts.shards => {
@@ -186,10 +190,12 @@ impl Db {
             });
         }
         let flusher = match opts.wal.fsync {
-            FsyncPolicy::Interval(every) if !opts.read_only => Some(Flusher::spawn(syncers, every).map_err(|source| DbError::Io {
-                path: dir.clone(),
-                source,
-            })?),
+            FsyncPolicy::Interval(every) if !opts.read_only => Some(
+                Flusher::spawn(syncers, every).map_err(|source| DbError::Io {
+                    path: dir.clone(),
+                    source,
+                })?,
+            ),
             _ => None,
         };
         Ok(Db {
@@ -251,7 +257,8 @@ impl Db {
             return Err(DbError::ReadOnly);
         }
         let n = self.shards.len() as u64;
-        let mut per_shard: Vec<Vec<(u64, &Labels, &[Sample])>> = vec![Vec::new(); self.shards.len()];
+        let mut per_shard: Vec<Vec<(u64, &Labels, &[Sample])>> =
+            vec![Vec::new(); self.shards.len()];
         for (labels, samples) in batch {
             let h = labels.stable_hash();
             per_shard[(h % n) as usize].push((h, labels, samples));
@@ -282,7 +289,8 @@ impl Db {
                     recs.push(RecordRef::Samples(&accepted));
                 }
                 if !recs.is_empty() {
-                    wal.log(&recs).map_err(|source| DbError::Wal { shard: i, source })?;
+                    wal.log(&recs)
+                        .map_err(|source| DbError::Wal { shard: i, source })?;
                 }
             }
             accepted.clear();
@@ -295,7 +303,8 @@ impl Db {
     pub fn sync(&self) -> Result<(), DbError> {
         for (i, s) in self.shards.iter().enumerate() {
             if let Some(wal) = &mut s.state.write().wal {
-                wal.sync().map_err(|source| DbError::Wal { shard: i, source })?;
+                wal.sync()
+                    .map_err(|source| DbError::Wal { shard: i, source })?;
             }
         }
         Ok(())
@@ -322,7 +331,10 @@ impl Db {
         if threads <= 1 {
             for s in self.shards.iter() {
                 ctl.check()?;
-                s.state.read().head.select(matchers, mint, maxt, ctl, &mut out)?;
+                s.state
+                    .read()
+                    .head
+                    .select(matchers, mint, maxt, ctl, &mut out)?;
             }
         } else {
             // Each shard reads under its own control with the caller's
@@ -331,15 +343,26 @@ impl Db {
             // a few shards' worth more than one thread would have).
             let work = |i: usize, c: &ReadControl<'_>| {
                 let mut part = Vec::new();
-                self.shards[i].state.read().head.select(matchers, mint, maxt, c, &mut part)?;
+                self.shards[i]
+                    .state
+                    .read()
+                    .head
+                    .select(matchers, mint, maxt, c, &mut part)?;
                 Ok(part)
             };
-            parallel::for_each_shard(self.shards.len(), threads, ctl, ctl.limits(), &work, &mut |r| {
-                ctl.add_series(r.series)?;
-                ctl.add_samples(r.samples)?;
-                out.extend(r.value);
-                Ok(())
-            })?;
+            parallel::for_each_shard(
+                self.shards.len(),
+                threads,
+                ctl,
+                ctl.limits(),
+                &work,
+                &mut |r| {
+                    ctl.add_series(r.series)?;
+                    ctl.add_samples(r.samples)?;
+                    out.extend(r.value);
+                    Ok(())
+                },
+            )?;
         }
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
@@ -363,10 +386,21 @@ impl Db {
     ) -> Result<(), ReadError> {
         let work = |i: usize, c: &ReadControl<'_>| {
             let mut part = Vec::new();
-            self.shards[i].state.read().head.select(matchers, mint, maxt, c, &mut part)?;
+            self.shards[i]
+                .state
+                .read()
+                .head
+                .select(matchers, mint, maxt, c, &mut part)?;
             Ok(part)
         };
-        parallel::for_each_shard(self.shards.len(), self.read_threads(), ctl, ctl.limits(), &work, &mut |r| each(r.value))
+        parallel::for_each_shard(
+            self.shards.len(),
+            self.read_threads(),
+            ctl,
+            ctl.limits(),
+            &work,
+            &mut |r| each(r.value),
+        )
     }
 
     /// Label sets of the series matching `matchers` with a sample in range,
@@ -394,7 +428,11 @@ impl Db {
         for s in self.shards.iter() {
             ctl.check()?;
             let from = out.len();
-            matched += s.state.read().head.series_labels(matchers, mint, maxt, limit, ctl, &mut out)?;
+            matched += s
+                .state
+                .read()
+                .head
+                .series_labels(matchers, mint, maxt, limit, ctl, &mut out)?;
             // Sorting shard by shard keeps each uninterruptible step short
             // (a cancelled call stops between shards); the final sort then
             // only merges already-sorted runs, which the std sort detects.
@@ -426,7 +464,10 @@ impl Db {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             ctl.check()?;
-            s.state.read().head.label_names(matchers, mint, maxt, ctl, &mut out)?;
+            s.state
+                .read()
+                .head
+                .label_names(matchers, mint, maxt, ctl, &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
@@ -434,7 +475,13 @@ impl Db {
     }
 
     /// Sorted, unique values of label `name` among the matching series.
-    pub fn label_values(&self, name: &str, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+    pub fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<String> {
         self.label_values_with(name, matchers, mint, maxt, &ReadControl::unlimited())
             .expect("an unlimited read never stops")
     }
@@ -451,7 +498,10 @@ impl Db {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             ctl.check()?;
-            s.state.read().head.label_values(name, matchers, mint, maxt, ctl, &mut out)?;
+            s.state
+                .read()
+                .head
+                .label_values(name, matchers, mint, maxt, ctl, &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
@@ -477,7 +527,10 @@ impl Db {
 
     /// Per-shard head statistics.
     pub fn head_stats(&self) -> Vec<HeadStats> {
-        self.shards.iter().map(|s| s.state.read().head.stats()).collect()
+        self.shards
+            .iter()
+            .map(|s| s.state.read().head.stats())
+            .collect()
     }
 }
 
@@ -491,13 +544,18 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, DbError> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|source| DbError::Io { path: path.clone(), source })?;
+        .map_err(|source| DbError::Io {
+            path: path.clone(),
+            source,
+        })?;
     // SAFETY: flock on a file descriptor we own for the duration of the call.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
         let e = std::io::Error::last_os_error();
         return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
-            DbError::Locked { dir: dir.to_path_buf() }
+            DbError::Locked {
+                dir: dir.to_path_buf(),
+            }
         } else {
             DbError::Io { path, source: e }
         });
@@ -522,7 +580,10 @@ fn check_or_write_meta(dir: &Path, shards: usize) -> Result<(), DbError> {
             if meta.version != META_VERSION {
                 return Err(DbError::BadMeta {
                     path,
-                    reason: format!("unknown version {} (this build reads {META_VERSION})", meta.version),
+                    reason: format!(
+                        "unknown version {} (this build reads {META_VERSION})",
+                        meta.version
+                    ),
                 });
             }
             if meta.shards != shards {
@@ -544,7 +605,11 @@ fn check_or_write_meta(dir: &Path, shards: usize) -> Result<(), DbError> {
                 path: tmp.clone(),
                 source,
             };
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&meta).expect("meta serializes")).map_err(io)?;
+            std::fs::write(
+                &tmp,
+                serde_json::to_vec_pretty(&meta).expect("meta serializes"),
+            )
+            .map_err(io)?;
             std::fs::rename(&tmp, &path).map_err(|source| DbError::Io {
                 path: path.clone(),
                 source,
@@ -576,7 +641,14 @@ mod tests {
 
     fn series(i: usize) -> Labels {
         Labels::from_pairs([
-            ("__name__", if i.is_multiple_of(2) { "DCGM_FI_DEV_GPU_UTIL" } else { "node_load1" }),
+            (
+                "__name__",
+                if i.is_multiple_of(2) {
+                    "DCGM_FI_DEV_GPU_UTIL"
+                } else {
+                    "node_load1"
+                },
+            ),
             ("gpu", &*(i % 8).to_string()),
             ("Hostname", &*format!("node-{}", i / 8)),
         ])
@@ -586,7 +658,15 @@ mod tests {
     fn appends_across_shards_and_selects_back() {
         let db = Db::in_memory(4);
         for i in 0..64 {
-            let st = db.append(&series(i), &[Sample::new(1000, i as f64), Sample::new(2000, i as f64 + 1.0)]).unwrap();
+            let st = db
+                .append(
+                    &series(i),
+                    &[
+                        Sample::new(1000, i as f64),
+                        Sample::new(2000, i as f64 + 1.0),
+                    ],
+                )
+                .unwrap();
             assert_eq!(st.samples_appended, 2);
         }
         let m = [Matcher::equal("__name__", "DCGM_FI_DEV_GPU_UTIL")];
@@ -596,7 +676,10 @@ mod tests {
         assert!(got.iter().all(|s| s.samples.len() == 2));
         // Time range is inclusive and filters samples.
         let got = db.select(&m, 2000, 2000);
-        assert!(got.iter().all(|s| s.samples == vec![Sample::new(2000, s.samples[0].v)]));
+        assert!(
+            got.iter()
+                .all(|s| s.samples == vec![Sample::new(2000, s.samples[0].v)])
+        );
         assert!(db.select(&m, 3000, 4000).is_empty());
         let names = db.label_names(&[], i64::MIN, i64::MAX);
         assert_eq!(names, vec!["Hostname", "__name__", "gpu"]);
@@ -612,7 +695,9 @@ mod tests {
         // Series of varied lengths so shards differ in size.
         for i in 0..600usize {
             let n = 1 + (i * 7919) % 37;
-            let samples: Vec<Sample> = (0..n as i64).map(|t| Sample::new(t * 1000, (i as i64 * t) as f64)).collect();
+            let samples: Vec<Sample> = (0..n as i64)
+                .map(|t| Sample::new(t * 1000, (i as i64 * t) as f64))
+                .collect();
             db.append(&series(i), &samples).unwrap();
         }
         let m = [Matcher::equal("__name__", "node_load1")];
@@ -628,12 +713,16 @@ mod tests {
             assert_eq!(db.select(&m, 3000, 20_000), want, "threads {threads}");
             // The budgets trip exactly where one thread trips them.
             assert_eq!(tight(0, total), None);
-            assert_eq!(tight(0, total - 1), Some(ReadError::TooManySamples { limit: total - 1 }));
+            assert_eq!(
+                tight(0, total - 1),
+                Some(ReadError::TooManySamples { limit: total - 1 })
+            );
             assert_eq!(tight(want.len(), 0), None);
             let few = want.len() - 1;
             assert_eq!(tight(few, 0), Some(ReadError::TooManySeries { limit: few }));
             assert_eq!(
-                db.select_with(&m, 0, 1, &ReadControl::new(0, 0, &|| true)).err(),
+                db.select_with(&m, 0, 1, &ReadControl::new(0, 0, &|| true))
+                    .err(),
                 Some(ReadError::Stopped)
             );
             // Batches: one per shard, together the same series.
@@ -655,7 +744,9 @@ mod tests {
     fn long_series_span_many_chunks() {
         let db = Db::in_memory(1);
         let ls = series(0);
-        let samples: Vec<Sample> = (0..1000).map(|i| Sample::new(i * 15_000, (i % 100) as f64)).collect();
+        let samples: Vec<Sample> = (0..1000)
+            .map(|i| Sample::new(i * 15_000, (i % 100) as f64))
+            .collect();
         db.append(&ls, &samples).unwrap();
         let got = db.select(&[Matcher::equal("gpu", "0")], 0, i64::MAX);
         assert_eq!(got[0].samples, samples);
@@ -674,7 +765,10 @@ mod tests {
         Db::open(opts(4)).unwrap();
         Db::open(opts(4)).unwrap();
         let err = Db::open(opts(8)).err().unwrap().to_string();
-        assert!(err.contains("--shards 4") && err.contains("--shards 8"), "{err}");
+        assert!(
+            err.contains("--shards 4") && err.contains("--shards 8"),
+            "{err}"
+        );
         assert_eq!(stored_shard_count(dir.path()).unwrap(), Some(4));
     }
 
@@ -691,7 +785,11 @@ mod tests {
         assert!(matches!(err, DbError::Locked { .. }), "{err}");
         assert!(err.to_string().contains("in use"), "{err}");
         // Offline tools may read while a server runs.
-        Db::open(DbOptions { read_only: true, ..opts() }).unwrap();
+        Db::open(DbOptions {
+            read_only: true,
+            ..opts()
+        })
+        .unwrap();
         drop(first);
         Db::open(opts()).unwrap();
     }

@@ -18,11 +18,11 @@ pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
 
 pub mod analyze;
 pub mod db;
-pub mod read;
-mod parallel;
-pub mod replay;
 mod head;
+mod parallel;
+pub mod read;
+pub mod replay;
 
 pub use db::{Db, DbError, DbOptions};
-pub use read::{ReadControl, ReadError};
 pub use head::{AppendStats, HeadStats};
+pub use read::{ReadControl, ReadError};

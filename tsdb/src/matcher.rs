@@ -52,13 +52,13 @@ impl Matcher {
         let name = name.into();
         let value = value.into();
         let re = match op {
-            MatchOp::RegexMatch | MatchOp::RegexNoMatch => {
-                Some(Regex::new(&format!("^(?s:{value})$")).map_err(|source| MatcherError {
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(
+                Regex::new(&format!("^(?s:{value})$")).map_err(|source| MatcherError {
                     name: name.clone(),
                     pattern: value.clone(),
                     source,
-                })?)
-            }
+                })?,
+            ),
             _ => None,
         };
         Ok(Matcher {

@@ -110,7 +110,10 @@ mod tests {
         assert!(c.add_series(10).is_ok());
         assert_eq!(c.add_series(1), Err(ReadError::TooManySeries { limit: 10 }));
         assert!(c.add_samples(100).is_ok());
-        assert_eq!(c.add_samples(1), Err(ReadError::TooManySamples { limit: 100 }));
+        assert_eq!(
+            c.add_samples(1),
+            Err(ReadError::TooManySamples { limit: 100 })
+        );
         let stop = ReadControl::new(0, 0, &|| true);
         assert_eq!(stop.check(), Err(ReadError::Stopped));
         assert!(ReadControl::unlimited().add_series(usize::MAX / 2).is_ok());

@@ -57,8 +57,14 @@ pub fn replay_progress() -> ReplayProgress {
 const LOG_EVERY: Duration = Duration::from_secs(3);
 
 /// Replays every shard's WAL; returns the heads in shard order.
-pub(crate) fn replay_all(data_dir: &Path, shards: usize, threads: usize) -> Result<Vec<Head>, DbError> {
-    let total_bytes: u64 = (0..shards).map(|i| wal_bytes(&shard_wal_dir(data_dir, i))).sum();
+pub(crate) fn replay_all(
+    data_dir: &Path,
+    shards: usize,
+    threads: usize,
+) -> Result<Vec<Head>, DbError> {
+    let total_bytes: u64 = (0..shards)
+        .map(|i| wal_bytes(&shard_wal_dir(data_dir, i)))
+        .sum();
     if total_bytes == 0 {
         return Ok((0..shards).map(|_| Head::default()).collect());
     }
@@ -67,7 +73,8 @@ pub(crate) fn replay_all(data_dir: &Path, shards: usize, threads: usize) -> Resu
     info!(shards, threads, wal_bytes = total_bytes, "replaying WAL");
     let progress = Progress::default();
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Head, DbError>>>> = Mutex::new((0..shards).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Result<Head, DbError>>>> =
+        Mutex::new((0..shards).map(|_| None).collect());
     // Dropping the sender (after the workers) wakes the monitor at once.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
 
@@ -144,11 +151,15 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
     let mut unknown_refs = 0u64;
     let mut last_bytes = 0;
     loop {
-        let rec = reader.next().map_err(|source| DbError::Wal { shard, source })?;
+        let rec = reader
+            .next()
+            .map_err(|source| DbError::Wal { shard, source })?;
         let Some(rec) = rec else { break };
         match rec {
             ReadRecord::Series(list) => {
-                progress.series.fetch_add(list.len() as u64, Ordering::Relaxed);
+                progress
+                    .series
+                    .fetch_add(list.len() as u64, Ordering::Relaxed);
                 for (r, labels) in list.drain(..) {
                     let (id, _) = head.get_or_create(&labels, labels.stable_hash());
                     let r = r as usize;
@@ -159,7 +170,9 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
                 }
             }
             ReadRecord::Samples(list) => {
-                progress.samples.fetch_add(list.len() as u64, Ordering::Relaxed);
+                progress
+                    .samples
+                    .fetch_add(list.len() as u64, Ordering::Relaxed);
                 SAMPLES.fetch_add(list.len() as u64, Ordering::Relaxed);
                 for &(r, t, v) in list {
                     match ids.get(r as usize) {
@@ -172,19 +185,30 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
             }
         }
         let bytes = reader.stats().bytes;
-        progress.bytes.fetch_add(bytes - last_bytes, Ordering::Relaxed);
+        progress
+            .bytes
+            .fetch_add(bytes - last_bytes, Ordering::Relaxed);
         DONE_BYTES.fetch_add(bytes - last_bytes, Ordering::Relaxed);
         last_bytes = bytes;
     }
     if unknown_refs > 0 {
         // Samples whose series record is missing cannot be placed; say so
         // rather than dropping them silently.
-        warn!(shard, unknown_refs, "WAL samples reference series never logged; they were skipped");
+        warn!(
+            shard,
+            unknown_refs, "WAL samples reference series never logged; they were skipped"
+        );
     }
     Ok(head)
 }
 
-fn monitor(p: &Progress, done: std::sync::mpsc::Receiver<()>, shards: usize, total: u64, started: Instant) {
+fn monitor(
+    p: &Progress,
+    done: std::sync::mpsc::Receiver<()>,
+    shards: usize,
+    total: u64,
+    started: Instant,
+) {
     // Times out every LOG_EVERY while replay runs; disconnects when it ends.
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(LOG_EVERY) {
         let bytes = p.bytes.load(Ordering::Relaxed);
@@ -205,7 +229,10 @@ fn wal_bytes(dir: &Path) -> u64 {
     let size = |p: std::path::PathBuf| std::fs::metadata(p).map_or(0, |m| m.len());
     let mut n = 0;
     if let Ok(segs) = list_segments(dir) {
-        n += segs.iter().map(|s| size(dir.join(crate::wal::segment_name(*s)))).sum::<u64>();
+        n += segs
+            .iter()
+            .map(|s| size(dir.join(crate::wal::segment_name(*s))))
+            .sum::<u64>();
     }
     if let Ok(cps) = list_checkpoints(dir) {
         for c in cps {

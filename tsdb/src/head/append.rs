@@ -83,7 +83,10 @@ impl Head {
             let n = self.symbols.intern(&l.name);
             let v = self.symbols.intern(&l.value);
             pairs.push((n, v));
-            let (na, va) = (self.symbols.get_arc(n).clone(), self.symbols.get_arc(v).clone());
+            let (na, va) = (
+                self.symbols.get_arc(n).clone(),
+                self.symbols.get_arc(v).clone(),
+            );
             self.postings.add(id, &na, &va);
         }
         self.postings.add_series(id);
@@ -114,9 +117,10 @@ impl Head {
     fn labels_equal(&self, id: u32, labels: &Labels) -> bool {
         let pairs = &self.series[id as usize].labels;
         pairs.len() == labels.len()
-            && pairs.iter().zip(labels.iter()).all(|(&(n, v), l)| {
-                self.symbols.get(n) == l.name && self.symbols.get(v) == l.value
-            })
+            && pairs
+                .iter()
+                .zip(labels.iter())
+                .all(|(&(n, v), l)| self.symbols.get(n) == l.name && self.symbols.get(v) == l.value)
     }
 
     /// Appends samples to series `id`, rejecting out-of-order and
@@ -160,7 +164,6 @@ impl Head {
             }
         }
     }
-
 }
 
 #[cfg(test)]
@@ -180,11 +183,22 @@ mod tests {
         let mut st = AppendStats::default();
         let smp = |t, v| Sample::new(t, v);
         let mut acc = Vec::new();
-        h.append_samples(id, &ls, &[smp(10, 1.0), smp(20, 2.0), smp(15, 9.0), smp(30, 3.0)], &mut st, &mut acc);
+        h.append_samples(
+            id,
+            &ls,
+            &[smp(10, 1.0), smp(20, 2.0), smp(15, 9.0), smp(30, 3.0)],
+            &mut st,
+            &mut acc,
+        );
         assert_eq!(acc.len(), 3);
         assert_eq!(st.samples_appended, 3);
         assert_eq!(st.out_of_order, 1);
-        assert!(st.first_rejection.as_deref().unwrap().contains("out of order"));
+        assert!(
+            st.first_rejection
+                .as_deref()
+                .unwrap()
+                .contains("out of order")
+        );
         let mut st = AppendStats::default();
         h.append_samples(id, &ls, &[smp(30, 3.0), smp(30, 4.0)], &mut st, &mut acc);
         assert_eq!((st.duplicates_ignored, st.duplicate_timestamp), (1, 1));

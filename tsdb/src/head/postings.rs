@@ -39,10 +39,7 @@ impl Postings {
     }
 
     /// Sorted values of one label name with their postings.
-    pub(crate) fn values(
-        &self,
-        name: &str,
-    ) -> Option<&BTreeMap<Arc<str>, RoaringBitmap>> {
+    pub(crate) fn values(&self, name: &str) -> Option<&BTreeMap<Arc<str>, RoaringBitmap>> {
         self.by_name.get(name)
     }
 

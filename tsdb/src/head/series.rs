@@ -73,11 +73,20 @@ impl MemSeries {
         std::mem::size_of::<Self>()
             + self.labels.len() * 8
             + self.open.heap_bytes()
-            + self.sealed.iter().map(|c| c.as_bytes().len() + 16).sum::<usize>()
+            + self
+                .sealed
+                .iter()
+                .map(|c| c.as_bytes().len() + 16)
+                .sum::<usize>()
     }
 }
 
-fn collect(mut it: crate::chunk::ChunkIter<'_>, mint: i64, maxt: i64, out: &mut Vec<crate::Sample>) {
+fn collect(
+    mut it: crate::chunk::ChunkIter<'_>,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<crate::Sample>,
+) {
     let mut cur = it.seek(mint);
     while let Some((t, v)) = cur {
         if t > maxt {
