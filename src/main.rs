@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: remote-write receiver and Prometheus HTTP API.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Offline tools for a data dir: repair, inspect, analyze.
     #[command(subcommand)]
     Tsdb(tsdb_cmd::TsdbCommand),
@@ -38,7 +38,7 @@ fn main() -> anyhow::Result<()> {
                 .subcommand_matches("serve")
                 .map(serve::flag_values)
                 .unwrap_or_default();
-            serve::run(args, flags)
+            serve::run(*args, flags)
         }
         Command::Tsdb(cmd) => tsdb_cmd::run(cmd),
     }
