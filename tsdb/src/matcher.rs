@@ -133,6 +133,38 @@ impl Matcher {
     }
 }
 
+/// Series ids matching every matcher: the one intersection both the head's
+/// and the blocks' indexes use. Most selective matchers go first (an
+/// equality is a direct lookup) and an empty intersection stops before the
+/// expensive regex scans; `all` answers when there are no matchers.
+pub(crate) fn intersect_postings<E>(
+    matchers: &[Matcher],
+    all: impl FnOnce() -> roaring::RoaringBitmap,
+    mut one: impl FnMut(&Matcher) -> Result<roaring::RoaringBitmap, E>,
+) -> Result<roaring::RoaringBitmap, E> {
+    let mut order: Vec<&Matcher> = matchers.iter().collect();
+    order.sort_by_key(|m| match (m.op, m.matches_empty()) {
+        (MatchOp::Equal, false) => 0,
+        (MatchOp::RegexMatch, false) => 1,
+        (_, false) => 2,
+        (_, true) => 3,
+    });
+    let mut acc: Option<roaring::RoaringBitmap> = None;
+    for m in order {
+        let ids = one(m)?;
+        let a = match acc {
+            None => ids,
+            Some(a) => a & ids,
+        };
+        let empty = a.is_empty();
+        acc = Some(a);
+        if empty {
+            break;
+        }
+    }
+    Ok(acc.unwrap_or_else(all))
+}
+
 impl std::fmt::Display for Matcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)

@@ -12,29 +12,7 @@ impl Block {
     /// Series ids matching all matchers (all series with none), ascending,
     /// i.e. in label order.
     pub fn postings(&self, matchers: &[Matcher]) -> Result<RoaringBitmap, BlockError> {
-        // Most selective first, as the head does: equality is a direct
-        // lookup, and an empty intersection skips the expensive scans.
-        let mut order: Vec<&Matcher> = matchers.iter().collect();
-        order.sort_by_key(|m| match (m.op, m.matches_empty()) {
-            (MatchOp::Equal, false) => 0,
-            (MatchOp::RegexMatch, false) => 1,
-            (_, false) => 2,
-            (_, true) => 3,
-        });
-        let mut acc: Option<RoaringBitmap> = None;
-        for m in order {
-            let ids = self.postings_for(m)?;
-            let a = match acc {
-                None => ids,
-                Some(a) => a & ids,
-            };
-            let empty = a.is_empty();
-            acc = Some(a);
-            if empty {
-                break;
-            }
-        }
-        Ok(acc.unwrap_or_else(|| self.all_ids()))
+        crate::matcher::intersect_postings(matchers, || self.all_ids(), |m| self.postings_for(m))
     }
 
     pub(super) fn all_ids(&self) -> RoaringBitmap {

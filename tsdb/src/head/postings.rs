@@ -93,27 +93,12 @@ impl Postings {
 
     /// Intersection of all matchers (all series when there are none).
     pub(crate) fn select_all(&self, matchers: &[Matcher]) -> RoaringBitmap {
-        // Most selective first: an equality matcher is a direct lookup, and an
-        // empty intersection short-cuts the expensive regex scans.
-        let mut order: Vec<&Matcher> = matchers.iter().collect();
-        order.sort_by_key(|m| match (m.op, m.matches_empty()) {
-            (MatchOp::Equal, false) => 0,
-            (MatchOp::RegexMatch, false) => 1,
-            (_, false) => 2,
-            (_, true) => 3,
-        });
-        let mut acc: Option<RoaringBitmap> = None;
-        for m in order {
-            let ids = self.select(m);
-            acc = Some(match acc {
-                None => ids,
-                Some(a) => a & ids,
-            });
-            if acc.as_ref().is_some_and(|a| a.is_empty()) {
-                break;
-            }
-        }
-        acc.unwrap_or_else(|| self.all.clone())
+        let r: Result<_, std::convert::Infallible> = crate::matcher::intersect_postings(
+            matchers,
+            || self.all.clone(),
+            |m| Ok(self.select(m)),
+        );
+        r.unwrap_or_else(|never| match never {})
     }
 
     /// Every (name, value, series count) pair, for cardinality analysis.
