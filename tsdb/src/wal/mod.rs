@@ -4,7 +4,9 @@
 //! Each shard owns one WAL directory and calls [`Wal`] under its own lock;
 //! replay of the shards runs in parallel (the shard code owns the pool), and
 //! this module provides the fast sequential per-directory [`WalReader`].
-//! The byte layout is documented in `docs/format/wal.md` (format version 1).
+//! The byte layout is documented in `docs/format/wal.md` (format version 2:
+//! columnar Samples records and snappy-compressed bodies; version-1 segments
+//! are still read, and a writer reopening one starts a new segment).
 //!
 //! Layout of a directory:
 //!
@@ -50,6 +52,7 @@ mod flusher;
 mod reader;
 mod record;
 mod repair;
+mod samples;
 mod segment;
 mod writer;
 
@@ -68,8 +71,12 @@ pub use repair::{Damage, RepairReport, repair};
 pub use segment::{checkpoint_name, list_checkpoints, list_segments, segment_name};
 pub use writer::{Wal, WalSyncer};
 
-/// On-disk format version, written in every segment header.
-pub const FORMAT_VERSION: u8 = 1;
+/// On-disk format version, written in every segment header. Readers also
+/// read [`FORMAT_VERSION_V1`] segments.
+pub const FORMAT_VERSION: u8 = 2;
+
+/// The previous format version (row Samples records, no compression).
+pub const FORMAT_VERSION_V1: u8 = 1;
 
 /// Default segment size (128 MiB), as in Prometheus.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;

@@ -55,6 +55,8 @@ pub struct WalReader {
     spare: Vec<u8>,
     series: Vec<(u64, Labels)>,
     samples: Vec<(u64, i64, f64)>,
+    /// Decompressed payload of the current record.
+    scratch: Vec<u8>,
     stats: ReadStats,
 }
 
@@ -109,6 +111,7 @@ impl WalReader {
             spare: Vec::new(),
             series: Vec::new(),
             samples: Vec::new(),
+            scratch: Vec::new(),
             stats: ReadStats::default(),
         }
     }
@@ -162,7 +165,8 @@ impl WalReader {
             let bad = match sc.next()? {
                 Step::Record { offset, body } => {
                     let frame_bytes = body.len() as u64 + 8;
-                    let decoded = decode(body, &mut self.series, &mut self.samples);
+                    let decoded =
+                        decode(body, &mut self.series, &mut self.samples, &mut self.scratch);
                     let ty = decoded.map_err(|reason| WalError::Corrupt {
                         path: sc.path().to_path_buf(),
                         offset,

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::{FRAME_HEADER_LEN, MAX_RECORD_BYTES, is_known_type};
-use super::{FORMAT_VERSION, WalError};
+use super::{FORMAT_VERSION, FORMAT_VERSION_V1, WalError};
 
 /// `b"TWAL"`, then the format version, then 3 reserved zero bytes.
 pub(crate) const SEGMENT_MAGIC: [u8; 4] = *b"TWAL";
@@ -132,6 +132,8 @@ pub(crate) struct Scanner {
     end: usize,
     buf_off: u64,
     header_checked: bool,
+    /// Format version from the header, once checked.
+    version: Option<u8>,
 }
 
 impl Scanner {
@@ -151,6 +153,7 @@ impl Scanner {
             end: 0,
             buf_off: 0,
             header_checked: false,
+            version: None,
         })
     }
 
@@ -164,6 +167,11 @@ impl Scanner {
 
     pub fn file_len(&self) -> u64 {
         self.file_len
+    }
+
+    /// The segment's format version, once [`Self::next`] has read the header.
+    pub fn version(&self) -> Option<u8> {
+        self.version
     }
 
     /// File offset of the next unconsumed byte.
@@ -296,13 +304,15 @@ impl Scanner {
             let reason = format!("bad segment magic {:02x?}, want \"TWAL\"", &got[..4]);
             return bad(reason, false, false);
         }
-        if got[4] != FORMAT_VERSION {
+        if got[4] != FORMAT_VERSION && got[4] != FORMAT_VERSION_V1 {
             let reason = format!(
-                "unsupported WAL format version {} (this build reads version {FORMAT_VERSION})",
+                "unsupported WAL format version {} (this build reads versions \
+                 {FORMAT_VERSION_V1} to {FORMAT_VERSION})",
                 got[4]
             );
             return bad(reason, false, true);
         }
+        self.version = Some(got[4]);
         self.pos += SEGMENT_HEADER_LEN as usize;
         Ok(None)
     }

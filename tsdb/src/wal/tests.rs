@@ -115,14 +115,14 @@ fn flip_byte(path: &Path, offset: u64) {
 #[test]
 fn records_round_trip_across_several_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = Wal::open(dir.path(), small(4096)).unwrap();
+    let mut wal = Wal::open(dir.path(), small(1024)).unwrap();
     let logged = fill(&mut wal, 0, 40, 60);
     let segs = wal.segments().unwrap();
     assert!(segs.len() >= 5, "want several segments, got {segs:?}");
     assert_eq!(wal.current_segment(), *segs.last().unwrap());
     for &s in &segs[..segs.len() - 1] {
         let len = fs::metadata(seg_path(dir.path(), s)).unwrap().len();
-        assert!(len <= 4096, "segment {s} is {len} bytes");
+        assert!(len <= 1024, "segment {s} is {len} bytes");
     }
     drop(wal);
     let (got, stats) = read(dir.path()).unwrap();
@@ -246,7 +246,7 @@ fn torn_header_of_a_freshly_cut_segment_is_rewritten_on_open() {
 /// A directory of at least 4 segments with a flipped byte inside the second
 /// record of segment 1; returns the damaged path and record offset.
 fn damaged_middle_segment(dir: &Path) -> (Vec<WalRecord>, PathBuf, u64) {
-    let mut wal = Wal::open(dir, small(4096)).unwrap();
+    let mut wal = Wal::open(dir, small(1024)).unwrap();
     let logged = fill(&mut wal, 0, 40, 60);
     assert!(wal.current_segment() >= 3);
     drop(wal);
@@ -341,7 +341,7 @@ fn repair_keeps_everything_before_the_damage_and_reports_the_drop() {
 #[test]
 fn repair_of_an_intact_wal_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = Wal::open(dir.path(), small(4096)).unwrap();
+    let mut wal = Wal::open(dir.path(), small(1024)).unwrap();
     let logged = fill(&mut wal, 0, 10, 30);
     drop(wal);
     let report = repair(dir.path()).unwrap();
@@ -353,7 +353,7 @@ fn repair_of_an_intact_wal_changes_nothing() {
 #[test]
 fn missing_segment_is_an_error_and_repair_drops_what_follows_the_gap() {
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = Wal::open(dir.path(), small(4096)).unwrap();
+    let mut wal = Wal::open(dir.path(), small(1024)).unwrap();
     fill(&mut wal, 0, 40, 60);
     let last = wal.current_segment();
     drop(wal);
@@ -381,7 +381,10 @@ fn unknown_format_version_is_refused_not_truncated() {
     fs::write(&path, &data).unwrap();
     let err = read(dir.path()).unwrap_err();
     assert!(
-        err.to_string().contains("unsupported WAL format version 2"),
+        err.to_string().contains(&format!(
+            "unsupported WAL format version {}",
+            FORMAT_VERSION + 1
+        )),
         "{err}"
     );
     assert!(Wal::open(dir.path(), small(1 << 20)).is_err());
@@ -392,7 +395,7 @@ fn unknown_format_version_is_refused_not_truncated() {
 #[test]
 fn checkpoint_then_truncate_reads_the_same_live_series() {
     let dir = tempfile::tempdir().unwrap();
-    let mut wal = Wal::open(dir.path(), small(4096)).unwrap();
+    let mut wal = Wal::open(dir.path(), small(1024)).unwrap();
     let first = fill(&mut wal, 0, 40, 60);
     let up_to = wal.cut_segment().unwrap() - 1;
     let after = fill(&mut wal, 1000, 5, 10);
@@ -417,7 +420,7 @@ fn checkpoint_then_truncate_reads_the_same_live_series() {
 
     // A second checkpoint folds in the first and deletes it.
     drop(wal);
-    let mut wal = Wal::open(dir.path(), small(4096)).unwrap();
+    let mut wal = Wal::open(dir.path(), small(1024)).unwrap();
     let up_to2 = wal.cut_segment().unwrap() - 1;
     checkpoint(dir.path(), up_to2, |_| true, i64::MIN).unwrap();
     wal.truncate_before(up_to2 + 1).unwrap();
@@ -646,4 +649,360 @@ fn measure_log_and_read_1m_samples_in_batches_of_500() {
         always / CALLS as u32,
         (CALLS * BATCH) as f64 / always.as_secs_f64() / 1e6
     );
+}
+
+/// Remote-write-shaped data: `nodes` targets of 64 series each (8 GPUs x
+/// DCGM util/power/memory/energy, then node-exporter CPU-seconds and network
+/// byte counters), scraped in rounds; each target's samples share a
+/// timestamp a few ms apart from the next target's. Deterministic.
+struct Realistic {
+    state: Vec<f64>,
+    rng: u64,
+    round: i64,
+}
+
+impl Realistic {
+    const PER_NODE: u64 = 64;
+
+    fn new(nodes: u64) -> Realistic {
+        let mut g = Realistic {
+            state: vec![0.0; (nodes * Self::PER_NODE) as usize],
+            rng: 0x9e37_79b9_7f4a_7c15,
+            round: 0,
+        };
+        for i in 0..g.state.len() {
+            g.state[i] = match Self::kind(i as u64) {
+                0 => (g.next() % 101) as f64,
+                1 => (60_000 + g.next() % 240_000) as f64 / 1000.0,
+                2 => (g.next() % 81_920) as f64,
+                3 => (1_000_000_000 + g.next() % 1_000_000_000) as f64,
+                4 => (100_000 + g.next() % 900_000) as f64 / 100.0,
+                _ => (g.next() % 1_000_000_000_000) as f64,
+            };
+        }
+        g
+    }
+
+    fn next(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// 0 GPU util %, 1 power W (3 decimals), 2 memory MiB, 3 energy mJ
+    /// counter, 4 CPU seconds counter (2 decimals), 5 network bytes counter.
+    fn kind(i: u64) -> u64 {
+        match i % Self::PER_NODE {
+            k if k < 32 => k / 8,
+            k if k < 48 => 4,
+            _ => 5,
+        }
+    }
+
+    /// Series ref of series `i`: small gaps between targets.
+    fn series_ref(i: u64) -> u64 {
+        i + i / Self::PER_NODE * 3
+    }
+
+    fn labels(i: u64) -> Labels {
+        let names = [
+            "DCGM_FI_DEV_GPU_UTIL",
+            "DCGM_FI_DEV_POWER_USAGE",
+            "DCGM_FI_DEV_FB_USED",
+            "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+            "node_cpu_seconds_total",
+            "node_network_receive_bytes_total",
+        ];
+        let node = i / Self::PER_NODE;
+        Labels::from_pairs([
+            ("__name__", names[Self::kind(i) as usize].to_string()),
+            ("Hostname", format!("gpu-node-{node:04}")),
+            (
+                "UUID",
+                format!("GPU-{:08x}-4c1e-9d7a-{:012x}", node * 31, i % 8),
+            ),
+            ("cluster", "prod-eu-west-1".to_string()),
+            ("gpu", (i % 8).to_string()),
+            (
+                "instance",
+                format!("10.12.{}.{}:9400", node / 250, node % 250),
+            ),
+            ("job", "dcgm-exporter".to_string()),
+            ("modelName", "NVIDIA H100 80GB HBM3".to_string()),
+        ])
+    }
+
+    /// One scrape round of every series, in ref order.
+    fn round(&mut self, out: &mut Vec<(u64, i64, f64)>) {
+        let t0 = 1_700_000_000_000 + self.round * 15_000;
+        self.round += 1;
+        let mut t = t0;
+        for i in 0..self.state.len() {
+            if (i as u64).is_multiple_of(Self::PER_NODE) {
+                t = t0 + (self.next() % 4) as i64;
+            }
+            let r = self.next();
+            let v = &mut self.state[i];
+            *v = match Self::kind(i as u64) {
+                0 => ((*v as i64 + (r % 11) as i64 - 5).clamp(0, 100)) as f64,
+                1 => (60_000 + r % 240_000) as f64 / 1000.0,
+                2 => (*v + (r % 64) as f64).min(81_920.0),
+                3 => *v + (r % 4_000_000) as f64,
+                4 => ((*v * 100.0).round() + (r % 1500) as f64) / 100.0,
+                _ => *v + (r % 50_000_000) as f64,
+            };
+            out.push((Self::series_ref(i as u64), t, *v));
+        }
+    }
+}
+
+/// Bytes per sample and write/read throughput on [`Realistic`] data in
+/// 2,000-sample `log` calls (one per remote-write request). Run with
+/// `cargo test --release -p tessera-tsdb wal::tests::measure_realistic -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_realistic_remote_write_batches() {
+    const NODES: u64 = 256;
+    const ROUNDS: usize = 64;
+    const BATCH: usize = 2000;
+    let mut g = Realistic::new(NODES);
+    let mut all = Vec::new();
+    for _ in 0..ROUNDS {
+        g.round(&mut all);
+    }
+    let n = all.len();
+    let series: Vec<(u64, Labels)> = (0..NODES * Realistic::PER_NODE)
+        .map(|i| (Realistic::series_ref(i), Realistic::labels(i)))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let disk = |wal: &Wal| -> u64 {
+        wal.segments()
+            .unwrap()
+            .iter()
+            .map(|&s| fs::metadata(seg_path(dir.path(), s)).unwrap().len())
+            .sum()
+    };
+    let mut wal = Wal::open(dir.path(), small(DEFAULT_SEGMENT_BYTES)).unwrap();
+    let start = Instant::now();
+    for chunk in series.chunks(BATCH) {
+        let refs: Vec<(u64, &Labels)> = chunk.iter().map(|(r, l)| (*r, l)).collect();
+        wal.log_series(&refs).unwrap();
+    }
+    let series_time = start.elapsed();
+    let series_bytes = disk(&wal);
+    let start = Instant::now();
+    for chunk in all.chunks(BATCH) {
+        wal.log_samples(chunk).unwrap();
+    }
+    let write = start.elapsed();
+    let total = disk(&wal);
+    drop(wal);
+    let start = Instant::now();
+    let mut r = WalReader::open(dir.path()).unwrap();
+    let (mut got, mut sum) = (0usize, 0u64);
+    while let Some(rec) = r.next().unwrap() {
+        if let ReadRecord::Samples(s) = rec {
+            got += s.len();
+            sum = sum.wrapping_add(s.iter().map(|x| x.2.to_bits()).fold(0, u64::wrapping_add));
+        }
+    }
+    let read = start.elapsed();
+    assert_eq!(got, n);
+    let want = all.iter().map(|x| x.2.to_bits()).fold(0, u64::wrapping_add);
+    assert_eq!(sum, want);
+    // The alternatives, on the same records (frame headers included).
+    let (mut v1, mut v1_snappy, mut v2, mut v2_snappy) = (0, 0, 0, 0);
+    let (mut plain, mut snappy) = (
+        record::FrameEncoder::new(false),
+        record::FrameEncoder::new(true),
+    );
+    let mut buf = Vec::new();
+    for chunk in all.chunks(BATCH) {
+        let rec = RecordRef::Samples(chunk);
+        buf.clear();
+        record::append_frame_v1(&rec, 0, &mut buf);
+        v1 += buf.len();
+        v1_snappy += 8
+            + 1
+            + snap::raw::Encoder::new()
+                .compress_vec(&buf[9..])
+                .unwrap()
+                .len();
+        buf.clear();
+        plain.append_frame(&rec, 0, &mut buf).unwrap();
+        v2 += buf.len();
+        buf.clear();
+        snappy.append_frame(&rec, 0, &mut buf).unwrap();
+        v2_snappy += buf.len();
+    }
+    let per = |b: usize| b as f64 / n as f64;
+    println!(
+        "bytes/sample by layout: v1 rows {:.2}, v1 rows + snappy {:.2}, \
+         v2 columnar {:.2}, v2 columnar + snappy {:.2}",
+        per(v1),
+        per(v1_snappy),
+        per(v2),
+        per(v2_snappy)
+    );
+    println!(
+        "series: {} in {series_time:?}, {series_bytes} bytes = {:.1} bytes/series",
+        series.len(),
+        series_bytes as f64 / series.len() as f64
+    );
+    println!(
+        "samples: {n} in {BATCH}-sample log calls: {:.2} bytes/sample ({:.2} incl. series), \
+         write {:.1} M samples/s, read {:.1} M samples/s",
+        (total - series_bytes) as f64 / n as f64,
+        total as f64 / n as f64,
+        n as f64 / write.as_secs_f64() / 1e6,
+        n as f64 / read.as_secs_f64() / 1e6,
+    );
+}
+
+/// Writes `records` as segment `index` the way a version-1 build did.
+fn write_v1_segment(dir: &Path, index: u64, records: &[WalRecord]) {
+    let mut buf = vec![b'T', b'W', b'A', b'L', FORMAT_VERSION_V1, 0, 0, 0];
+    for r in records {
+        let refs: Vec<(u64, &Labels)>;
+        let rec = match r {
+            WalRecord::Series(s) => {
+                refs = s.iter().map(|(r, l)| (*r, l)).collect();
+                RecordRef::Series(&refs)
+            }
+            WalRecord::Samples(s) => RecordRef::Samples(s),
+        };
+        let mut from = 0;
+        while from < rec.len() {
+            from += record::append_frame_v1(&rec, from, &mut buf);
+        }
+    }
+    fs::create_dir_all(dir).unwrap();
+    fs::write(seg_path(dir, index), buf).unwrap();
+}
+
+#[test]
+fn version_1_segments_are_read_and_a_writer_continues_in_a_new_v2_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // What a version-1 build logged, via a throwaway v2 WAL for the records.
+    let scratch = tempfile::tempdir().unwrap();
+    let mut old = fill(
+        &mut Wal::open(scratch.path(), small(1 << 20)).unwrap(),
+        0,
+        10,
+        5,
+    );
+    old.push(WalRecord::Samples(vec![
+        (3, 7, crate::stale_nan()),
+        (4, 7, -0.0),
+    ]));
+    write_v1_segment(dir.path(), 0, &old);
+    let v1_bytes = fs::read(seg_path(dir.path(), 0)).unwrap();
+    assert_eq!(read(dir.path()).unwrap().0, Flat::of(old.clone()));
+
+    let mut wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
+    assert_eq!(wal.current_segment(), 1, "must not append to a v1 segment");
+    let mut logged = old;
+    logged.extend(fill(&mut wal, 100, 5, 5));
+    drop(wal);
+    assert_eq!(fs::read(seg_path(dir.path(), 0)).unwrap(), v1_bytes);
+    assert_eq!(
+        fs::read(seg_path(dir.path(), 1)).unwrap()[4],
+        FORMAT_VERSION
+    );
+    let (got, stats) = read(dir.path()).unwrap();
+    assert_eq!(got, Flat::of(logged.clone()));
+    assert_eq!(stats.torn_tail, None);
+    // Reopening the v2 segment appends to it.
+    let wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
+    assert_eq!(wal.current_segment(), 1);
+    drop(wal);
+    // A checkpoint over the v1 segment rewrites it as v2.
+    checkpoint(dir.path(), 0, |_| true, i64::MIN).unwrap();
+    let cp = dir.path().join(checkpoint_name(0)).join(segment_name(0));
+    assert_eq!(fs::read(cp).unwrap()[4], FORMAT_VERSION);
+    assert_eq!(read(dir.path()).unwrap().0, Flat::of(logged));
+}
+
+#[test]
+fn torn_tail_of_a_version_1_segment_is_truncated_before_the_new_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let old = fill(
+        &mut Wal::open(scratch.path(), small(1 << 20)).unwrap(),
+        0,
+        4,
+        3,
+    );
+    write_v1_segment(dir.path(), 0, &old);
+    let path = seg_path(dir.path(), 0);
+    let len = fs::metadata(&path).unwrap().len();
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&[40, 0, 0, 0, 1, 2, 3]).unwrap();
+    drop(f);
+    let wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
+    assert_eq!(wal.current_segment(), 1);
+    drop(wal);
+    assert_eq!(fs::metadata(&path).unwrap().len(), len);
+    assert_eq!(read(dir.path()).unwrap().0, Flat::of(old));
+}
+
+#[test]
+fn compressed_body_that_passes_its_crc_but_not_snappy_is_corrupt_with_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
+    fill(&mut wal, 0, 10, 5);
+    drop(wal);
+    let path = seg_path(dir.path(), 0);
+    let offs = record_offsets(&path);
+    let mut data = fs::read(&path).unwrap();
+    // The series record (10 full label sets) is compressed.
+    let at = offs[0] as usize;
+    assert_ne!(data[at + 8] & 0x80, 0, "want a compressed record");
+    let len = u32::from_le_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+    // Damage the snappy stream, then fix the CRC so only decoding can tell.
+    data[at + 9] ^= 0x7f;
+    data[at + 12] ^= 0xff;
+    let crc = crc32c::crc32c(&data[at + 8..at + 8 + len]);
+    data[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&path, &data).unwrap();
+    match read(dir.path()) {
+        Err(WalError::Corrupt {
+            path: p,
+            offset,
+            reason,
+        }) => {
+            assert_eq!((p, offset), (path, offs[0]));
+            assert!(reason.contains("does not decode"), "{reason}");
+        }
+        other => panic!("want Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn torn_tail_inside_a_compressed_record_keeps_earlier_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
+    let logged = fill(&mut wal, 0, 10, 5);
+    let path = seg_path(dir.path(), 0);
+    let start = fs::metadata(&path).unwrap().len();
+    let big: Vec<(u64, i64, f64)> = (0..2000).map(|i| (i, 5, (i % 100) as f64)).collect();
+    wal.log_samples(&big).unwrap();
+    drop(wal);
+    let data = fs::read(&path).unwrap();
+    assert_ne!(
+        data[start as usize + 8] & 0x80,
+        0,
+        "want a compressed record"
+    );
+    let end = data.len() as u64;
+    let f = OpenOptions::new().write(true).open(&path).unwrap();
+    for cut in [start + 1, start + 9, start + 20, end - 1] {
+        f.set_len(cut).unwrap();
+        let (got, stats) = read(dir.path()).unwrap();
+        assert_eq!(got, Flat::of(logged.clone()), "cut at {cut}");
+        assert_eq!(stats.torn_tail.map(|t| t.1), Some(start));
+    }
+    drop(Wal::open(dir.path(), small(1 << 20)).unwrap());
+    assert_eq!(fs::metadata(&path).unwrap().len(), start);
 }

@@ -11,12 +11,12 @@ use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use super::record::{RecordRef, append_frame};
+use super::record::{FrameEncoder, RecordRef};
 use super::segment::{
     SEGMENT_HEADER_LEN, Scanner, Step, create_segment, list_checkpoints, list_segments,
     segment_header, segment_name, sync_dir, valid_record_after,
 };
-use super::{FsyncPolicy, WalError, WalOptions};
+use super::{FORMAT_VERSION, FsyncPolicy, WalError, WalOptions};
 use crate::Labels;
 
 /// State shared between the writer and its syncers.
@@ -68,6 +68,7 @@ pub struct Wal {
     size: u64,
     /// Encode buffer reused by every `log` call.
     buf: Vec<u8>,
+    encoder: FrameEncoder,
     shared: Arc<Shared>,
     poisoned: Option<String>,
 }
@@ -98,35 +99,38 @@ impl Wal {
     /// warning; damage followed by valid data is [`WalError::Corrupt`].
     /// Earlier segments are not read here: replay ([`super::WalReader`])
     /// checks them.
+    /// If the last segment has an older format version (1), it is left
+    /// unchanged and writing continues in a newly cut segment.
     pub fn open(dir: &Path, opts: WalOptions) -> Result<Wal, WalError> {
         fs::create_dir_all(dir).map_err(WalError::io("creating WAL directory", dir))?;
         let segments = list_segments(dir)?;
-        let (segment, file, size) = match segments.last() {
+        let (segment, file, size, version) = match segments.last() {
             None => {
                 // After a checkpoint of everything, numbering continues after it.
                 let next = list_checkpoints(dir)?.last().map_or(0, |c| c + 1);
                 let f = create_segment(dir, next)?;
-                (next, f, SEGMENT_HEADER_LEN)
+                (next, f, SEGMENT_HEADER_LEN, FORMAT_VERSION)
             }
             Some(&last) => {
                 let path = dir.join(segment_name(last));
-                let size = recover_tail(&path)?;
+                let (size, version) = recover_tail(&path)?;
                 let f = OpenOptions::new()
                     .read(true)
                     .write(true)
                     .open(&path)
                     .map_err(WalError::io("opening segment", &path))?;
-                (last, f, size)
+                (last, f, size, version)
             }
         };
         let file = Arc::new(file);
         let base = Instant::now();
-        Ok(Wal {
+        let mut wal = Wal {
             opts,
             file: file.clone(),
             segment,
             size,
             buf: Vec::with_capacity(64 << 10),
+            encoder: FrameEncoder::new(true),
             shared: Arc::new(Shared {
                 dir: dir.to_path_buf(),
                 file: Mutex::new(file),
@@ -136,7 +140,21 @@ impl Wal {
                 failed: Mutex::new(None),
             }),
             poisoned: None,
-        })
+        };
+        if version != FORMAT_VERSION {
+            // Never mix formats in one segment: an older build's segment is
+            // left as it is and writing continues in a new one.
+            let next = wal.cut_segment()?;
+            tracing::info!(
+                dir = %dir.display(),
+                old_segment = segment,
+                old_version = version,
+                segment = next,
+                version = FORMAT_VERSION,
+                "WAL segment has an older format version; writing continues in a new segment"
+            );
+        }
+        Ok(wal)
     }
 
     /// Logs new series. See [`Wal::log`].
@@ -161,7 +179,7 @@ impl Wal {
             let mut from = 0;
             while from < rec.len() {
                 let start = self.buf.len();
-                from += append_frame(rec, from, &mut self.buf)?;
+                from += self.encoder.append_frame(rec, from, &mut self.buf)?;
                 let n = (self.buf.len() - start) as u64;
                 let used = self.size + start as u64;
                 if used > SEGMENT_HEADER_LEN && used + n > self.opts.segment_bytes {
@@ -307,17 +325,19 @@ impl Wal {
 }
 
 /// Finds the end of the valid records of the last segment, truncating a torn
-/// tail (with a warning) and rewriting a torn header. Returns the size.
-fn recover_tail(path: &Path) -> Result<u64, WalError> {
+/// tail (with a warning) and rewriting a torn header. Returns the size and
+/// the segment's format version (the current one if the header was rewritten).
+fn recover_tail(path: &Path) -> Result<(u64, u8), WalError> {
     let mut sc = Scanner::open(path, Vec::new())?;
     let file_len = sc.file_len();
     let bad = loop {
         match sc.next()? {
             Step::Record { .. } => {}
-            Step::End => return Ok(file_len),
+            Step::End => return Ok((file_len, sc.version().unwrap_or(FORMAT_VERSION))),
             Step::Damaged(d) => break d,
         }
     };
+    let version = sc.version().unwrap_or(FORMAT_VERSION);
     drop(sc);
     if !bad.tearable || valid_record_after(path, bad.offset + 1)? {
         return Err(WalError::Corrupt {
@@ -343,11 +363,11 @@ fn recover_tail(path: &Path) -> Result<u64, WalError> {
             .and_then(|_| f.write_all_at(&segment_header(), 0))
             .and_then(|_| f.sync_data())
             .map_err(io)?;
-        Ok(SEGMENT_HEADER_LEN)
+        Ok((SEGMENT_HEADER_LEN, FORMAT_VERSION))
     } else {
         f.set_len(bad.offset)
             .and_then(|_| f.sync_data())
             .map_err(io)?;
-        Ok(bad.offset)
+        Ok((bad.offset, version))
     }
 }
