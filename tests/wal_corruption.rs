@@ -22,9 +22,9 @@ fn tessera(args: &[&str], dir: &Path) -> std::process::Output {
 fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
-    let steps = 300i64;
+    let steps = 600i64;
     {
-        let t = Tessera::start_in(&dir, &["--shards", "1", "--wal.segment-size", "4096"]);
+        let t = Tessera::start_in(&dir, &["--shards", "1", "--wal.segment-size", "1024"]);
         for i in 1..=steps {
             let req = request(vec![series(
                 &[("__name__", "c"), ("x", "y")],
