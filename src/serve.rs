@@ -251,6 +251,8 @@ async fn serve(
             read_only: false,
         })
         .map(|db| {
+            // Reads may fan out over shards on up to the CPU budget.
+            db.set_read_threads(cpus);
             let _ = db_state.db.set(Arc::new(db));
         })
     });

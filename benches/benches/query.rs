@@ -1,15 +1,16 @@
 //! PromQL dashboard queries against a sharded in-memory head filled by the
 //! bench generator (dcgm-exporter + node-exporter shaped series).
 //!
-//! The store is built once, outside the measurement: `NODES` GPU nodes
-//! (about 4,500 series each, so 40 nodes ≈ 180k series) × `ROUNDS` scrapes
-//! 15 s apart (30 rounds = 7.5 min of data; enough for `[5m]` windows). The
-//! issue's target is 1M series × 1 h; building that inside a criterion setup
-//! takes minutes on a 2-core box, so the defaults are smaller and scale
-//! with environment variables:
+//! The store is built once, outside the measurement: `TESSERA_QBENCH_NODES`
+//! GPU nodes (4,482 series each: 40 nodes = 179,280 series, the default) ×
+//! `TESSERA_QBENCH_ROUNDS` scrapes 15 s apart (default 30 = 7.5 min of data,
+//! enough for `[5m]` windows; about 16 s to build on the shared 2-core box).
+//! The issue's target is 1M series × 1 h; building that takes over ten
+//! minutes here (decode + append of ~240M samples), so the defaults are
+//! smaller. The 1M × 1 h run:
 //!
 //! ```text
-//! TESSERA_QBENCH_NODES=220 TESSERA_QBENCH_ROUNDS=240 \
+//! TESSERA_QBENCH_NODES=223 TESSERA_QBENCH_ROUNDS=240 \
 //!   cargo bench -p tessera-bench --bench query
 //! ```
 //!

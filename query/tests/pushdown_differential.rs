@@ -106,6 +106,8 @@ const QUERIES: &[&str] = &[
     "sum by (host) ((rate(req_total[2m])))",
     "sum by (host) (stddev_over_time(temp[3m]))",
     "sum without (mode) (changes(util[5m]))",
+    "stddev by (host) (temp)",
+    "stdvar without (id) (rate(req_total[2m]))",
     // Not pushed down: must simply still agree.
     "quantile by (host) (0.5, temp)",
     "topk(3, temp)",

@@ -18,7 +18,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
@@ -26,6 +26,10 @@ use crate::read::{ReadControl, ReadError};
 
 /// How often the caller's thread looks at its stop signal while it waits.
 const POLL: Duration = Duration::from_millis(2);
+
+/// Work a read does on the caller's thread alone before it spawns helpers:
+/// a spawn costs tens of microseconds, more than small reads take.
+const SPAWN_AFTER: Duration = Duration::from_micros(200);
 
 /// What one shard's read produced, with what it counted against its budget.
 pub(crate) struct ShardRead<T> {
@@ -76,37 +80,44 @@ pub(crate) fn for_each_shard<T: Send>(
         let (tx, rx) = mpsc::channel::<(usize, Result<ShardRead<T>, ReadError>)>();
         // The caller's thread is one of the `threads`: it takes shards too,
         // so a read never waits for a helper to be scheduled (on a busy box
-        // that can take milliseconds) and is never slower than one thread
-        // by more than the spawns.
-        for _ in 1..threads.min(shards) {
-            let tx = tx.clone();
-            let (abort, next, delivered, advanced) = (&abort, &next, &delivered, &advanced);
-            sc.spawn(move || {
-                let stop = || abort.load(Ordering::Relaxed);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= shards || stop() {
-                        return;
-                    }
-                    {
-                        let mut d = delivered.lock();
-                        while i >= *d + window && !stop() {
-                            advanced.wait_for(&mut d, POLL);
+        // that can take milliseconds). Helpers are only spawned once the
+        // caller's first shard has taken longer than `SPAWN_AFTER`: a small
+        // read stays on one thread and pays no spawns.
+        let mut tx = Some(tx);
+        let started = Instant::now();
+        let spawn_helpers = |tx: mpsc::Sender<_>| {
+            for _ in 1..threads.min(shards) {
+                let tx = tx.clone();
+                let (abort, next, delivered, advanced) = (&abort, &next, &delivered, &advanced);
+                sc.spawn(move || {
+                    let stop = || abort.load(Ordering::Relaxed);
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= shards || stop() {
+                            return;
+                        }
+                        {
+                            let mut d = delivered.lock();
+                            while i >= *d + window && !stop() {
+                                advanced.wait_for(&mut d, POLL);
+                            }
+                        }
+                        let c = ReadControl::new(limits.0, limits.1, &stop);
+                        let r = work(i, &c).map(|value| ShardRead {
+                            value,
+                            series: c.series_seen(),
+                            samples: c.samples_seen(),
+                        });
+                        if tx.send((i, r)).is_err() {
+                            return;
                         }
                     }
-                    let c = ReadControl::new(limits.0, limits.1, &stop);
-                    let r = work(i, &c).map(|value| ShardRead {
-                        value,
-                        series: c.series_seen(),
-                        samples: c.samples_seen(),
-                    });
-                    if tx.send((i, r)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(tx);
+                });
+            }
+            // The caller keeps no sender: once every helper is gone,
+            // `recv` reports it instead of waiting forever.
+            drop(tx);
+        };
         let mut slots: Vec<Option<ShardRead<T>>> = (0..shards).map(|_| None).collect();
         let mut done = 0usize;
         // The caller's own shards stop on its real signal or on `abort`.
@@ -156,6 +167,11 @@ pub(crate) fn for_each_shard<T: Send>(
                         })
                     }
                     Err(e) => break Err(e),
+                }
+                if started.elapsed() >= SPAWN_AFTER
+                    && let Some(tx) = tx.take()
+                {
+                    spawn_helpers(tx);
                 }
                 continue;
             }
@@ -219,6 +235,26 @@ mod tests {
             assert_eq!(r, Ok(()));
             assert_eq!(seen, (0..8).collect::<Vec<_>>(), "threads {threads}");
         }
+    }
+
+    #[test]
+    fn small_reads_stay_on_the_callers_thread_and_big_ones_fan_out() {
+        let threads_used = |pause: Duration| {
+            let ids = Mutex::new(std::collections::HashSet::new());
+            let work = |_: usize, _: &ReadControl<'_>| {
+                ids.lock().insert(std::thread::current().id());
+                std::thread::sleep(pause);
+                Ok(())
+            };
+            let ctl = ReadControl::unlimited();
+            for_each_shard(8, 2, &ctl, (usize::MAX, usize::MAX), &work, &mut |_| Ok(())).unwrap();
+            ids.into_inner()
+        };
+        // A preempted caller may pass SPAWN_AFTER on a busy box; one clean
+        // run of a few shows that small reads do not spawn.
+        let me = std::thread::current().id();
+        assert!((0..5).any(|_| threads_used(Duration::ZERO) == [me].into()));
+        assert_eq!(threads_used(Duration::from_millis(5)).len(), 2);
     }
 
     #[test]

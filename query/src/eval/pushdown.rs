@@ -1,5 +1,6 @@
 //! Aggregation pushed down to storage batches: `sum`, `avg`, `count`,
-//! `min`, `max` and `group` (with `by`/`without`) of a vector selector, or
+//! `min`, `max`, `group`, `stddev` and `stdvar` (with `by`/`without`) of a
+//! vector selector, or
 //! of `rate`/`irate`/`increase`/`delta`/`*_over_time`… of a matrix selector.
 //!
 //! The plain evaluation materialises the argument first: every selected
@@ -20,13 +21,17 @@
 //! result order (groups in the order of their first series in label order,
 //! as the plain path sees them) and annotations. What cannot be put back
 //! without sorting everything is the order in which values reach a group's
-//! Kahan sum, so `sum`/`avg` may differ from the plain path in the last
-//! bits (the differential test bounds this).
+//! Kahan sum (or Welford's mean), so `sum`/`avg`/`stddev`/`stdvar` may
+//! differ from the plain path in the last bits (the differential test
+//! bounds this). `topk`/`bottomk` are not pushed down: Prometheus breaks
+//! their ties by its heap's history, which depends on input order.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 
-use promql_parser::parser::token::{T_AVG, T_COUNT, T_GROUP, T_MAX, T_MIN, T_SUM, TokenId};
+use promql_parser::parser::token::{
+    T_AVG, T_COUNT, T_GROUP, T_MAX, T_MIN, T_STDDEV, T_STDVAR, T_SUM, TokenId,
+};
 use promql_parser::parser::{AggregateExpr, Expr, MatrixSelector, VectorSelector};
 use tessera_tsdb::{Labels, Sample, SeriesSamples, is_stale_nan};
 
@@ -119,7 +124,10 @@ impl Evaluator<'_> {
     ) -> Result<Option<Val>> {
         if !self.settings.pushdown
             || a.param.is_some()
-            || !matches!(op, T_SUM | T_AVG | T_COUNT | T_MIN | T_MAX | T_GROUP)
+            || !matches!(
+                op,
+                T_SUM | T_AVG | T_COUNT | T_MIN | T_MAX | T_GROUP | T_STDDEV | T_STDVAR
+            )
         {
             return Ok(None);
         }
