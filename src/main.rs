@@ -9,6 +9,13 @@ mod tsdb_cmd;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+/// mimalloc instead of glibc malloc: remote write decodes and validates
+/// millions of small label strings a second, and glibc's malloc/free were a
+/// third of the ingest profile at 1.1M series; mimalloc also hands freed
+/// memory back to the OS sooner after a large read.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "tessera",
