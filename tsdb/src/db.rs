@@ -341,15 +341,8 @@ impl Db {
             // budgets; the totals are charged to `ctl` as shards come back,
             // so a read over budget fails as before (having loaded at most
             // a few shards' worth more than one thread would have).
-            let work = |i: usize, c: &ReadControl<'_>| {
-                let mut part = Vec::new();
-                self.shards[i]
-                    .state
-                    .read()
-                    .head
-                    .select(matchers, mint, maxt, c, &mut part)?;
-                Ok(part)
-            };
+            let work =
+                |i: usize, c: &ReadControl<'_>| self.select_shard(i, matchers, mint, maxt, c);
             parallel::for_each_shard(
                 self.shards.len(),
                 threads,
@@ -384,15 +377,7 @@ impl Db {
         ctl: &ReadControl<'_>,
         each: &mut dyn FnMut(Vec<SeriesSamples>) -> Result<(), ReadError>,
     ) -> Result<(), ReadError> {
-        let work = |i: usize, c: &ReadControl<'_>| {
-            let mut part = Vec::new();
-            self.shards[i]
-                .state
-                .read()
-                .head
-                .select(matchers, mint, maxt, c, &mut part)?;
-            Ok(part)
-        };
+        let work = |i: usize, c: &ReadControl<'_>| self.select_shard(i, matchers, mint, maxt, c);
         parallel::for_each_shard(
             self.shards.len(),
             self.read_threads(),
@@ -401,6 +386,24 @@ impl Db {
             &work,
             &mut |r| each(r.value),
         )
+    }
+
+    /// One shard's part of a selection (unsorted).
+    fn select_shard(
+        &self,
+        shard: usize,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        ctl: &ReadControl<'_>,
+    ) -> Result<Vec<SeriesSamples>, ReadError> {
+        let mut part = Vec::new();
+        self.shards[shard]
+            .state
+            .read()
+            .head
+            .select(matchers, mint, maxt, ctl, &mut part)?;
+        Ok(part)
     }
 
     /// Label sets of the series matching `matchers` with a sample in range,
