@@ -285,31 +285,17 @@ fn every_dashboard_panel_answers_grafanas_queries_with_data() {
     };
     let mut failures = Vec::new();
     for name in ["gpu-fleet", "nodes", "tessera"] {
-        let dash = grafana::dashboard(name);
         for choice in [Choice::Default, Choice::EveryValue] {
-            let vars = grafana::resolve_variables(&base, &dash, range, choice)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let outcomes = grafana::run_dashboard(&base, &dash, &vars, range, scrape_ms)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-            let s = grafana::check(&base, name, &outcomes, EXPECTED_EMPTY, &mut failures);
-            eprintln!(
-                "{name} ({choice:?}: {}): {} targets, {} ok, {} with data, {} expected empty",
-                vars.iter()
-                    .map(|v| format!("${}={}", v.name, v.text))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                s.targets,
-                s.ok,
-                s.with_data,
-                s.expected_empty
+            let (vars, outcomes) = grafana::run_and_check(
+                &base,
+                name,
+                range,
+                scrape_ms,
+                choice,
+                EXPECTED_EMPTY,
+                &mut failures,
             );
-            // What the variables must offer on this data.
-            let values = |n: &str| {
-                vars.iter()
-                    .find(|v| v.name == n)
-                    .map(|v| v.values.clone())
-                    .unwrap_or_default()
-            };
+            let values = |n: &str| grafana::values_of(&vars, n);
             match name {
                 "gpu-fleet" => {
                     assert_eq!(

@@ -774,6 +774,47 @@ pub fn find<'a>(outcomes: &'a [Outcome], panel: &str, ref_id: &str) -> &'a Outco
         .unwrap_or_else(|| panic!("no panel {panel:?} target {ref_id} in the dashboard"))
 }
 
+/// One pass over a dashboard as Grafana would make it: resolve the
+/// variables with `choice`, run every target, check them against
+/// `expected` (failures collected), and print a one-line summary. Returns
+/// the variables and outcomes for the caller's own assertions.
+pub fn run_and_check(
+    base: &str,
+    name: &str,
+    range: Range,
+    scrape_ms: i64,
+    choice: Choice,
+    expected: &[Expected],
+    failures: &mut Vec<String>,
+) -> (Vec<Resolved>, Vec<Outcome>) {
+    let dash = dashboard(name);
+    let vars =
+        resolve_variables(base, &dash, range, choice).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let outcomes = run_dashboard(base, &dash, &vars, range, scrape_ms)
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let s = check(base, name, &outcomes, expected, failures);
+    eprintln!(
+        "{name} ({choice:?}: {}): {} targets, {} ok, {} with data, {} expected empty",
+        vars.iter()
+            .map(|v| format!("${}={}", v.name, v.text))
+            .collect::<Vec<_>>()
+            .join(" "),
+        s.targets,
+        s.ok,
+        s.with_data,
+        s.expected_empty
+    );
+    (vars, outcomes)
+}
+
+/// The values a resolved variable offers (empty when it does not exist).
+pub fn values_of(vars: &[Resolved], name: &str) -> Vec<String> {
+    vars.iter()
+        .find(|v| v.name == name)
+        .map(|v| v.values.clone())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod emulation {
     use super::*;

@@ -464,17 +464,9 @@ impl Db {
         maxt: i64,
         ctl: &ReadControl<'_>,
     ) -> Result<Vec<String>, ReadError> {
-        let mut out = Vec::new();
-        for s in self.shards.iter() {
-            ctl.check()?;
-            s.state
-                .read()
-                .head
-                .label_names(matchers, mint, maxt, ctl, &mut out)?;
-        }
-        out.sort_unstable();
-        out.dedup();
-        Ok(out)
+        self.sorted_unique(ctl, |head, out| {
+            head.label_names(matchers, mint, maxt, ctl, out)
+        })
     }
 
     /// Sorted, unique values of label `name` among the matching series.
@@ -498,13 +490,22 @@ impl Db {
         maxt: i64,
         ctl: &ReadControl<'_>,
     ) -> Result<Vec<String>, ReadError> {
+        self.sorted_unique(ctl, |head, out| {
+            head.label_values(name, matchers, mint, maxt, ctl, out)
+        })
+    }
+
+    /// Runs a string listing on every shard and merges the results sorted
+    /// and unique (label names and values).
+    fn sorted_unique(
+        &self,
+        ctl: &ReadControl<'_>,
+        each: impl Fn(&Head, &mut Vec<String>) -> Result<(), ReadError>,
+    ) -> Result<Vec<String>, ReadError> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             ctl.check()?;
-            s.state
-                .read()
-                .head
-                .label_values(name, matchers, mint, maxt, ctl, &mut out)?;
+            each(&s.state.read().head, &mut out)?;
         }
         out.sort_unstable();
         out.dedup();
