@@ -278,7 +278,7 @@ pub static METRICS: Metrics = Metrics {
     ),
     ingest_samples_rejected: CounterVec::new(
         "tessera_ingest_samples_rejected_total",
-        "Samples refused at ingest, by reason (out_of_order, duplicate_timestamp, invalid_series, \
+        "Samples refused at ingest, by reason (out_of_order, out_of_bounds, duplicate_timestamp, invalid_series, \
          native_histogram, exemplar, request_refused).",
         &["reason"],
     ),
@@ -359,6 +359,7 @@ impl Metrics {
         self.ingest_metadata.touch(&[]);
         for r in [
             "out_of_order",
+            "out_of_bounds",
             "duplicate_timestamp",
             "invalid_series",
             "native_histogram",

@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tessera_ingest::DecodeLimits;
+use tessera_tsdb::maintain::Maintainer;
 use tessera_tsdb::wal::{FsyncPolicy, WalOptions};
-use tessera_tsdb::{Db, DbOptions};
+use tessera_tsdb::{BlockPolicy, Db, DbOptions};
 use tracing::{error, info};
 
 use crate::cpu;
@@ -109,6 +110,22 @@ pub struct ServeArgs {
     /// WAL segment size in bytes; a new segment file is cut beyond it.
     #[arg(long = "wal.segment-size", default_value_t = 128 << 20)]
     wal_segment_size: u64,
+
+    /// Length of the head range cut into an immutable block once the head
+    /// spans 1.5 of them; also the base of the compaction ranges (x3 each
+    /// level).
+    #[arg(long = "block.duration", default_value = "2h", value_parser = parse_duration)]
+    block_duration: Duration,
+
+    /// Blocks whose newest sample is older than this (measured from the
+    /// newest data) are deleted, whole. 0 keeps everything.
+    #[arg(long = "retention", visible_alias = "storage.tsdb.retention.time", default_value = "15d", value_parser = parse_duration)]
+    retention: Duration,
+
+    /// How often the background maintenance checks for head ranges to cut,
+    /// blocks to compact and blocks past retention.
+    #[arg(long = "tsdb.maintenance-interval", default_value = "1m", value_parser = parse_duration)]
+    maintenance_interval: Duration,
 
     /// Queries and metadata calls run at once (default: the CPU budget).
     #[arg(long = "query.max-concurrency")]
@@ -242,6 +259,11 @@ async fn serve(
             _ => FsyncPolicy::Interval(args.wal_fsync_interval),
         },
     };
+    let blocks = BlockPolicy {
+        block_duration_ms: (args.block_duration.as_millis() as i64).max(1),
+        retention_ms: (!args.retention.is_zero()).then(|| args.retention.as_millis() as i64),
+    };
+    let maintenance_every = args.maintenance_interval.max(Duration::from_millis(100));
     let open = tokio::task::spawn_blocking(move || {
         Db::open(DbOptions {
             data_dir: Some(data_dir),
@@ -249,11 +271,20 @@ async fn serve(
             wal,
             replay_threads: cpus,
             read_only: false,
+            blocks,
         })
-        .map(|db| {
+        .and_then(|db| {
             // Reads may fan out over shards on up to the CPU budget.
             db.set_read_threads(cpus);
-            let _ = db_state.db.set(Arc::new(db));
+            let db = Arc::new(db);
+            let maintainer = Maintainer::spawn(&db, maintenance_every).map_err(|source| {
+                tessera_tsdb::DbError::Io {
+                    path: "tsdb-maintain thread".into(),
+                    source,
+                }
+            })?;
+            let _ = db_state.db.set(db);
+            Ok(maintainer)
         })
     });
 
@@ -263,11 +294,19 @@ async fn serve(
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
-    match open.await.context("database open task")? {
-        Ok(()) => info!("database open; ready"),
+    // Stops the background maintenance when the server returns.
+    let _maintainer = match open.await.context("database open task")? {
+        Ok(m) => {
+            info!(
+                block_duration = ?args.block_duration,
+                retention = ?args.retention,
+                "database open; ready"
+            );
+            m
+        }
         // Refuse to run half-started: the error names the flag or file.
         Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
-    }
+    };
     server
         .await
         .context("http server task")?

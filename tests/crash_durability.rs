@@ -13,6 +13,23 @@ use common::*;
 
 const SERIES: usize = 8;
 
+/// Small WAL segments and a 20 s block duration checked every 50 ms: the
+/// steps are 1 s apart, so within each cycle the head is cut into blocks,
+/// the WAL checkpointed and truncated and blocks compacted, and the kills
+/// land in the middle of that too.
+const FLAGS: [&str; 10] = [
+    "--shards",
+    "4",
+    "--wal.segment-size",
+    "65536",
+    "--block.duration",
+    "20s",
+    "--tsdb.maintenance-interval",
+    "50ms",
+    "--retention",
+    "0",
+];
+
 /// One request: the same step `i` for every test series.
 fn step(i: i64) -> tessera_ingest::remote_write::proto::WriteRequest {
     let ts = (0..SERIES)
@@ -55,7 +72,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
     let mut next: i64 = 1;
     let mut seed: u64 = 0x5eed_1234;
     for cycle in 0..4 {
-        let mut t = Tessera::start_in(&dir, &["--shards", "4", "--wal.segment-size", "65536"]);
+        let mut t = Tessera::start_in(&dir, &FLAGS);
         // Everything acknowledged before must have survived every crash.
         let last = next + 1;
         for s in 0..SERIES {
@@ -106,7 +123,13 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
         next = sent_upto + 1;
         drop(t);
     }
-    let t = Tessera::start_in(&dir, &["--shards", "4"]);
+    let t = Tessera::start_in(&dir, &FLAGS);
+    let blocks: usize = (0..4)
+        .map(|i| {
+            std::fs::read_dir(tessera_tsdb::db::shard_block_dir(&dir, i)).map_or(0, |d| d.count())
+        })
+        .sum();
+    assert!(blocks > 0, "no block was cut: the test did not cover cuts");
     for s in 0..SERIES {
         let got: BTreeSet<i64> = stored(&t, s, next + 1).into_iter().collect();
         assert!(
@@ -115,7 +138,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
         );
     }
     eprintln!(
-        "crash loop: {} acknowledged steps x {SERIES} series survived 4 SIGKILLs",
+        "crash loop: {} acknowledged steps x {SERIES} series survived 4 SIGKILLs ({blocks} blocks)",
         acked.len()
     );
 }

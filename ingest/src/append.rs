@@ -35,10 +35,12 @@ impl WriteReport {
         let a = &self.append;
         if a.rejected() > 0 {
             parts.push(format!(
-                "rejected {} samples ({} out of order, {} duplicate timestamp with a different value)",
+                "rejected {} samples ({} out of order, {} duplicate timestamp with a different value, \
+                 {} out of bounds)",
                 a.rejected(),
                 a.out_of_order,
-                a.duplicate_timestamp
+                a.duplicate_timestamp,
+                a.out_of_bounds
             ));
             if let Some(first) = &a.first_rejection {
                 parts.push(format!("first: {first}"));

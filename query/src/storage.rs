@@ -92,7 +92,9 @@ fn select_stop(e: ReadError) -> SelectStop {
     match e {
         ReadError::Stopped => SelectStop::Stopped,
         ReadError::TooManySamples { .. } => SelectStop::TooManySamples,
-        ReadError::TooManySeries { .. } => SelectStop::Failed(e.to_string()),
+        ReadError::TooManySeries { .. } | ReadError::Corrupt(_) => {
+            SelectStop::Failed(e.to_string())
+        }
     }
 }
 

@@ -131,6 +131,10 @@ pub fn read_error(
                 ),
             )
         }
+        tessera_tsdb::ReadError::Corrupt(reason) => {
+            tracing::error!(%reason, "a read met damaged storage");
+            ApiError::new(ErrorType::Internal, format!("the {what} failed: {reason}"))
+        }
         tessera_tsdb::ReadError::TooManySamples { limit } => {
             METRICS.query_limit_hits.inc(&["query.max-samples"]);
             ApiError::new(

@@ -195,6 +195,87 @@ pub async fn metrics(state: AppStateRef) -> Response {
                 );
             }
         }
+        let blocks = db.block_stats();
+        for (name, help, get) in [
+            (
+                "tessera_blocks",
+                "Immutable blocks on disk, by shard.",
+                (|b: &tessera_tsdb::BlockStats| b.blocks as f64) as fn(&_) -> f64,
+            ),
+            (
+                "tessera_blocks_bytes",
+                "Bytes of the blocks' index and chunk files, by shard.",
+                |b| b.bytes as f64,
+            ),
+            (
+                "tessera_blocks_samples",
+                "Samples held in blocks, by shard.",
+                |b| b.samples as f64,
+            ),
+            (
+                "tessera_blocks_oldest_timestamp_seconds",
+                "Oldest sample time held in blocks, by shard (absent without blocks).",
+                |b| b.min_t.map_or(f64::NAN, |t| t as f64 / 1000.0),
+            ),
+        ] {
+            metrics::header(&mut out, name, help, "gauge");
+            for (i, b) in blocks.iter().enumerate() {
+                let v = get(b);
+                if v.is_nan() {
+                    continue;
+                }
+                metrics::sample(&mut out, name, "", &["shard"], &[i.to_string()], None, v);
+            }
+        }
+        let c = db.maintenance_counters();
+        for (name, help, kind, v) in [
+            (
+                "tessera_head_cuts_total",
+                "Head ranges cut into blocks.",
+                "counter",
+                c.cuts,
+            ),
+            (
+                "tessera_head_cut_failures_total",
+                "Head cuts that failed (retried at the next maintenance tick).",
+                "counter",
+                c.cut_failures,
+            ),
+            (
+                "tessera_compactions_total",
+                "Block compactions completed.",
+                "counter",
+                c.compactions,
+            ),
+            (
+                "tessera_compaction_failures_total",
+                "Block compactions that failed (retried at the next maintenance tick).",
+                "counter",
+                c.compaction_failures,
+            ),
+            (
+                "tessera_retention_blocks_deleted_total",
+                "Blocks deleted past --retention.",
+                "counter",
+                c.blocks_deleted,
+            ),
+        ] {
+            metrics::single(&mut out, name, help, kind, v as f64);
+        }
+        metrics::single(
+            &mut out,
+            "tessera_head_cut_last_duration_seconds",
+            "Wall time of the last head cut (block write, WAL checkpoint and truncation).",
+            "gauge",
+            c.last_cut_millis as f64 / 1000.0,
+        );
+        metrics::single(
+            &mut out,
+            "tessera_compaction_last_duration_seconds",
+            "Wall time of the last compaction.",
+            "gauge",
+            c.last_compaction_millis as f64 / 1000.0,
+        );
         metrics::single(
             &mut out,
             "tessera_relabel_rules",

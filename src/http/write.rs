@@ -135,6 +135,7 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     let v = &report.validation;
     for (reason, n) in [
         ("out_of_order", a.out_of_order),
+        ("out_of_bounds", a.out_of_bounds),
         ("duplicate_timestamp", a.duplicate_timestamp),
         ("invalid_series", v.invalid_series_samples),
         ("native_histogram", v.histograms),

@@ -13,13 +13,15 @@
 //! WALs in parallel (`replay.rs`).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use parking_lot::RwLock;
-
+use crate::block::{Block, BlockError};
+use crate::compaction::{self, CompactionReport};
+use crate::cut::{self, CutReport};
 use crate::head::{AppendStats, Head, HeadStats};
 use crate::parallel;
 use crate::read::{ReadControl, ReadError};
+use crate::shard::{self, Shard, ShardState};
 use crate::wal::{Flusher, FsyncPolicy, RecordRef, Wal, WalError, WalOptions};
 use crate::{Labels, Matcher, Sample, SeriesSamples};
 
@@ -40,6 +42,61 @@ pub struct DbOptions {
     /// Replay only, open no WAL for writing and change nothing on disk
     /// (offline tools reading a data dir). Appends then fail.
     pub read_only: bool,
+    /// When head ranges become blocks and how long blocks are kept.
+    pub blocks: BlockPolicy,
+}
+
+/// Block duration and retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockPolicy {
+    /// Length of the head range cut into a block (`--block.duration`),
+    /// and the base of the compaction ranges.
+    pub block_duration_ms: i64,
+    /// Blocks whose newest sample is older than this before the newest
+    /// data are deleted (`--retention`); `None` keeps everything.
+    pub retention_ms: Option<i64>,
+}
+
+/// Prometheus' defaults: 2 h blocks, 15 days of retention.
+impl Default for BlockPolicy {
+    fn default() -> Self {
+        BlockPolicy {
+            block_duration_ms: 2 * 3_600_000,
+            retention_ms: Some(15 * 24 * 3_600_000),
+        }
+    }
+}
+
+/// What one [`Db::maintain`] pass did.
+#[derive(Clone, Debug, Default)]
+pub struct MaintenanceReport {
+    pub cuts: Vec<CutReport>,
+    pub compactions: Vec<CompactionReport>,
+    pub blocks_deleted: usize,
+}
+
+/// Counters of the maintenance work since open, for `/metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MaintenanceCounters {
+    pub cuts: u64,
+    pub cut_failures: u64,
+    pub compactions: u64,
+    pub compaction_failures: u64,
+    pub blocks_deleted: u64,
+    /// Wall time of the last cut and of the last compaction.
+    pub last_cut_millis: u64,
+    pub last_compaction_millis: u64,
+}
+
+/// A shard's blocks, summed, for `/metrics` and status pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BlockStats {
+    pub blocks: u64,
+    pub bytes: u64,
+    pub series: u64,
+    pub samples: u64,
+    pub min_t: Option<i64>,
+    pub max_t: Option<i64>,
 }
 
 impl DbOptions {
@@ -51,6 +108,7 @@ impl DbOptions {
             wal: WalOptions::default(),
             replay_threads: 1,
             read_only: false,
+            blocks: BlockPolicy::default(),
         }
     }
 }
@@ -83,23 +141,20 @@ pub enum DbError {
     Locked { dir: PathBuf },
     #[error("the database was opened read-only (an offline tool); it takes no appends")]
     ReadOnly,
+    #[error(
+        "shard {shard}: {source}; run `tessera tsdb repair --data-dir <dir>` to set damaged blocks aside"
+    )]
+    Block {
+        shard: usize,
+        #[source]
+        source: crate::block::BlockError,
+    },
     #[error("shard {shard}: {source}")]
     Wal {
         shard: usize,
         #[source]
         source: WalError,
     },
-}
-
-/// One shard: its head and, with a data dir, its WAL, under one lock (the
-/// WAL is only touched by appends, which take the write lock anyway).
-pub(crate) struct ShardState {
-    pub(crate) head: Head,
-    pub(crate) wal: Option<Wal>,
-}
-
-struct Shard {
-    state: RwLock<ShardState>,
 }
 
 /// A sharded time-series database.
@@ -115,11 +170,35 @@ pub struct Db {
     read_threads: AtomicUsize,
     /// Holds an exclusive `flock` on `<data_dir>/LOCK` while the Db lives.
     _lock: Option<std::fs::File>,
+    policy: BlockPolicy,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Counters {
+    cuts: AtomicU64,
+    cut_failures: AtomicU64,
+    compactions: AtomicU64,
+    compaction_failures: AtomicU64,
+    blocks_deleted: AtomicU64,
+    last_cut_millis: AtomicU64,
+    last_compaction_millis: AtomicU64,
+}
+
+/// The directory of one shard (its `wal/` and `blocks/`).
+pub fn shard_dir(data_dir: &Path, shard: usize) -> PathBuf {
+    data_dir.join(format!("shard-{shard:03}"))
 }
 
 /// The WAL directory of one shard.
 pub fn shard_wal_dir(data_dir: &Path, shard: usize) -> PathBuf {
-    data_dir.join(format!("shard-{shard:03}")).join("wal")
+    shard_dir(data_dir, shard).join("wal")
+}
+
+/// The block directory of one shard: one subdirectory per block
+/// (`crate::block`'s layout).
+pub fn shard_block_dir(data_dir: &Path, shard: usize) -> PathBuf {
+    shard_dir(data_dir, shard).join("blocks")
 }
 
 impl Db {
@@ -128,13 +207,25 @@ impl Db {
         if opts.shards == 0 || opts.shards > 4096 {
             return Err(DbError::BadShardCount(opts.shards));
         }
+        if opts.blocks.block_duration_ms < 1 {
+            return Err(DbError::BadMeta {
+                path: opts.data_dir.clone().unwrap_or_default(),
+                reason: format!(
+                    "the block duration must be positive, got {} ms",
+                    opts.blocks.block_duration_ms
+                ),
+            });
+        }
         let Some(dir) = &opts.data_dir else {
             let shards = (0..opts.shards)
-                .map(|_| Shard {
-                    state: RwLock::new(ShardState {
-                        head: Head::default(),
-                        wal: None,
-                    }),
+                .map(|_| {
+                    Shard::new(
+                        ShardState {
+                            head: Head::default(),
+                            wal: None,
+                        },
+                        Vec::new(),
+                    )
                 })
                 .collect();
             return Ok(Db {
@@ -144,6 +235,8 @@ impl Db {
                 read_only: false,
                 read_threads: AtomicUsize::new(1),
                 _lock: None,
+                policy: opts.blocks,
+                counters: Counters::default(),
             });
         };
         std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
@@ -169,25 +262,37 @@ impl Db {
         } else {
             check_or_write_meta(dir, opts.shards)?;
         }
-        let heads = crate::replay::replay_all(dir, opts.shards, opts.replay_threads.max(1))?;
+        let mut blocks = Vec::with_capacity(opts.shards);
+        for i in 0..opts.shards {
+            blocks.push(shard::open_blocks(
+                &shard_block_dir(dir, i),
+                i,
+                opts.read_only,
+            )?);
+        }
+        let floors: Vec<Option<i64>> = blocks
+            .iter()
+            .map(|b| shard::head_floor(b, opts.blocks.block_duration_ms))
+            .collect();
+        let heads =
+            crate::replay::replay_all(dir, opts.shards, opts.replay_threads.max(1), &floors)?;
         let mut shards = Vec::with_capacity(opts.shards);
         let mut syncers = Vec::new();
-        for (i, head) in heads.into_iter().enumerate() {
+        for ((i, head), blocks) in heads.into_iter().enumerate().zip(blocks) {
             if opts.read_only {
-                shards.push(Shard {
-                    state: RwLock::new(ShardState { head, wal: None }),
-                });
+                shards.push(Shard::new(ShardState { head, wal: None }, blocks));
                 continue;
             }
             let wal = Wal::open(&shard_wal_dir(dir, i), opts.wal)
                 .map_err(|source| DbError::Wal { shard: i, source })?;
             syncers.push(wal.syncer());
-            shards.push(Shard {
-                state: RwLock::new(ShardState {
+            shards.push(Shard::new(
+                ShardState {
                     head,
                     wal: Some(wal),
-                }),
-            });
+                },
+                blocks,
+            ));
         }
         let flusher = match opts.wal.fsync {
             FsyncPolicy::Interval(every) if !opts.read_only => Some(
@@ -205,6 +310,8 @@ impl Db {
             read_only: opts.read_only,
             read_threads: AtomicUsize::new(1),
             _lock: lock,
+            policy: opts.blocks,
+            counters: Counters::default(),
         })
     }
 
@@ -329,12 +436,9 @@ impl Db {
         let mut out = Vec::new();
         let threads = self.read_threads();
         if threads <= 1 {
-            for s in self.shards.iter() {
+            for i in 0..self.shards.len() {
                 ctl.check()?;
-                s.state
-                    .read()
-                    .head
-                    .select(matchers, mint, maxt, ctl, &mut out)?;
+                out.extend(self.select_shard(i, matchers, mint, maxt, ctl)?);
             }
         } else {
             // Each shard reads under its own control with the caller's
@@ -388,7 +492,9 @@ impl Db {
         )
     }
 
-    /// One shard's part of a selection (unsorted).
+    /// One shard's part of a selection: its head and the blocks that
+    /// overlap the range, merged (one sample per timestamp). Sorted by
+    /// labels when blocks took part, in head order otherwise.
     fn select_shard(
         &self,
         shard: usize,
@@ -397,13 +503,26 @@ impl Db {
         maxt: i64,
         ctl: &ReadControl<'_>,
     ) -> Result<Vec<SeriesSamples>, ReadError> {
+        let s = &self.shards[shard];
         let mut part = Vec::new();
-        self.shards[shard]
-            .state
+        s.state
             .read()
             .head
             .select(matchers, mint, maxt, ctl, &mut part)?;
-        Ok(part)
+        // After the head: see `shard.rs` for why this order has no gap.
+        let blocks = s.blocks();
+        let mut sources = Vec::new();
+        for b in blocks.iter().filter(|b| b.meta().overlaps(mint, maxt)) {
+            ctl.check()?;
+            sources.push(b.select_with(matchers, mint, maxt, ctl)?);
+        }
+        if sources.is_empty() {
+            return Ok(part);
+        }
+        part.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        // The head first: it wins a timestamp both hold.
+        sources.insert(0, part);
+        Ok(crate::block::merge_series(sources))
     }
 
     /// Label sets of the series matching `matchers` with a sample in range,
@@ -427,15 +546,22 @@ impl Db {
         ctl: &ReadControl<'_>,
     ) -> Result<(Vec<Labels>, bool), ReadError> {
         let mut out = Vec::new();
-        let mut matched = 0u64;
+        // Whether some source matched more series than it built.
+        let mut more = false;
         for s in self.shards.iter() {
             ctl.check()?;
             let from = out.len();
-            matched += s
+            let matched = s
                 .state
                 .read()
                 .head
                 .series_labels(matchers, mint, maxt, limit, ctl, &mut out)?;
+            more |= matched > (out.len() - from) as u64;
+            for b in s.blocks().iter().filter(|b| b.meta().overlaps(mint, maxt)) {
+                let (labels, matched) = b.series_with(matchers, mint, maxt, limit, ctl)?;
+                more |= matched > labels.len() as u64;
+                out.extend(labels);
+            }
             // Sorting shard by shard keeps each uninterruptible step short
             // (a cancelled call stops between shards); the final sort then
             // only merges already-sorted runs, which the std sort detects.
@@ -443,7 +569,9 @@ impl Db {
         }
         ctl.check()?;
         out.sort();
-        let truncated = limit > 0 && matched > limit as u64;
+        // A series in the head and a block (or in two blocks) counts once.
+        out.dedup();
+        let truncated = limit > 0 && (more || out.len() > limit);
         if limit > 0 {
             out.truncate(limit);
         }
@@ -464,9 +592,13 @@ impl Db {
         maxt: i64,
         ctl: &ReadControl<'_>,
     ) -> Result<Vec<String>, ReadError> {
-        self.sorted_unique(ctl, |head, out| {
-            head.label_names(matchers, mint, maxt, ctl, out)
-        })
+        self.sorted_unique(
+            ctl,
+            mint,
+            maxt,
+            |head, out| head.label_names(matchers, mint, maxt, ctl, out),
+            |block| block.label_names_with(matchers, mint, maxt, ctl),
+        )
     }
 
     /// Sorted, unique values of label `name` among the matching series.
@@ -490,22 +622,34 @@ impl Db {
         maxt: i64,
         ctl: &ReadControl<'_>,
     ) -> Result<Vec<String>, ReadError> {
-        self.sorted_unique(ctl, |head, out| {
-            head.label_values(name, matchers, mint, maxt, ctl, out)
-        })
+        self.sorted_unique(
+            ctl,
+            mint,
+            maxt,
+            |head, out| head.label_values(name, matchers, mint, maxt, ctl, out),
+            |block| block.label_values_with(name, matchers, mint, maxt, ctl),
+        )
     }
 
-    /// Runs a string listing on every shard and merges the results sorted
-    /// and unique (label names and values).
+    /// Runs a string listing on every shard's head and on its blocks that
+    /// overlap `[mint, maxt]`, and merges the results sorted and unique
+    /// (label names and values).
     fn sorted_unique(
         &self,
         ctl: &ReadControl<'_>,
-        each: impl Fn(&Head, &mut Vec<String>) -> Result<(), ReadError>,
+        mint: i64,
+        maxt: i64,
+        head: impl Fn(&Head, &mut Vec<String>) -> Result<(), ReadError>,
+        block: impl Fn(&Block) -> Result<Vec<String>, BlockError>,
     ) -> Result<Vec<String>, ReadError> {
         let mut out = Vec::new();
         for s in self.shards.iter() {
             ctl.check()?;
-            each(&s.state.read().head, &mut out)?;
+            head(&s.state.read().head, &mut out)?;
+            for b in s.blocks().iter().filter(|b| b.meta().overlaps(mint, maxt)) {
+                ctl.check()?;
+                out.extend(block(b)?);
+            }
         }
         out.sort_unstable();
         out.dedup();
@@ -535,6 +679,121 @@ impl Db {
             .iter()
             .map(|s| s.state.read().head.stats())
             .collect()
+    }
+
+    /// Per-shard block statistics.
+    pub fn block_stats(&self) -> Vec<BlockStats> {
+        self.shards
+            .iter()
+            .map(|s| {
+                let mut st = BlockStats::default();
+                for b in s.blocks().iter() {
+                    let m = b.meta();
+                    st.blocks += 1;
+                    st.bytes += b.size_bytes();
+                    st.series += m.stats.series;
+                    st.samples += m.stats.samples;
+                    st.min_t = Some(st.min_t.map_or(m.min_time, |t| t.min(m.min_time)));
+                    st.max_t = Some(st.max_t.map_or(m.max_time, |t| t.max(m.max_time)));
+                }
+                st
+            })
+            .collect()
+    }
+
+    /// The block policy this database was opened with.
+    pub fn block_policy(&self) -> BlockPolicy {
+        self.policy
+    }
+
+    /// Counters of the maintenance work since open.
+    pub fn maintenance_counters(&self) -> MaintenanceCounters {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        MaintenanceCounters {
+            cuts: get(&c.cuts),
+            cut_failures: get(&c.cut_failures),
+            compactions: get(&c.compactions),
+            compaction_failures: get(&c.compaction_failures),
+            blocks_deleted: get(&c.blocks_deleted),
+            last_cut_millis: get(&c.last_cut_millis),
+            last_compaction_millis: get(&c.last_compaction_millis),
+        }
+    }
+
+    /// One maintenance pass over every shard: cuts the head ranges that are
+    /// due into blocks (checkpointing and truncating the WAL), runs the
+    /// compactions that are due, and deletes blocks past retention. Called
+    /// by a [`crate::maintain::Maintainer`] in the background; tests call
+    /// it directly. Without a data dir, or read-only, it does nothing.
+    /// Every shard is attempted; the first error is returned.
+    pub fn maintain(&self) -> Result<MaintenanceReport, DbError> {
+        let mut report = MaintenanceReport::default();
+        let Some(dir) = self.data_dir.as_deref().filter(|_| !self.read_only) else {
+            return Ok(report);
+        };
+        let mut first_err = None;
+        for i in 0..self.shards.len() {
+            if let Err(e) = self.maintain_shard(i, dir, &mut report) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(report), Err)
+    }
+
+    fn maintain_shard(
+        &self,
+        i: usize,
+        dir: &Path,
+        report: &mut MaintenanceReport,
+    ) -> Result<(), DbError> {
+        let s = &self.shards[i];
+        let _one_at_a_time = s.maintenance.lock();
+        let c = &self.counters;
+        let block_ms = self.policy.block_duration_ms;
+        // Several ranges may be due after a long stop; each cut is bounded.
+        loop {
+            match cut::cut_shard(s, i, dir, block_ms) {
+                Ok(Some(r)) => {
+                    c.cuts.fetch_add(1, Ordering::Relaxed);
+                    c.last_cut_millis.store(r.millis, Ordering::Relaxed);
+                    report.cuts.push(r);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    c.cut_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        let ranges = compaction::ranges(block_ms, self.policy.retention_ms);
+        loop {
+            let floor = s.state.read().head.min_valid_t();
+            let Some(inputs) = compaction::plan(&s.blocks(), &ranges, floor) else {
+                break;
+            };
+            match compaction::compact_shard(s, i, &shard_block_dir(dir, i), &inputs) {
+                Ok(r) => {
+                    c.compactions.fetch_add(1, Ordering::Relaxed);
+                    c.last_compaction_millis.store(r.millis, Ordering::Relaxed);
+                    report.compactions.push(r);
+                }
+                Err(e) => {
+                    c.compaction_failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        if let Some(retention) = self.policy.retention_ms {
+            let head_max = s.state.read().head.bounds().map(|b| b.1);
+            let block_max = s.blocks().iter().map(|b| b.meta().max_time).max();
+            if let Some(newest) = head_max.max(block_max) {
+                let n = compaction::apply_retention(s, newest, retention)?;
+                c.blocks_deleted.fetch_add(n as u64, Ordering::Relaxed);
+                report.blocks_deleted += n;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -17,12 +17,18 @@ pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{Sample, SeriesSamples, is_stale_nan, stale_nan};
 
 pub mod analyze;
+pub mod compaction;
+pub mod cut;
 pub mod db;
 mod head;
+pub mod maintain;
 mod parallel;
 pub mod read;
 pub mod replay;
+mod shard;
 
-pub use db::{Db, DbError, DbOptions};
+pub use db::{
+    BlockPolicy, BlockStats, Db, DbError, DbOptions, MaintenanceCounters, MaintenanceReport,
+};
 pub use head::{AppendStats, HeadStats};
 pub use read::{ReadControl, ReadError};

@@ -61,12 +61,21 @@ pub(crate) fn replay_all(
     data_dir: &Path,
     shards: usize,
     threads: usize,
+    min_valid: &[Option<i64>],
 ) -> Result<Vec<Head>, DbError> {
     let total_bytes: u64 = (0..shards)
         .map(|i| wal_bytes(&shard_wal_dir(data_dir, i)))
         .sum();
     if total_bytes == 0 {
-        return Ok((0..shards).map(|_| Head::default()).collect());
+        return Ok((0..shards)
+            .map(|i| {
+                let mut h = Head::default();
+                if let Some(t) = min_valid[i] {
+                    h.raise_min_valid(t);
+                }
+                h
+            })
+            .collect());
     }
     let started = Instant::now();
     TOTAL_BYTES.store(total_bytes, Ordering::Relaxed);
@@ -92,7 +101,7 @@ pub(crate) fn replay_all(
                             if i >= shards {
                                 break;
                             }
-                            let r = replay_shard(data_dir, i, progress);
+                            let r = replay_shard(data_dir, i, min_valid[i], progress);
                             let failed = r.is_err();
                             results.lock()[i] = Some(r);
                             progress.shards_done.fetch_add(1, Ordering::Relaxed);
@@ -140,14 +149,21 @@ pub(crate) fn replay_all(
     Ok(heads)
 }
 
-/// Replays one shard's WAL into a new head.
-fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<Head, DbError> {
+/// Replays one shard's WAL into a new head whose lower bound is
+/// `min_valid` (the end of the shard's newest block): older samples are in
+/// blocks already and are skipped.
+fn replay_shard(
+    data_dir: &Path,
+    shard: usize,
+    min_valid: Option<i64>,
+    progress: &Progress,
+) -> Result<Head, DbError> {
     let dir = shard_wal_dir(data_dir, shard);
     let mut head = Head::default();
+    if let Some(t) = min_valid {
+        head.raise_min_valid(t);
+    }
     let mut reader = WalReader::open(&dir).map_err(|source| DbError::Wal { shard, source })?;
-    // WAL series refs are the ids the head had when it logged them; a fresh
-    // head may assign others (a checkpoint drops dead series), so map them.
-    let mut ids: Vec<u32> = Vec::new();
     let mut unknown_refs = 0u64;
     let mut last_bytes = 0;
     loop {
@@ -161,12 +177,11 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
                     .series
                     .fetch_add(list.len() as u64, Ordering::Relaxed);
                 for (r, labels) in list.drain(..) {
-                    let (id, _) = head.get_or_create(&labels, labels.stable_hash());
-                    let r = r as usize;
-                    if ids.len() <= r {
-                        ids.resize(r + 1, u32::MAX);
+                    match u32::try_from(r) {
+                        // WAL refs are the head's series ids.
+                        Ok(id) if id < u32::MAX => head.create_at(id, &labels),
+                        _ => unknown_refs += 1,
                     }
-                    ids[r] = id;
                 }
             }
             ReadRecord::Samples(list) => {
@@ -175,11 +190,8 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
                     .fetch_add(list.len() as u64, Ordering::Relaxed);
                 SAMPLES.fetch_add(list.len() as u64, Ordering::Relaxed);
                 for &(r, t, v) in list {
-                    match ids.get(r as usize) {
-                        Some(&id) if id != u32::MAX => {
-                            head.replay_sample(id, t, v);
-                        }
-                        _ => unknown_refs += 1,
+                    if !head.replay_sample_by_ref(r, t, v) {
+                        unknown_refs += 1;
                     }
                 }
             }
@@ -198,6 +210,10 @@ fn replay_shard(data_dir: &Path, shard: usize, progress: &Progress) -> Result<He
             shard,
             unknown_refs, "WAL samples reference series never logged; they were skipped"
         );
+    }
+    if let Some(t) = min_valid {
+        // Series whose samples were all in blocks came back empty.
+        head.truncate_before(t);
     }
     Ok(head)
 }

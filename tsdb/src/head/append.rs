@@ -10,6 +10,9 @@ pub struct AppendStats {
     pub series_created: u64,
     /// Samples older than the series' newest sample.
     pub out_of_order: u64,
+    /// Samples older than the head's lower bound: their time range was
+    /// already cut into a block (Prometheus' "out of bounds").
+    pub out_of_bounds: u64,
     /// Samples at the series' newest timestamp with a different value.
     pub duplicate_timestamp: u64,
     /// Exact re-sends (same timestamp and value), dropped silently as
@@ -21,13 +24,14 @@ pub struct AppendStats {
 
 impl AppendStats {
     pub fn rejected(&self) -> u64 {
-        self.out_of_order + self.duplicate_timestamp
+        self.out_of_order + self.duplicate_timestamp + self.out_of_bounds
     }
 
     pub fn merge(&mut self, o: AppendStats) {
         self.samples_appended += o.samples_appended;
         self.series_created += o.series_created;
         self.out_of_order += o.out_of_order;
+        self.out_of_bounds += o.out_of_bounds;
         self.duplicate_timestamp += o.duplicate_timestamp;
         self.duplicates_ignored += o.duplicates_ignored;
         if self.first_rejection.is_none() {
@@ -37,20 +41,26 @@ impl AppendStats {
 
     fn reject(&mut self, what: &str, labels: &Labels, t: i64, last_t: i64) {
         if self.first_rejection.is_none() {
-            let mut l = labels.to_string();
-            if l.len() > 200 {
-                let mut cut = 200;
-                while !l.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                l.truncate(cut);
-                l.push('…');
-            }
             self.first_rejection = Some(format!(
-                "{what}: series {l} sample at {t} is not after its newest sample at {last_t}"
+                "{what}: series {} sample at {t} is not after its newest sample at {last_t}",
+                short(labels)
             ));
         }
     }
+}
+
+/// A label set for a message, cut at 200 bytes.
+fn short(labels: &Labels) -> String {
+    let mut l = labels.to_string();
+    if l.len() > 200 {
+        let mut cut = 200;
+        while !l.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        l.truncate(cut);
+        l.push('…');
+    }
+    l
 }
 
 impl Head {
@@ -60,7 +70,9 @@ impl Head {
     /// is skipped; returns whether it was applied.
     pub(crate) fn replay_sample(&mut self, id: u32, t: i64, v: f64) -> bool {
         let s = &mut self.series[id as usize];
-        if t <= s.last_t {
+        // Samples below the lower bound are in a block already (the WAL
+        // was not yet truncated when the process stopped).
+        if t <= s.last_t || self.min_valid_t.is_some_and(|m| t < m) {
             return false;
         }
         s.push(t, v);
@@ -71,6 +83,18 @@ impl Head {
         true
     }
 
+    /// [`Head::replay_sample`] for a WAL ref; false when no live series has
+    /// that id (its Series record is missing).
+    pub(crate) fn replay_sample_by_ref(&mut self, r: u64, t: i64, v: f64) -> bool {
+        match self.series.get(r as usize) {
+            Some(s) if !s.labels.is_empty() => {
+                self.replay_sample(r as u32, t, v);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// The id of the series with these labels, created if new; the bool says
     /// whether it was created (the caller logs new series to the WAL).
     pub(crate) fn get_or_create(&mut self, labels: &Labels, hash: u64) -> (u32, bool) {
@@ -78,6 +102,33 @@ impl Head {
             return (id, false);
         }
         let id = self.series.len() as u32;
+        self.series.push(MemSeries::new(Box::new([])));
+        self.create_in_slot(id, labels, hash);
+        (id, true)
+    }
+
+    /// Replays a WAL Series record: the series gets exactly id `id`, so the
+    /// head's ids stay the WAL's refs across restarts (later records, and
+    /// the checkpoint, refer to series by them). A slot still holding
+    /// another series is freed first: a ref is only redefined after its
+    /// series was removed.
+    pub(crate) fn create_at(&mut self, id: u32, labels: &Labels) {
+        let hash = labels.stable_hash();
+        let i = id as usize;
+        if i >= self.series.len() {
+            self.series
+                .resize_with(i + 1, || MemSeries::new(Box::new([])));
+        } else if !self.series[i].labels.is_empty() {
+            if self.labels_equal(id, labels) {
+                return;
+            }
+            self.remove_series(id);
+        }
+        self.create_in_slot(id, labels, hash);
+    }
+
+    /// Fills the empty slot `id` with a new series.
+    fn create_in_slot(&mut self, id: u32, labels: &Labels, hash: u64) {
         let mut pairs = Vec::with_capacity(labels.len());
         for l in labels {
             let n = self.symbols.intern(&l.name);
@@ -90,7 +141,8 @@ impl Head {
             self.postings.add(id, &na, &va);
         }
         self.postings.add_series(id);
-        self.series.push(MemSeries::new(pairs.into_boxed_slice()));
+        self.series[id as usize] = MemSeries::new(pairs.into_boxed_slice());
+        self.live += 1;
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 self.collisions.entry(hash).or_default().push(id);
@@ -99,7 +151,6 @@ impl Head {
                 v.insert(id);
             }
         }
-        (id, true)
     }
 
     fn lookup(&self, labels: &Labels, hash: u64) -> Option<u32> {
@@ -136,8 +187,19 @@ impl Head {
     ) {
         let s = &mut self.series[id as usize];
         let bounds = &mut self.bounds;
+        let min_valid = self.min_valid_t.unwrap_or(i64::MIN);
         for smp in samples {
-            if smp.t > s.last_t {
+            if smp.t < min_valid {
+                stats.out_of_bounds += 1;
+                if stats.first_rejection.is_none() {
+                    stats.first_rejection = Some(format!(
+                        "out of bounds: series {} sample at {} is older than {min_valid}, \
+                         the start of the head (older time ranges are already in blocks)",
+                        short(labels),
+                        smp.t
+                    ));
+                }
+            } else if smp.t > s.last_t {
                 s.push(smp.t, smp.v);
                 stats.samples_appended += 1;
                 accepted.push((id as u64, smp.t, smp.v));

@@ -5,6 +5,7 @@
 //! Appending lives in `append.rs`, reading in `read.rs`.
 
 mod append;
+mod cut;
 mod postings;
 mod read;
 mod series;
@@ -26,8 +27,17 @@ pub(crate) struct Head {
     /// Series hash → id; a second id with the same hash goes to `collisions`.
     by_hash: HashMap<u64, u32>,
     collisions: HashMap<u64, Vec<u32>>,
-    /// Oldest and newest sample timestamps in the head.
+    /// Oldest and newest sample timestamps in the head (the oldest never
+    /// below `min_valid_t`).
     bounds: Option<(i64, i64)>,
+    /// The head's lower bound once a range was cut into a block: older
+    /// samples are refused at append, skipped at replay and hidden from
+    /// reads (a chunk straddling the cut stays until the next one).
+    min_valid_t: Option<i64>,
+    /// Series not removed by garbage collection. Ids are never reused
+    /// while the process runs (WAL records refer to them), so a removed
+    /// series leaves an empty slot in `series`.
+    live: usize,
 }
 
 /// Counts that describe one shard's head, for `/metrics` and status pages.
@@ -52,13 +62,13 @@ impl Head {
         for s in &self.series {
             heap += s.heap_bytes();
             chunks += s.sealed.len() as u64 + (!s.open.is_empty()) as u64;
-            if let Some(lo) = s.min_t() {
-                min_t = Some(min_t.map_or(lo, |m| m.min(lo)));
-                max_t = Some(max_t.map_or(s.last_t, |m| m.max(s.last_t)));
-            }
+        }
+        if let Some((lo, hi)) = self.bounds {
+            min_t = Some(lo);
+            max_t = Some(hi);
         }
         HeadStats {
-            series: self.series.len() as u64,
+            series: self.live as u64,
             chunks,
             symbols: self.symbols.len() as u64,
             heap_bytes: heap as u64,

@@ -33,6 +33,32 @@ impl Postings {
         self.all.insert(id);
     }
 
+    /// Every live series id.
+    pub(crate) fn all(&self) -> &RoaringBitmap {
+        &self.all
+    }
+
+    /// Takes series `id` out of one pair's postings, dropping the value
+    /// (and the name) when no series is left under it.
+    pub(crate) fn remove(&mut self, id: u32, name: &str, value: &str) {
+        let Some(values) = self.by_name.get_mut(name) else {
+            return;
+        };
+        if let Some(ids) = values.get_mut(value) {
+            ids.remove(id);
+            if ids.is_empty() {
+                values.remove(value);
+            }
+        }
+        if values.is_empty() {
+            self.by_name.remove(name);
+        }
+    }
+
+    pub(crate) fn remove_series(&mut self, id: u32) {
+        self.all.remove(id);
+    }
+
     /// Label names present in the shard (unordered).
     pub(crate) fn names(&self) -> impl Iterator<Item = &Arc<str>> {
         self.by_name.keys()

@@ -9,6 +9,7 @@ use crate::{Label, Labels, Matcher, Sample, SeriesSamples};
 impl Head {
     /// Ids of the series matching all matchers with a sample in `[mint, maxt]`.
     pub(crate) fn select_ids(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> RoaringBitmap {
+        let mint = self.clamp(mint);
         let mut ids = self.postings.select_all(matchers);
         ids.retain(|id| self.series[id as usize].overlaps(mint, maxt));
         ids
@@ -34,6 +35,7 @@ impl Head {
         out: &mut Vec<SeriesSamples>,
     ) -> Result<(), ReadError> {
         let ids = self.select_ids(matchers, mint, maxt);
+        let mint = self.clamp(mint);
         ctl.add_series(ids.len() as usize)?;
         for (i, id) in ids.iter().enumerate() {
             if i % CHECK_EVERY == 0 {
@@ -154,7 +156,7 @@ impl Head {
 
     /// Adds this head's cardinality to a cross-shard analysis.
     pub(crate) fn analyze_into(&self, acc: &mut crate::analyze::Accumulator) {
-        acc.series += self.series.len() as u64;
+        acc.series += self.live as u64;
         acc.add_bounds(self.bounds);
         for (n, v, c) in self.postings.pairs() {
             acc.add_pair(n, v, c);
@@ -163,5 +165,11 @@ impl Head {
 
     fn time_bounds(&self) -> Option<(i64, i64)> {
         self.bounds
+    }
+
+    /// A read's lower time bound raised to the head's: older samples of a
+    /// chunk straddling the last cut are in a block, which answers them.
+    pub(crate) fn clamp(&self, mint: i64) -> i64 {
+        self.min_valid_t.map_or(mint, |m| mint.max(m))
     }
 }

@@ -32,14 +32,17 @@ pub struct CheckpointStats {
 }
 
 /// Writes `checkpoint.<up_to>` from the previous checkpoint and segments
-/// `<= up_to`, keeping series for which `keep_series(ref)` is true and their
-/// samples with `t >= min_time`; then deletes older checkpoints. `up_to` must
+/// `<= up_to`, keeping the Series records for which `keep_series(ref,
+/// labels)` is true and their samples with `t >= min_time`; then deletes
+/// older checkpoints. A ref may be defined more than once (after a restart
+/// the head numbers series afresh), so the decision is per definition: a
+/// sample belongs to the latest Series record of its ref before it. `up_to` must
 /// be below the segment being written (cut first): every input is read
 /// strictly, so damage anywhere is [`WalError::Corrupt`].
 pub fn checkpoint(
     dir: &Path,
     up_to: u64,
-    keep_series: impl Fn(u64) -> bool,
+    keep_series: impl Fn(u64, &Labels) -> bool,
     min_time: i64,
 ) -> Result<CheckpointStats, WalError> {
     let fail = |reason: String| WalError::Checkpoint {
@@ -99,14 +102,23 @@ pub fn checkpoint(
     };
     let mut reader = WalReader::strict(files);
     let mut kept_samples: Vec<(u64, i64, f64)> = Vec::new();
+    // Whether the current definition of each ref was kept.
+    let mut kept_refs: Vec<bool> = Vec::new();
     while let Some(rec) = reader.next()? {
         match rec {
             ReadRecord::Series(series) => {
-                let kept: Vec<(u64, &Labels)> = series
-                    .iter()
-                    .filter(|(r, _)| keep_series(*r))
-                    .map(|(r, l)| (*r, l))
-                    .collect();
+                let mut kept: Vec<(u64, &Labels)> = Vec::new();
+                for (r, l) in series.iter() {
+                    let keep = keep_series(*r, l);
+                    let i = *r as usize;
+                    if kept_refs.len() <= i {
+                        kept_refs.resize(i + 1, false);
+                    }
+                    kept_refs[i] = keep;
+                    if keep {
+                        kept.push((*r, l));
+                    }
+                }
                 stats.series_kept += kept.len() as u64;
                 stats.series_dropped += (series.len() - kept.len()) as u64;
                 if !kept.is_empty() {
@@ -115,11 +127,9 @@ pub fn checkpoint(
             }
             ReadRecord::Samples(samples) => {
                 kept_samples.clear();
-                kept_samples.extend(
-                    samples
-                        .iter()
-                        .filter(|&&(r, t, _)| t >= min_time && keep_series(r)),
-                );
+                kept_samples.extend(samples.iter().filter(|&&(r, t, _)| {
+                    t >= min_time && kept_refs.get(r as usize).copied().unwrap_or(false)
+                }));
                 stats.samples_kept += kept_samples.len() as u64;
                 stats.samples_dropped += (samples.len() - kept_samples.len()) as u64;
                 if !kept_samples.is_empty() {

@@ -401,8 +401,9 @@ fn checkpoint_then_truncate_reads_the_same_live_series() {
     let after = fill(&mut wal, 1000, 5, 10);
     let min_t = 1_700_000_000_000 + 30 * 15_000;
     let live = |r: u64| r.is_multiple_of(2);
+    let keep = |r: u64, _: &Labels| live(r);
 
-    let stats = checkpoint(dir.path(), up_to, live, min_t).unwrap();
+    let stats = checkpoint(dir.path(), up_to, keep, min_t).unwrap();
     assert_eq!((stats.series_kept, stats.series_dropped), (20, 20));
     let deleted = wal.truncate_before(up_to + 1).unwrap();
     assert_eq!(deleted as u64, up_to + 1);
@@ -422,7 +423,7 @@ fn checkpoint_then_truncate_reads_the_same_live_series() {
     drop(wal);
     let mut wal = Wal::open(dir.path(), small(1024)).unwrap();
     let up_to2 = wal.cut_segment().unwrap() - 1;
-    checkpoint(dir.path(), up_to2, |_| true, i64::MIN).unwrap();
+    checkpoint(dir.path(), up_to2, |_, _| true, i64::MIN).unwrap();
     wal.truncate_before(up_to2 + 1).unwrap();
     assert_eq!(list_checkpoints(dir.path()).unwrap(), vec![up_to2]);
     assert_eq!(read(dir.path()).unwrap().0, got);
@@ -433,7 +434,7 @@ fn checkpoint_refuses_the_segment_being_written() {
     let dir = tempfile::tempdir().unwrap();
     let mut wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
     fill(&mut wal, 0, 3, 2);
-    let err = checkpoint(dir.path(), wal.current_segment(), |_| true, 0).unwrap_err();
+    let err = checkpoint(dir.path(), wal.current_segment(), |_, _| true, 0).unwrap_err();
     assert!(matches!(err, WalError::Checkpoint { .. }), "{err}");
     assert!(list_checkpoints(dir.path()).unwrap().is_empty());
 }
@@ -444,7 +445,7 @@ fn writer_after_full_checkpoint_continues_numbering() {
     let mut wal = Wal::open(dir.path(), small(1 << 20)).unwrap();
     let logged = fill(&mut wal, 0, 3, 2);
     wal.cut_segment().unwrap();
-    checkpoint(dir.path(), 0, |_| true, i64::MIN).unwrap();
+    checkpoint(dir.path(), 0, |_, _| true, i64::MIN).unwrap();
     wal.truncate_before(1).unwrap();
     drop(wal);
     // Even with every segment gone, a new writer starts after the checkpoint.
@@ -918,7 +919,7 @@ fn version_1_segments_are_read_and_a_writer_continues_in_a_new_v2_segment() {
     assert_eq!(wal.current_segment(), 1);
     drop(wal);
     // A checkpoint over the v1 segment rewrites it as v2.
-    checkpoint(dir.path(), 0, |_| true, i64::MIN).unwrap();
+    checkpoint(dir.path(), 0, |_, _| true, i64::MIN).unwrap();
     let cp = dir.path().join(checkpoint_name(0)).join(segment_name(0));
     assert_eq!(fs::read(cp).unwrap()[4], FORMAT_VERSION);
     assert_eq!(read(dir.path()).unwrap().0, Flat::of(logged));
