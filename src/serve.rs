@@ -261,7 +261,7 @@ async fn serve(
     };
     let blocks = BlockPolicy {
         block_duration_ms: (args.block_duration.as_millis() as i64).max(1),
-        retention_ms: (!args.retention.is_zero()).then(|| args.retention.as_millis() as i64),
+        retention_ms: (!args.retention.is_zero()).then_some(args.retention.as_millis() as i64),
     };
     let maintenance_every = args.maintenance_interval.max(Duration::from_millis(100));
     let open = tokio::task::spawn_blocking(move || {
