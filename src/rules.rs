@@ -307,7 +307,7 @@ pub fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
 /// Go's `time.Time` JSON (RFC 3339, nanosecond precision with trailing
 /// zeros trimmed, UTC); never evaluated is Go's zero time, as Prometheus
 /// reports it.
-fn rfc3339(ms: Option<i64>) -> String {
+pub(crate) fn rfc3339(ms: Option<i64>) -> String {
     let Some(ms) = ms else {
         return "0001-01-01T00:00:00Z".into();
     };

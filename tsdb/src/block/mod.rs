@@ -54,6 +54,7 @@ mod meta;
 mod postings;
 mod query;
 mod reader;
+mod repair;
 mod retention;
 mod series;
 mod view;
@@ -71,6 +72,10 @@ pub use compact::compact;
 pub use merge::merge_series;
 pub use meta::{BlockMeta, BlockStats, CompactionMeta};
 pub use reader::{Block, SeriesChunks};
+pub use repair::{
+    BlockRepair, BlocksRepair, Damage, DroppedChunk, REPAIRED_SUFFIX, block_dirs, repair_block,
+    repair_blocks,
+};
 pub use retention::{block_dir_name, blocks_past_retention, cleanup_tmp, list_blocks};
 pub use view::BlockChunk;
 pub use writer::{BlockOptions, BlockWriter, DEFAULT_MAX_CHUNK_SAMPLES, TS_DEDUP_BYTES};
@@ -99,8 +104,8 @@ pub enum BlockError {
         source: io::Error,
     },
     #[error(
-        "block corrupt: {path} at byte offset {offset}: {reason}; the block cannot be read: \
-         move it out of the data dir (its samples are lost unless another block or replica has them)"
+        "block corrupt: {path} at byte offset {offset}: {reason}; run `tessera tsdb repair --data-dir <dir>`: \
+         it keeps the block's intact series and chunks and sets the damaged block aside under <dir>/damaged/"
     )]
     Corrupt {
         path: PathBuf,

@@ -34,13 +34,19 @@ pub fn cleanup_tmp(dir: &Path) -> Result<usize, BlockError> {
 }
 
 /// The complete blocks in `dir` (directories with a `meta.json`, not
-/// `.tmp`), with their metadata, sorted by `(min_time, max_time, path)`.
+/// `.tmp` or `.repaired`), with their metadata, sorted by `(min_time, max_time, path)`.
 pub fn list_blocks(dir: &Path) -> Result<Vec<(PathBuf, BlockMeta)>, BlockError> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(BlockError::io("read dir", dir))? {
         let e = e.map_err(BlockError::io("read dir", dir))?;
         let path = e.path();
-        if e.file_name().to_string_lossy().ends_with(TMP_SUFFIX) || !path.join(META_FILE).is_file()
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        // A `.repaired` dir is a replacement an interrupted
+        // `tessera tsdb repair` had not swapped in yet: not a block.
+        if name.ends_with(TMP_SUFFIX)
+            || name.ends_with(super::REPAIRED_SUFFIX)
+            || !path.join(META_FILE).is_file()
         {
             continue;
         }
