@@ -84,28 +84,8 @@ fn damaged_root(dir: &Path, i: usize) -> PathBuf {
 /// blocks or truncates segments under a running server. Held until the
 /// returned file is dropped.
 fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
-    let path = dir.join("LOCK");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own for the duration of the call.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            bail!(
-                "data dir {} is in use by a running tessera server (it holds {}); stop it before repairing",
-                dir.display(),
-                path.display()
-            );
-        }
-        return Err(e).with_context(|| format!("locking {}", path.display()));
-    }
-    Ok(f)
+    tessera_tsdb::db::lock_data_dir(dir)
+        .with_context(|| "repair changes the data dir: stop the server using it first")
 }
 
 /// Totals of a repair over every shard's blocks.

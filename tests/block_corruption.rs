@@ -299,7 +299,7 @@ fn a_damaged_index_stops_the_server_until_repair_moves_the_block_aside() {
     let report = text(&out);
     assert!(!out.status.success(), "{report}");
     assert!(
-        report.contains("in use by a running tessera server"),
+        report.contains("is in use by another process") && report.contains("stop the server"),
         "{report}"
     );
 }

@@ -178,6 +178,23 @@ pub async fn metrics(state: AppStateRef) -> Response {
         }
         metrics::header(
             &mut out,
+            "tessera_head_chunks_mapped_bytes",
+            "Bytes of sealed head chunks in memory-mapped files (page cache, not heap), by shard.",
+            "gauge",
+        );
+        for (i, s) in stats.iter().enumerate() {
+            metrics::sample(
+                &mut out,
+                "tessera_head_chunks_mapped_bytes",
+                "",
+                &["shard"],
+                &[i.to_string()],
+                None,
+                s.mapped_bytes as f64,
+            );
+        }
+        metrics::header(
+            &mut out,
             "tessera_wal_segment_current",
             "Number of the WAL segment file being written, by shard.",
             "gauge",

@@ -106,7 +106,10 @@ pub(crate) fn compact_shard(
     inputs: &[Arc<Block>],
 ) -> Result<CompactionReport, DbError> {
     let started = Instant::now();
-    let berr = |source: BlockError| DbError::Block { shard: i, source };
+    let berr = |source: BlockError| DbError::Block {
+        shard: i,
+        error: source,
+    };
     let min = inputs.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
     let max = inputs.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
     let dir = crate::cut::free_block_dir(blocks_dir, min, max);

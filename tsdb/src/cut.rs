@@ -70,7 +70,10 @@ pub(crate) fn cut_shard(
     let Some((start, end)) = due_range(shard.state.read().head.bounds(), block_ms) else {
         return Ok(None);
     };
-    let berr = |source: BlockError| DbError::Block { shard: i, source };
+    let berr = |source: BlockError| DbError::Block {
+        shard: i,
+        error: source,
+    };
     shard.state.write().head.raise_min_valid(end);
     let ids = shard.state.read().head.ids_in_label_order();
 

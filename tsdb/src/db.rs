@@ -141,13 +141,11 @@ pub enum DbError {
     Locked { dir: PathBuf },
     #[error("the database was opened read-only (an offline tool); it takes no appends")]
     ReadOnly,
-    #[error(
-        "shard {shard}: {source}; run `tessera tsdb repair --data-dir <dir>` to set damaged blocks aside"
-    )]
+    /// The message is the block error's own (which says how to repair).
+    #[error("shard {shard}: {error}")]
     Block {
         shard: usize,
-        #[source]
-        source: crate::block::BlockError,
+        error: crate::block::BlockError,
     },
     #[error("shard {shard}: {source}")]
     Wal {
@@ -246,7 +244,7 @@ impl Db {
         let lock = if opts.read_only {
             None
         } else {
-            Some(lock_dir(dir)?)
+            Some(lock_data_dir(dir)?)
         };
         if opts.read_only {
             match stored_shard_count(dir)? {
@@ -274,8 +272,13 @@ impl Db {
             .iter()
             .map(|b| shard::head_floor(b, opts.blocks.block_duration_ms))
             .collect();
-        let heads =
-            crate::replay::replay_all(dir, opts.shards, opts.replay_threads.max(1), &floors)?;
+        let heads = crate::replay::replay_all(
+            dir,
+            opts.shards,
+            opts.replay_threads.max(1),
+            &floors,
+            opts.read_only,
+        )?;
         let mut shards = Vec::with_capacity(opts.shards);
         let mut syncers = Vec::new();
         for ((i, head), blocks) in heads.into_iter().enumerate().zip(blocks) {
@@ -797,9 +800,11 @@ impl Db {
     }
 }
 
-/// Takes an exclusive, non-blocking `flock` on `<dir>/LOCK`. The kernel
-/// drops it when the process dies, so a crash never leaves a stale lock.
-fn lock_dir(dir: &Path) -> Result<std::fs::File, DbError> {
+/// Takes an exclusive, non-blocking `flock` on `<dir>/LOCK`, held until
+/// the file is dropped: what a server holds while it runs, and what an
+/// offline tool that changes the data dir takes first. The kernel drops it
+/// when the process dies, so a crash never leaves a stale lock.
+pub fn lock_data_dir(dir: &Path) -> Result<std::fs::File, DbError> {
     use std::os::fd::AsRawFd;
     let path = dir.join("LOCK");
     let f = std::fs::OpenOptions::new()

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
-use crate::db::{DbError, shard_wal_dir};
+use crate::db::{DbError, shard_dir, shard_wal_dir};
 use crate::head::Head;
 use crate::wal::{ReadRecord, WalReader, list_checkpoints, list_segments};
 
@@ -56,26 +56,24 @@ pub fn replay_progress() -> ReplayProgress {
 /// How often replay progress is logged.
 const LOG_EVERY: Duration = Duration::from_secs(3);
 
-/// Replays every shard's WAL; returns the heads in shard order.
+/// Replays every shard's WAL; returns the heads in shard order. Unless
+/// `read_only`, each head keeps its sealed chunks in memory-mapped files
+/// under `<shard>/head_chunks/` (recreated empty here; replay refills
+/// them); a read-only open writes nothing and keeps them on the heap.
 pub(crate) fn replay_all(
     data_dir: &Path,
     shards: usize,
     threads: usize,
     min_valid: &[Option<i64>],
+    read_only: bool,
 ) -> Result<Vec<Head>, DbError> {
     let total_bytes: u64 = (0..shards)
         .map(|i| wal_bytes(&shard_wal_dir(data_dir, i)))
         .sum();
     if total_bytes == 0 {
-        return Ok((0..shards)
-            .map(|i| {
-                let mut h = Head::default();
-                if let Some(t) = min_valid[i] {
-                    h.raise_min_valid(t);
-                }
-                h
-            })
-            .collect());
+        return (0..shards)
+            .map(|i| new_head(data_dir, i, min_valid[i], read_only))
+            .collect();
     }
     let started = Instant::now();
     TOTAL_BYTES.store(total_bytes, Ordering::Relaxed);
@@ -101,7 +99,7 @@ pub(crate) fn replay_all(
                             if i >= shards {
                                 break;
                             }
-                            let r = replay_shard(data_dir, i, min_valid[i], progress);
+                            let r = replay_shard(data_dir, i, min_valid[i], read_only, progress);
                             let failed = r.is_err();
                             results.lock()[i] = Some(r);
                             progress.shards_done.fetch_add(1, Ordering::Relaxed);
@@ -149,20 +147,38 @@ pub(crate) fn replay_all(
     Ok(heads)
 }
 
-/// Replays one shard's WAL into a new head whose lower bound is
-/// `min_valid` (the end of the shard's newest block): older samples are in
-/// blocks already and are skipped.
+/// A new, empty head for `shard` with lower bound `min_valid`, with its
+/// chunk files (recreated empty) unless `read_only`.
+fn new_head(
+    data_dir: &Path,
+    shard: usize,
+    min_valid: Option<i64>,
+    read_only: bool,
+) -> Result<Head, DbError> {
+    let mut head = Head::default();
+    if !read_only {
+        let dir = shard_dir(data_dir, shard).join("head_chunks");
+        head.enable_chunk_files(&dir)
+            .map_err(|source| DbError::Io { path: dir, source })?;
+    }
+    if let Some(t) = min_valid {
+        head.raise_min_valid(t);
+    }
+    Ok(head)
+}
+
+/// Replays one shard's WAL into a new head (see [`new_head`]) whose lower
+/// bound is `min_valid` (the end of the shard's newest block): older
+/// samples are in blocks already and are skipped.
 fn replay_shard(
     data_dir: &Path,
     shard: usize,
     min_valid: Option<i64>,
+    read_only: bool,
     progress: &Progress,
 ) -> Result<Head, DbError> {
     let dir = shard_wal_dir(data_dir, shard);
-    let mut head = Head::default();
-    if let Some(t) = min_valid {
-        head.raise_min_valid(t);
-    }
+    let mut head = new_head(data_dir, shard, min_valid, read_only)?;
     let mut reader = WalReader::open(&dir).map_err(|source| DbError::Wal { shard, source })?;
     let mut unknown_refs = 0u64;
     let mut last_bytes = 0;
@@ -215,6 +231,7 @@ fn replay_shard(
         // Series whose samples were all in blocks came back empty.
         head.truncate_before(t);
     }
+    head.rebuild_free_list();
     Ok(head)
 }
 
@@ -259,4 +276,78 @@ fn wal_bytes(dir: &Path) -> u64 {
         }
     }
     n
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::db::{BlockPolicy, Db, DbOptions, shard_dir};
+    use crate::wal::{FsyncPolicy, WalOptions};
+    use crate::{Labels, Sample};
+
+    fn opts(dir: &std::path::Path, read_only: bool) -> DbOptions {
+        DbOptions {
+            data_dir: Some(dir.to_path_buf()),
+            shards: 2,
+            wal: WalOptions {
+                segment_bytes: 1 << 20,
+                fsync: FsyncPolicy::Never,
+            },
+            replay_threads: 2,
+            read_only,
+            blocks: BlockPolicy {
+                // Nothing is cut during the test.
+                block_duration_ms: 1 << 50,
+                retention_ms: None,
+            },
+        }
+    }
+
+    /// Names of the head chunk files of every shard.
+    fn chunk_files(dir: &std::path::Path) -> Vec<String> {
+        let mut v = Vec::new();
+        for s in 0..2 {
+            let d = shard_dir(dir, s).join("head_chunks");
+            if let Ok(rd) = std::fs::read_dir(&d) {
+                v.extend(rd.map(|e| format!("{s}/{:?}", e.unwrap().file_name())));
+            }
+        }
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn sealed_chunks_go_to_files_rebuilt_by_replay_never_by_read_only_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = Db::open(opts(tmp.path(), false)).unwrap();
+        for i in 0..6 {
+            let ls = Labels::from_pairs([("__name__", "up"), ("i", &*i.to_string())]);
+            let smp: Vec<Sample> = (0..400)
+                .map(|t| Sample::new(t * 15_000, (t * i) as f64 / 4.0))
+                .collect();
+            db.append(&ls, &smp).unwrap();
+        }
+        let want = db.select(&[], i64::MIN, i64::MAX);
+        assert_eq!(want.len(), 6);
+        let mapped: u64 = db.head_stats().iter().map(|s| s.mapped_bytes).sum();
+        assert!(mapped > 0);
+        let files = chunk_files(tmp.path());
+        assert!(!files.is_empty());
+
+        // A read-only open (an offline tool next to the server) keeps its
+        // chunks on the heap and leaves the server's files alone.
+        let ro = Db::open(opts(tmp.path(), true)).unwrap();
+        assert_eq!(ro.select(&[], i64::MIN, i64::MAX), want);
+        assert!(ro.head_stats().iter().all(|s| s.mapped_bytes == 0));
+        drop(ro);
+        assert_eq!(chunk_files(tmp.path()), files);
+        assert_eq!(db.select(&[], i64::MIN, i64::MAX), want);
+
+        // A restart rebuilds the files from the WAL.
+        drop(db);
+        let db = Db::open(opts(tmp.path(), false)).unwrap();
+        assert_eq!(db.select(&[], i64::MIN, i64::MAX), want);
+        let st = db.head_stats();
+        assert_eq!(st.iter().map(|s| s.mapped_bytes).sum::<u64>(), mapped);
+        assert_eq!(chunk_files(tmp.path()), files);
+    }
 }

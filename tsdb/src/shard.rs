@@ -84,7 +84,10 @@ pub(crate) fn open_blocks(
     shard: usize,
     read_only: bool,
 ) -> Result<Vec<Arc<Block>>, DbError> {
-    let err = |source: BlockError| DbError::Block { shard, source };
+    let err = |source: BlockError| DbError::Block {
+        shard,
+        error: source,
+    };
     if read_only {
         if !dir.is_dir() {
             return Ok(Vec::new());

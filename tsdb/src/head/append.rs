@@ -75,7 +75,7 @@ impl Head {
         if t <= s.last_t || self.min_valid_t.is_some_and(|m| t < m) {
             return false;
         }
-        s.push(t, v);
+        s.push(t, v, self.chunk_files.as_mut());
         self.bounds = Some(match self.bounds {
             None => (t, t),
             Some((lo, hi)) => (lo.min(t), hi.max(t)),
@@ -101,8 +101,13 @@ impl Head {
         if let Some(id) = self.lookup(labels, hash) {
             return (id, false);
         }
-        let id = self.series.len() as u32;
-        self.series.push(MemSeries::new(Box::new([])));
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.series.push(MemSeries::new(Box::new([])));
+                self.series.len() as u32 - 1
+            }
+        };
         self.create_in_slot(id, labels, hash);
         (id, true)
     }
@@ -123,8 +128,18 @@ impl Head {
                 return;
             }
             self.remove_series(id);
+            self.free.retain(|&f| f != id);
         }
         self.create_in_slot(id, labels, hash);
+    }
+
+    /// After replay: the empty slots (refs a checkpoint dropped, series
+    /// removed) become the free list.
+    pub(crate) fn rebuild_free_list(&mut self) {
+        self.free = (0..self.series.len() as u32)
+            .rev()
+            .filter(|&id| self.series[id as usize].labels.is_empty())
+            .collect();
     }
 
     /// Fills the empty slot `id` with a new series.
@@ -187,6 +202,7 @@ impl Head {
     ) {
         let s = &mut self.series[id as usize];
         let bounds = &mut self.bounds;
+        let mut files = self.chunk_files.as_mut();
         let min_valid = self.min_valid_t.unwrap_or(i64::MIN);
         for smp in samples {
             if smp.t < min_valid {
@@ -200,7 +216,7 @@ impl Head {
                     ));
                 }
             } else if smp.t > s.last_t {
-                s.push(smp.t, smp.v);
+                s.push(smp.t, smp.v, files.as_deref_mut());
                 stats.samples_appended += 1;
                 accepted.push((id as u64, smp.t, smp.v));
                 *bounds = Some(match *bounds {

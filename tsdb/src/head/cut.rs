@@ -4,7 +4,8 @@
 //! append can add to the range being written, reads the range out series by
 //! series in label order, and once the block is durable truncates: sealed
 //! chunks that end before the bound are dropped, and series with no sample
-//! at or after it are removed (garbage collection of churned series).
+//! at or after it are removed (garbage collection of churned series), then
+//! the head chunk files holding only dropped chunks are deleted.
 
 use std::cmp::Ordering;
 
@@ -68,7 +69,7 @@ impl Head {
         if s.labels.is_empty() {
             return None;
         }
-        s.samples_in(mint, maxt, out);
+        s.samples_in(self.chunk_files.as_ref(), mint, maxt, out);
         Some(self.labels_of(id))
     }
 
@@ -119,12 +120,16 @@ impl Head {
             Some((lo, hi)) if self.live > 0 && hi >= t => Some((lo.max(t), hi)),
             _ => None,
         };
+        // Every chunk ending before `t` is gone: so are the chunk files
+        // holding only such chunks.
+        if let Some(files) = &mut self.chunk_files {
+            files.truncate_before(t);
+        }
         (removed, chunks)
     }
 
     /// Removes a series from the index and frees its chunks, leaving an
-    /// empty slot (ids are not reused while the process runs: WAL records
-    /// refer to series by id).
+    /// empty slot for the next new series.
     pub(super) fn remove_series(&mut self, id: u32) {
         let hash = self.labels_of(id).stable_hash();
         let labels = std::mem::take(&mut self.series[id as usize].labels);
@@ -136,6 +141,7 @@ impl Head {
         self.postings.remove_series(id);
         self.unhook(hash, id);
         self.live -= 1;
+        self.free.push(id);
     }
 
     /// Takes `id` out of the hash lookup.

@@ -42,7 +42,12 @@ impl Head {
                 ctl.check()?;
             }
             let mut samples: Vec<Sample> = Vec::new();
-            self.series[id as usize].samples_in(mint, maxt, &mut samples);
+            self.series[id as usize].samples_in(
+                self.chunk_files.as_ref(),
+                mint,
+                maxt,
+                &mut samples,
+            );
             ctl.add_samples(samples.len())?;
             if !samples.is_empty() {
                 out.push(SeriesSamples {

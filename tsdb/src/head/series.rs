@@ -1,6 +1,11 @@
 //! One in-memory series: its interned labels and its chunks.
+//!
+//! Sealed chunks are [`HeadChunk`]s: in the shard's head chunk files
+//! (`chunk_files.rs`) when the head has them, else on the heap. Methods that
+//! read them take the head's store.
 
-use crate::chunk::{Chunk, ChunkBuilder};
+use super::chunk_files::{self, ChunkFiles, HeadChunk};
+use crate::chunk::ChunkBuilder;
 
 /// Samples per chunk before it is sealed: Prometheus' figure, which keeps the
 /// open chunk small and a sealed chunk around 30 minutes at a 15 s scrape.
@@ -9,7 +14,8 @@ pub(crate) const CHUNK_MAX_SAMPLES: usize = 120;
 pub(crate) struct MemSeries {
     /// (name id, value id) pairs sorted by name.
     pub(crate) labels: Box<[(u32, u32)]>,
-    pub(crate) sealed: Vec<Chunk>,
+    /// Sealed chunks, oldest first.
+    pub(crate) sealed: Vec<HeadChunk>,
     pub(crate) open: ChunkBuilder,
     /// Last appended sample, to reject out-of-order and duplicate timestamps
     /// without decoding; `i64::MIN` when the series has none.
@@ -28,11 +34,13 @@ impl MemSeries {
         }
     }
 
-    /// Appends a sample the caller has checked is newer than `last_t`.
-    pub(crate) fn push(&mut self, t: i64, v: f64) {
+    /// Appends a sample the caller has checked is newer than `last_t`; a
+    /// full open chunk is sealed into `files` (the head's chunk files, if
+    /// it has them).
+    pub(crate) fn push(&mut self, t: i64, v: f64, files: Option<&mut ChunkFiles>) {
         if self.open.len() >= CHUNK_MAX_SAMPLES {
             let c = self.open.seal();
-            self.sealed.push(c);
+            self.sealed.push(chunk_files::seal(files, c));
         }
         self.open.append(t, v);
         self.last_t = t;
@@ -57,27 +65,47 @@ impl MemSeries {
     }
 
     /// Pushes the samples in `[mint, maxt]` onto `out`, in time order.
-    pub(crate) fn samples_in(&self, mint: i64, maxt: i64, out: &mut Vec<crate::Sample>) {
+    /// `files` is the head's chunk store (chunks in it are read through
+    /// its maps; chunks outside the range touch no mapped page).
+    pub(crate) fn samples_in(
+        &self,
+        files: Option<&ChunkFiles>,
+        mint: i64,
+        maxt: i64,
+        out: &mut Vec<crate::Sample>,
+    ) {
         for c in &self.sealed {
             if c.max_t() < mint || c.min_t() > maxt {
                 continue;
             }
-            collect(c.iter(), mint, maxt, out);
+            match c.chunk_ref(files) {
+                Some(r) => collect(r.iter(), mint, maxt, out),
+                // A file is deleted only after every chunk in it was
+                // dropped, so this is a bug; skip rather than crash a
+                // server in release builds.
+                None if cfg!(debug_assertions) => {
+                    panic!("sealed head chunk {}..{} unreadable", c.min_t(), c.max_t())
+                }
+                None => {}
+            }
         }
         if !self.open.is_empty() && self.open.max_t() >= mint && self.open.min_t() <= maxt {
             collect(self.open.iter(), mint, maxt, out);
         }
     }
 
+    /// Heap bytes held by the series (chunks in files not included).
     pub(crate) fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
             + self.labels.len() * 8
             + self.open.heap_bytes()
-            + self
-                .sealed
-                .iter()
-                .map(|c| c.as_bytes().len() + 16)
-                .sum::<usize>()
+            + self.sealed.capacity() * std::mem::size_of::<HeadChunk>()
+            + self.sealed.iter().map(HeadChunk::heap_bytes).sum::<usize>()
+    }
+
+    /// Bytes of the series' sealed chunks held in chunk files.
+    pub(crate) fn mapped_bytes(&self) -> usize {
+        self.sealed.iter().map(HeadChunk::mapped_bytes).sum()
     }
 }
 
