@@ -114,7 +114,7 @@ pub(crate) fn compact_shard(
     let max = inputs.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
     let dir = crate::cut::free_block_dir(blocks_dir, min, max);
     let refs: Vec<&Block> = inputs.iter().map(|b| b.as_ref()).collect();
-    let meta = block::compact(&refs, &dir, BlockOptions::default()).map_err(berr)?;
+    let meta = block::compact(&refs, &dir, BlockOptions::compacted()).map_err(berr)?;
     let out = Arc::new(Block::open(&dir).map_err(berr)?);
     let report = CompactionReport {
         shard: i,

@@ -7,6 +7,7 @@
 //! tessera-bench restart      --url … --data-dir DIR --server-cmd "tessera serve …"
 //! tessera-bench shape        --nodes 250
 //! tessera-bench table        --baseline tessera results/*.json
+//! tessera-bench block-size   --nodes 20 --span 24h
 //! ```
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tessera_bench::client::Client;
 use tessera_bench::generator::{Fleet, node};
+use tessera_bench::modes::block_size::{self, BlockSizeArgs};
 use tessera_bench::modes::query::QueryArgs;
 use tessera_bench::modes::restart::RestartArgs;
 use tessera_bench::modes::series_flood::FloodArgs;
@@ -71,6 +73,11 @@ enum Cmd {
     Shape {
         #[command(flatten)]
         fleet: FleetArgs,
+    },
+    /// In-process, no server: write the fleet's data as 2 h blocks, compact them, report bytes/sample.
+    BlockSize {
+        #[command(flatten)]
+        args: BlockSizeArgs,
     },
     /// Merge `--json` reports into a Markdown table with ratios baseline ÷ peer.
     Table {
@@ -174,6 +181,19 @@ async fn main() -> anyhow::Result<()> {
                 cfg.nodes,
                 per_node * cfg.nodes
             );
+        }
+        Cmd::BlockSize { args } => {
+            // Minutes of CPU-bound work: keep it off the async workers.
+            let (rep, json, top) = tokio::task::spawn_blocking(move || {
+                block_size::run(&args).map(|r| (r, args.json, args.by_metric))
+            })
+            .await??;
+            if json {
+                eprint!("{}", rep.human(top));
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                print!("{}", rep.human(top));
+            }
         }
         Cmd::Table { baseline, files } => {
             let mut reports = Vec::new();

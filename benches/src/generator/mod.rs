@@ -372,8 +372,7 @@ impl Fleet {
         mut emit: impl FnMut(Batch),
     ) {
         if round > 0 {
-            self.advance(interval_ms as f64 / 1000.0);
-            self.churn();
+            self.advance_round(interval_ms);
         }
         let batch_samples = batch_samples.max(1);
         let shards = shards.max(1);
@@ -381,8 +380,7 @@ impl Fleet {
             .map(|_| (Vec::with_capacity(batch_samples * 256), 0))
             .collect();
         for (i, s) in self.series.iter().enumerate() {
-            let ts = base_ts_ms - interval_ms
-                + self.node_offset_ms[s.node as usize] % interval_ms.max(1);
+            let ts = self.sample_ts(s.node, base_ts_ms, interval_ms);
             let shard = i % shards;
             let (buf, n) = &mut bufs[shard];
             encode_series(buf, &self.syms, &s.labels, s.value, ts);
@@ -406,6 +404,21 @@ impl Fleet {
                 });
             }
         }
+    }
+
+    /// Moves every series one interval on (values, then churn) without
+    /// encoding anything: what [`Fleet::round_sharded`] does before it emits,
+    /// for modes that take the values in-process (`block-size`).
+    pub fn advance_round(&mut self, interval_ms: i64) {
+        self.advance(interval_ms as f64 / 1000.0);
+        self.churn();
+    }
+
+    /// The timestamp node `node`'s samples carry in the round stamped
+    /// `base_ts_ms`: the node's fixed scrape offset within the interval
+    /// before it, as [`Fleet::round_sharded`] stamps them.
+    pub fn sample_ts(&self, node: u32, base_ts_ms: i64, interval_ms: i64) -> i64 {
+        base_ts_ms - interval_ms + self.node_offset_ms[node as usize] % interval_ms.max(1)
     }
 
     fn advance(&mut self, secs: f64) {

@@ -5,7 +5,10 @@
 //! * [`series_flood`]: the `{le!=""}` / `{__name__=~".+"}` series calls
 //!   that took Prometheus down, with a client timeout, then watch the server.
 //! * [`restart`]: ingest, `kill -9`, restart, time to ready and to queryable.
+//! * [`block_size`]: in-process, no server: bytes per sample of the blocks
+//!   the fleet's data makes, before and after compaction.
 
+pub mod block_size;
 pub mod ingest;
 pub mod query;
 pub mod restart;

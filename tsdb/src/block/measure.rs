@@ -1,7 +1,8 @@
 //! Size and speed figures of the block format on dcgm/node-exporter shaped
 //! data, printed by an ignored test:
 //! `cargo test --release -p tessera-tsdb block::measure -- --ignored --nocapture`
-//! (the numbers in `docs/format/block.md` come from it).
+//! (the "synthetic noisy data" figures in `docs/format/block.md` come from
+//! it; those on the bench harness' fleet from `tessera-bench block-size`).
 
 use super::tests::{Data, Rng, write_block};
 use super::*;
@@ -252,5 +253,58 @@ fn measure_bytes_per_sample() {
                 );
             }
         }
+    }
+}
+
+/// Decoding speed of the head's encodings (`seal`) against the block
+/// writer's (`seal_smallest`) on the same 480-sample chunks, in one process
+/// so that machine load hits both alike.
+#[test]
+#[ignore = "prints decode speeds; run with --release -- --ignored --nocapture"]
+fn measure_decode_speed() {
+    use crate::chunk::{Chunk, ChunkBuilder};
+    let (gauges, counters) = fleet_like(16, 5);
+    for (kind, data) in [("dcgm gauges", &gauges), ("node counters", &counters)] {
+        let mut b = ChunkBuilder::new();
+        let mut seal = |smallest: bool| -> Vec<Chunk> {
+            let mut out = Vec::new();
+            for s in data.values() {
+                for c in s.chunks(480) {
+                    for x in c {
+                        b.append(x.t, x.v);
+                    }
+                    out.push(if smallest {
+                        b.seal_smallest()
+                    } else {
+                        b.seal()
+                    });
+                }
+            }
+            out
+        };
+        let (fast, small) = (seal(false), seal(true));
+        let bytes = |cs: &[Chunk]| cs.iter().map(|c| c.as_bytes().len()).sum::<usize>();
+        let n: usize = data.values().map(|s| s.len()).sum();
+        let mut best = [f64::MAX; 2];
+        for _ in 0..5 {
+            for (i, cs) in [&fast, &small].into_iter().enumerate() {
+                let t0 = std::time::Instant::now();
+                let mut sum = 0.0;
+                for c in cs {
+                    for (_, v) in c.iter() {
+                        sum += v;
+                    }
+                }
+                std::hint::black_box(sum);
+                best[i] = best[i].min(t0.elapsed().as_secs_f64());
+            }
+        }
+        println!(
+            "{kind:13}: seal {:.3} bytes/sample, decode {:.0} M samples/s; seal_smallest {:.3} bytes/sample, decode {:.0} M samples/s",
+            bytes(&fast) as f64 / n as f64,
+            n as f64 / best[0] / 1e6,
+            bytes(&small) as f64 / n as f64,
+            n as f64 / best[1] / 1e6,
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! back at it (see `docs/format/block.md`). Such a chunk is not contiguous
 //! bytes and so not a [`ChunkRef`]; this view decodes both kinds in place.
 
-use crate::chunk::{ChunkIter, ChunkRef, HEADER_LEN, VERSION, ValueEncoding};
+use crate::chunk::{ChunkIter, ChunkRef, HEADER_LEN, ValueEncoding, parse_version_and_encoding};
 
 /// One chunk of a block, checked (CRC32C over header, timestamp column and
 /// value column; header fields), decoded in place.
@@ -44,11 +44,8 @@ impl<'a> BlockChunk<'a> {
         let h: &[u8; HEADER_LEN] = header
             .try_into()
             .map_err(|_| "short chunk header".to_string())?;
-        if h[0] != VERSION {
-            return Err(format!("chunk format version {} is not supported", h[0]));
-        }
-        let enc = ValueEncoding::from_bytes([h[1], h[2], h[3]])
-            .map_err(|at| format!("invalid value encoding byte {} at chunk byte {at}", h[at]))?;
+        let enc =
+            parse_version_and_encoding([h[0], h[1], h[2], h[3]]).map_err(|e| e.to_string())?;
         let count = u32::from_le_bytes(h[4..8].try_into().expect("4 bytes"));
         let min_t = i64::from_le_bytes(h[8..16].try_into().expect("8 bytes"));
         let max_t = i64::from_le_bytes(h[16..24].try_into().expect("8 bytes"));

@@ -15,9 +15,12 @@
 //! Sealing picks the cheapest of every decimal mode and table (and XOR, when
 //! the decimal column is expensive enough for XOR to stand a chance) from
 //! bit counts over the open column, and re-encodes only if that is not the
-//! open mode.
+//! open mode. Block writers seal with `seal_smallest` instead, which also
+//! weighs the fitted encoding (`fitted.rs`): slower, but a block is written
+//! once.
 
 use super::bstream::{BitCounter, BitReader, BitSink, BitWriter};
+use super::fitted;
 use super::iter::ChunkIter;
 use super::timestamps::TsEncoder;
 use super::values::{
@@ -300,16 +303,7 @@ impl ChunkBuilder {
     pub fn seal(&mut self) -> Chunk {
         let mut buf = [0i64; STACK_INTS];
         let (enc, val_bytes) = self.choose_value_encoding(&mut buf);
-        let ts = self.ts.bytes();
-        let mut out = Vec::with_capacity(HEADER_LEN + ts.len() + val_bytes);
-        out.push(VERSION);
-        out.extend_from_slice(&enc.to_bytes());
-        out.extend_from_slice(&self.count.to_le_bytes());
-        out.extend_from_slice(&self.min_t.to_le_bytes());
-        out.extend_from_slice(&self.max_t().to_le_bytes());
-        // Columns are far below 4 GiB: the head cuts chunks at ~120 samples.
-        out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
-        out.extend_from_slice(ts);
+        let mut out = self.header_and_timestamps(enc, val_bytes);
         if enc == self.open.encoding() {
             out.extend_from_slice(self.vals.bytes());
         } else if let OpenValues::Decimal { decimals, .. } = self.open {
@@ -325,6 +319,127 @@ impl ChunkBuilder {
         let chunk = Chunk::from_sealed(out.into_boxed_slice());
         self.reset();
         chunk
+    }
+
+    /// Like [`seal`](Self::seal), but spends more time to find the smallest
+    /// value column, including the per-chunk fitted encoding (format version
+    /// 2, `fitted.rs`) and the multiplying decimal scale, which `seal` never
+    /// writes. For block writers: a block is written once and kept for
+    /// weeks, while the head seals millions of short chunks and wants
+    /// `seal`'s speed. Allocates a few buffers of the chunk's length.
+    pub fn seal_smallest(&mut self) -> Chunk {
+        if self.count < 2 {
+            // Nothing to fit: the open column is a lone varint or 64 bits.
+            return self.seal();
+        }
+        // The chunk's integers and their scale, when there are any: the
+        // open decimal column holds them (dividing scale, fewest places);
+        // an XOR column may still be exact under the multiplying scale, or
+        // all but a few values (a staleness marker) may be.
+        let scaled = match self.open {
+            OpenValues::Decimal { decimals, .. } => Some(fitted::Scaled {
+                decimals,
+                mul: false,
+                ints: self.open_ints().collect(),
+                exceptions: Vec::new(),
+            }),
+            OpenValues::Xor(_) => {
+                let values: Vec<f64> = self.values().collect();
+                fitted::scale(&values)
+            }
+        };
+        let Some(s) = scaled else {
+            return self.seal();
+        };
+        enum Choice {
+            Open,
+            Rewrite(ValueEncoding),
+            Fitted(fitted::Plan),
+        }
+        let mut best = (Choice::Open, self.vals.bytes().len() as u64);
+        let mut consider = |c: Choice, bits: u64| {
+            if bits.div_ceil(8) < best.1 {
+                best = (c, bits.div_ceil(8));
+            }
+        };
+        let (plan, fitted_bits) = fitted::plan(&s);
+        if !s.mul && s.exceptions.is_empty() {
+            // Version 1's fixed tables can beat a fitted table's few bytes
+            // of preamble on short chunks; XOR can win on odd integers. It
+            // is counted whenever `seal` counts it, so this chunk is never
+            // larger than `seal`'s.
+            let mut cost = IntCost::default();
+            for (n, &i) in s.ints.iter().enumerate() {
+                cost.push(n as u32, i);
+            }
+            let (dod, table, bits) = cost.best();
+            let decimals = s.decimals;
+            let enc = if dod {
+                ValueEncoding::DecimalDod { decimals, table }
+            } else {
+                ValueEncoding::DecimalDelta { decimals, table }
+            };
+            consider(Choice::Rewrite(enc), bits);
+            if bits > XOR_WORTH_COUNTING_BITS * u64::from(self.count) {
+                let mut xor = BitCounter::default();
+                write_values(
+                    &mut xor,
+                    ValueEncoding::Xor,
+                    decimals,
+                    s.ints.iter().copied(),
+                );
+                consider(Choice::Rewrite(ValueEncoding::Xor), xor.0);
+            }
+        }
+        consider(Choice::Fitted(plan), fitted_bits);
+        let (choice, bytes) = best;
+        let out = match choice {
+            Choice::Open => return self.seal_open(),
+            Choice::Rewrite(enc) => {
+                let mut w = BitWriter::from_vec(self.header_and_timestamps(enc, bytes as usize));
+                write_values(&mut w, enc, s.decimals, s.ints.iter().copied());
+                w.into_vec()
+            }
+            Choice::Fitted(plan) => {
+                let enc = ValueEncoding::Fitted {
+                    decimals: s.decimals,
+                    mul: s.mul,
+                    dod: plan.dod,
+                };
+                let mut w = BitWriter::from_vec(self.header_and_timestamps(enc, bytes as usize));
+                fitted::write(&mut w, &plan, &s, self.count as usize);
+                w.into_vec()
+            }
+        };
+        let chunk = Chunk::from_sealed(out.into_boxed_slice());
+        self.reset();
+        chunk
+    }
+
+    /// Seals the open column as it is.
+    fn seal_open(&mut self) -> Chunk {
+        let mut out = self.header_and_timestamps(self.open.encoding(), self.vals.bytes().len());
+        out.extend_from_slice(self.vals.bytes());
+        let chunk = Chunk::from_sealed(out.into_boxed_slice());
+        self.reset();
+        chunk
+    }
+
+    /// The header for value encoding `enc` and the timestamp column, with
+    /// room for `val_bytes` more.
+    fn header_and_timestamps(&self, enc: ValueEncoding, val_bytes: usize) -> Vec<u8> {
+        let ts = self.ts.bytes();
+        let mut out = Vec::with_capacity(HEADER_LEN + ts.len() + val_bytes);
+        out.push(VERSION);
+        out.extend_from_slice(&enc.to_bytes());
+        out.extend_from_slice(&self.count.to_le_bytes());
+        out.extend_from_slice(&self.min_t.to_le_bytes());
+        out.extend_from_slice(&self.max_t().to_le_bytes());
+        // Columns are far below 4 GiB: chunks are cut at thousands of
+        // samples at most.
+        out.extend_from_slice(&(ts.len() as u32).to_le_bytes());
+        out.extend_from_slice(ts);
+        out
     }
 
     fn reset(&mut self) {
@@ -423,6 +538,9 @@ fn write_values<S: BitSink>(
             for (n, i) in ints.enumerate() {
                 e.push(w, n as u32, i);
             }
+        }
+        ValueEncoding::Fitted { .. } => {
+            unreachable!("a fitted column needs its plan: seal_smallest writes it")
         }
     }
 }

@@ -8,6 +8,7 @@
 //! panic and never out-of-order samples.
 
 use super::bstream::BitReader;
+use super::fitted::FittedDecoder;
 use super::timestamps::TsDecoder;
 use super::values::{IntDecoder, ValueEncoding, XorDecoder};
 
@@ -15,6 +16,7 @@ use super::values::{IntDecoder, ValueEncoding, XorDecoder};
 enum ValueDecoder {
     Xor(XorDecoder),
     Int(IntDecoder),
+    Fitted(FittedDecoder),
 }
 
 /// Iterates a chunk's samples as `(timestamp_ms, value)` in time order.
@@ -48,6 +50,9 @@ impl<'a> ChunkIter<'a> {
             ValueEncoding::DecimalDod { decimals, table } => {
                 ValueDecoder::Int(IntDecoder::new(true, decimals, table))
             }
+            ValueEncoding::Fitted { decimals, mul, dod } => {
+                ValueDecoder::Fitted(FittedDecoder::new(decimals, mul, dod))
+            }
         };
         ChunkIter {
             ts: BitReader::new(ts),
@@ -71,6 +76,7 @@ impl<'a> ChunkIter<'a> {
         let v = match &mut self.val_dec {
             ValueDecoder::Xor(d) => d.next(&mut self.vals, n)?,
             ValueDecoder::Int(d) => d.next(&mut self.vals, n)?,
+            ValueDecoder::Fitted(d) => d.next(&mut self.vals, n)?,
         };
         self.prev_t = t;
         Some((t, v))

@@ -2,17 +2,20 @@
 //!
 //! A chunk holds two bit-packed columns, timestamps (delta-of-delta) and
 //! values (Gorilla XOR, or scaled decimal integers when every value is a
-//! short decimal), behind a fixed 28-byte header carrying the sample count,
-//! `min_t` and `max_t`, so a reader can skip a chunk outside its time range
-//! without decoding it. The byte layout is specified in
-//! `docs/format/chunk.md`.
+//! short decimal, or, in blocks, scaled integers under a code fitted to the
+//! chunk), behind a fixed 28-byte header carrying the sample count, `min_t`
+//! and `max_t`, so a reader can skip a chunk outside its time range without
+//! decoding it. The byte layout is specified in `docs/format/chunk.md`.
 //!
 //! Start from [`ChunkBuilder`] (the head's open chunk), which seals into a
-//! [`Chunk`] (owned bytes); [`ChunkRef`] is the same read API over borrowed
-//! bytes such as an mmap'd block, and [`ChunkIter`] decodes both.
+//! [`Chunk`] (owned bytes): quickly with `seal` (the head), or as small as
+//! it can with `seal_smallest` (block writers); [`ChunkRef`] is the same
+//! read API over borrowed bytes such as an mmap'd block, and [`ChunkIter`]
+//! decodes both.
 
 mod bstream;
 mod builder;
+mod fitted;
 mod iter;
 mod timestamps;
 mod values;
@@ -30,8 +33,34 @@ pub fn int_bucket_widths(table: u8) -> Option<&'static [u32]> {
     values::INT_TABLES.get(table as usize).map(|b| b.widths)
 }
 
-/// Format version written in byte 0; readers reject any other.
-pub const VERSION: u8 = 1;
+/// Format version written in byte 0. Version 2 added value encoding 3
+/// (`ValueEncoding::Fitted`) and changed nothing else, so a version 1 chunk
+/// reads as it always did; readers reject any other version.
+pub const VERSION: u8 = 2;
+
+/// Oldest format version readers accept.
+pub const MIN_VERSION: u8 = 1;
+
+/// Checks header bytes 0..4 (version and value encoding) as every reader
+/// must, whether the chunk is contiguous or its timestamp column is shared.
+pub fn parse_version_and_encoding(b: [u8; 4]) -> Result<ValueEncoding, ChunkError> {
+    if !(MIN_VERSION..=VERSION).contains(&b[0]) {
+        return Err(ChunkError::UnsupportedVersion { found: b[0] });
+    }
+    let enc = ValueEncoding::from_bytes([b[1], b[2], b[3]]).map_err(|offset| {
+        ChunkError::BadValueEncoding {
+            offset,
+            found: b[offset],
+        }
+    })?;
+    if b[0] < 2 && matches!(enc, ValueEncoding::Fitted { .. }) {
+        return Err(ChunkError::BadValueEncoding {
+            offset: 1,
+            found: b[1],
+        });
+    }
+    Ok(enc)
+}
 
 /// Bytes before the timestamp column.
 pub const HEADER_LEN: usize = 28;
@@ -42,7 +71,9 @@ pub const HEADER_LEN: usize = 28;
 pub enum ChunkError {
     #[error("chunk is {len} bytes, shorter than its {HEADER_LEN}-byte header")]
     TooShort { len: usize },
-    #[error("chunk byte 0: format version {found} is not supported (this build reads {VERSION})")]
+    #[error(
+        "chunk byte 0: format version {found} is not supported (this build reads {MIN_VERSION} to {VERSION})"
+    )]
     UnsupportedVersion { found: u8 },
     #[error("chunk byte {offset}: invalid value encoding byte {found}")]
     BadValueEncoding { offset: usize, found: u8 },
@@ -85,15 +116,7 @@ impl Header {
         if b.len() < HEADER_LEN {
             return Err(ChunkError::TooShort { len: b.len() });
         }
-        if b[0] != VERSION {
-            return Err(ChunkError::UnsupportedVersion { found: b[0] });
-        }
-        let enc = ValueEncoding::from_bytes([b[1], b[2], b[3]]).map_err(|offset| {
-            ChunkError::BadValueEncoding {
-                offset,
-                found: b[offset],
-            }
-        })?;
+        let enc = parse_version_and_encoding([b[0], b[1], b[2], b[3]])?;
         let h = Header::parse_fields(b, enc);
         let range_ok = match h.count {
             0 | 1 => h.min_t == h.max_t,

@@ -16,22 +16,48 @@ fn bits(samples: impl IntoIterator<Item = (i64, f64)>) -> Vec<(i64, u64)> {
     samples.into_iter().map(|(t, v)| (t, v.to_bits())).collect()
 }
 
-/// Seals `samples`, reads them back through every read path and checks each
-/// is bit-exact.
+/// Seals `samples` with `seal` and with `seal_smallest`, reads both back
+/// through every read path and checks each is bit-exact; returns `seal`'s
+/// chunk. `seal_smallest` must never be larger.
 fn assert_round_trip(samples: &[(i64, f64)]) -> Chunk {
+    let small = assert_sealed_round_trip(samples, ChunkBuilder::seal_smallest);
+    let c = assert_sealed_round_trip(samples, ChunkBuilder::seal);
+    assert!(
+        small.as_bytes().len() <= c.as_bytes().len(),
+        "seal_smallest {:?} {} bytes, seal {:?} {}",
+        small.value_encoding(),
+        small.as_bytes().len(),
+        c.value_encoding(),
+        c.as_bytes().len()
+    );
+    c
+}
+
+fn assert_sealed_round_trip(samples: &[(i64, f64)], seal: fn(&mut ChunkBuilder) -> Chunk) -> Chunk {
     let want = bits(samples.iter().copied());
     let mut b = build(samples);
     assert_eq!(bits(b.iter()), want, "unsealed builder");
-    let c = b.seal();
-    assert!(b.is_empty(), "seal resets the builder");
+    let c = seal(&mut b);
+    assert!(b.is_empty(), "sealing resets the builder");
     assert_eq!(c.len(), samples.len());
-    assert_eq!(bits(c.iter()), want, "sealed chunk");
+    assert_eq!(
+        bits(c.iter()),
+        want,
+        "sealed chunk {:?}",
+        c.value_encoding()
+    );
     let r = ChunkRef::new(c.as_bytes()).expect("sealed header is valid");
     assert_eq!(bits(r.iter()), want, "ChunkRef over the bytes");
     let again = Chunk::from_bytes(c.as_bytes().into()).expect("from_bytes accepts sealed bytes");
     assert_eq!(bits(again.iter()), want, "Chunk::from_bytes");
     if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
         assert_eq!((c.min_t(), c.max_t()), (first.0, last.0));
+        // Seeking to every sample finds it (exceptions and the fitted
+        // preamble included).
+        for (i, &(t, v)) in samples.iter().enumerate().step_by(7) {
+            let got = c.iter().seek(t).map(|(t, v)| (t, v.to_bits()));
+            assert_eq!(got, Some((t, v.to_bits())), "seek to sample {i}");
+        }
     }
     c
 }
@@ -283,7 +309,7 @@ fn documented_example_bytes_match_the_encoder() {
     let c = build(&[(1000, 1.0), (16000, 2.0)]).seal();
     #[rustfmt::skip]
     let want: [u8; 32] = [
-        0x01, 0x02, 0x00, 0x01,
+        0x02, 0x02, 0x00, 0x01,
         0x02, 0x00, 0x00, 0x00,
         0xe8, 0x03, 0, 0, 0, 0, 0, 0,
         0x80, 0x3e, 0, 0, 0, 0, 0, 0,
@@ -292,6 +318,108 @@ fn documented_example_bytes_match_the_encoder() {
         0x02, 0x84,
     ];
     assert_eq!(c.as_bytes(), want);
+    // Version 2 only added an encoding: the same bytes as version 1 read
+    // the same.
+    let mut v1 = want;
+    v1[0] = 1;
+    let r = ChunkRef::new(&v1).expect("version 1 is still read");
+    assert_eq!(bits(r.iter()), bits([(1000, 1.0), (16000, 2.0)]));
+}
+
+#[test]
+fn documented_fitted_example_bytes_match_the_encoder() {
+    // docs/format/chunk.md, "Example: encoding 3": 40 scrapes of a constant
+    // gauge, the last one a staleness marker.
+    let mut samples: Vec<(i64, f64)> = (0..40).map(|i| (i * 15_000, 2619.0)).collect();
+    samples[39].1 = f64::from_bits(STALE_NAN_BITS);
+    let c = build(&samples).seal_smallest();
+    assert_eq!(
+        c.value_encoding(),
+        ValueEncoding::Fitted {
+            decimals: 0,
+            mul: false,
+            dod: false
+        }
+    );
+    #[rustfmt::skip]
+    let want: [u8; 51] = [
+        0x02, 0x03, 0x00, 0x00,
+        0x28, 0x00, 0x00, 0x00,
+        0, 0, 0, 0, 0, 0, 0, 0,
+        0x28, 0xed, 0x08, 0, 0, 0, 0, 0,
+        0x07, 0x00, 0x00, 0x00,
+        0x98, 0x75, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x40, 0x00, 0x49, 0xfd, 0x8a, 0x1f,
+        0xfc, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
+    ];
+    assert_eq!(c.as_bytes(), want);
+    assert_eq!(bits(c.iter()), bits(samples.iter().copied()));
+}
+
+#[test]
+fn seal_smallest_finds_what_seal_cannot() {
+    let n = 480;
+    let len = |c: &Chunk| c.as_bytes().len();
+    let ts_len = |c: &Chunk| u32::from_le_bytes(c.as_bytes()[24..28].try_into().unwrap()) as usize;
+    let vals_len = |c: &Chunk| len(c) - HEADER_LEN - ts_len(c);
+    // A constant: a few bytes of value column, whatever its length.
+    let constant: Vec<(i64, f64)> = (0..n).map(|i| (i as i64 * 15_000, 2619.0)).collect();
+    let c = assert_round_trip(&constant);
+    let small = build(&constant).seal_smallest();
+    assert!(vals_len(&small) <= 8, "{} bytes", vals_len(&small));
+    assert!(vals_len(&c) >= n / 8);
+    // CPU seconds computed as ticks × 0.01: not decimal text, so `seal`
+    // falls back to XOR; the multiplying scale reproduces them.
+    let mut ticks = 123_456_789i64;
+    let cpu: Vec<(i64, f64)> = (0..n)
+        .map(|i| {
+            ticks += 1400 + (i as i64 * 7919) % 200;
+            (i as i64 * 15_000, ticks as f64 * 0.01)
+        })
+        .collect();
+    assert_eq!(assert_round_trip(&cpu).value_encoding(), ValueEncoding::Xor);
+    let small = build(&cpu).seal_smallest();
+    assert!(
+        matches!(
+            small.value_encoding(),
+            ValueEncoding::Fitted {
+                decimals: 2,
+                mul: true,
+                ..
+            }
+        ),
+        "{:?}",
+        small.value_encoding()
+    );
+    // 8-bit noise around a 1500 step: about a byte and a bit a sample.
+    assert!(vals_len(&small) < n * 10 / 8, "{} bytes", vals_len(&small));
+    // A decimal series ending in a staleness marker keeps its scale.
+    let mut gauge: Vec<(i64, f64)> = (0..n)
+        .map(|i| {
+            (
+                i as i64 * 15_000,
+                (60_000 + (i as i64 * 31) % 900) as f64 / 1000.0,
+            )
+        })
+        .collect();
+    gauge[n - 1].1 = f64::from_bits(STALE_NAN_BITS);
+    assert_eq!(
+        assert_round_trip(&gauge).value_encoding(),
+        ValueEncoding::Xor
+    );
+    let small = build(&gauge).seal_smallest();
+    assert!(
+        matches!(
+            small.value_encoding(),
+            ValueEncoding::Fitted {
+                decimals: 3,
+                mul: false,
+                ..
+            }
+        ),
+        "{:?}",
+        small.value_encoding()
+    );
 }
 
 #[test]
@@ -305,7 +433,30 @@ fn header_errors_name_the_bad_byte() {
         assert_eq!(Chunk::from_bytes(b.into()).unwrap_err(), want);
     };
     f(&|b| b.truncate(27), ChunkError::TooShort { len: 27 });
-    f(&|b| b[0] = 2, ChunkError::UnsupportedVersion { found: 2 });
+    f(&|b| b[0] = 3, ChunkError::UnsupportedVersion { found: 3 });
+    f(&|b| b[0] = 0, ChunkError::UnsupportedVersion { found: 0 });
+    // Encoding 3 came with version 2; a version 1 chunk cannot have it.
+    f(
+        &|b| b[0..4].copy_from_slice(&[1, 3, 0, 0]),
+        ChunkError::BadValueEncoding {
+            offset: 1,
+            found: 3,
+        },
+    );
+    f(
+        &|b| b[1..4].copy_from_slice(&[3, 10, 0]),
+        ChunkError::BadValueEncoding {
+            offset: 2,
+            found: 10,
+        },
+    );
+    f(
+        &|b| b[1..4].copy_from_slice(&[3, 2, 4]),
+        ChunkError::BadValueEncoding {
+            offset: 3,
+            found: 4,
+        },
+    );
     f(
         &|b| b[1] = 9,
         ChunkError::BadValueEncoding {
@@ -395,14 +546,76 @@ fn truncated_chunks_yield_a_prefix_of_the_samples() {
     }
 }
 
+/// Values Prometheus can store that no decimal scale reproduces.
+const ODD_BITS: [u64; 9] = [
+    STALE_NAN_BITS,
+    0x7ff8_0000_0000_0000, // the default NaN
+    0xfff8_0000_0000_0001, // a negative NaN with a payload
+    0x7ff0_dead_beef_0001, // a signalling NaN
+    0x7ff0_0000_0000_0000, // +Inf
+    0xfff0_0000_0000_0000, // -Inf
+    0x8000_0000_0000_0000, // -0.0
+    1,                     // the smallest subnormal
+    0x3fd3_3333_3333_3334, // 0.1 + 0.2
+];
+
 fn sample_value() -> impl Strategy<Value = f64> {
     prop_oneof![
         any::<u64>().prop_map(f64::from_bits),
         (-1000i64..1000).prop_map(|i| i as f64),
         (-100_000i64..100_000, 0u8..4).prop_map(|(i, k)| i as f64 / 10f64.powi(k as i32)),
-        Just(f64::from_bits(STALE_NAN_BITS)),
-        Just(-0.0),
+        // A tick count times a resolution, as some exporters compute it:
+        // often not what parsing the decimal text gives.
+        (-100_000_000i64..100_000_000, 0usize..10).prop_map(
+            |(i, k)| i as f64 * [1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9][k]
+        ),
+        prop::sample::select(ODD_BITS.to_vec()).prop_map(f64::from_bits),
     ]
+}
+
+/// A series shaped like a scraped counter or gauge (steady steps with
+/// noise, often repeating, at one decimal scale) with a few values no scale
+/// reproduces: what fitted columns with exceptions are for.
+fn mostly_scaled_series() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    (
+        -1_000_000_000i64..1_000_000_000,
+        0i64..5000,
+        0i64..200,
+        0usize..10,
+        any::<bool>(),
+        prop::collection::vec(
+            (
+                any::<prop::sample::Index>(),
+                prop::sample::select(ODD_BITS.to_vec()),
+            ),
+            0..6,
+        ),
+        2usize..1500,
+    )
+        .prop_map(|(start, step, noise, k, mul, odd, n)| {
+            let (mut x, mut seed) = (start, start as u64 | 1);
+            let mut out: Vec<(i64, f64)> = (0..n)
+                .map(|i| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed % 3 != 0 {
+                        x += step + (seed >> 8) as i64 % (noise + 1);
+                    }
+                    let v = if mul {
+                        x as f64 * [1e0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9][k]
+                    } else {
+                        x as f64 / 10f64.powi(k as i32)
+                    };
+                    (1_700_000_000_000 + i as i64 * 15_000, v)
+                })
+                .collect();
+            for (at, b) in odd {
+                let i = at.index(out.len());
+                out[i].1 = f64::from_bits(b);
+            }
+            out
+        })
 }
 
 fn series() -> impl Strategy<Value = Vec<(i64, f64)>> {
@@ -459,6 +672,47 @@ proptest! {
     }
 
     #[test]
+    fn mostly_scaled_series_round_trip_and_fit_with_exceptions(samples in mostly_scaled_series()) {
+        assert_round_trip(&samples);
+        let mut b = build(&samples);
+        let c = b.seal_smallest();
+        let odd = samples
+            .iter()
+            .filter(|s| ODD_BITS.contains(&s.1.to_bits()))
+            .count();
+        // A handful of odd values among hundreds of scaled ones keeps the
+        // chunk in a scaled encoding.
+        if samples.len() >= 200 && odd <= 5 {
+            prop_assert!(
+                !matches!(c.value_encoding(), ValueEncoding::Xor),
+                "{:?} with {odd} odd values of {}",
+                c.value_encoding(),
+                samples.len()
+            );
+        }
+    }
+
+    #[test]
+    fn random_bytes_after_a_fitted_header_never_panic(
+        decimals in 0u8..10,
+        flags in 0u8..4,
+        count in 0u32..2000,
+        ts_len in 0u32..64,
+        rest in prop::collection::vec(any::<u8>(), 0..300)
+    ) {
+        let mut b = vec![VERSION, 3, decimals, flags];
+        b.extend_from_slice(&count.to_le_bytes());
+        b.extend_from_slice(&0i64.to_le_bytes());
+        b.extend_from_slice(&1_000_000i64.to_le_bytes());
+        b.extend_from_slice(&ts_len.to_le_bytes());
+        b.extend_from_slice(&rest);
+        if let Ok(c) = Chunk::from_bytes(b.into()) {
+            prop_assert!(c.iter().count() <= c.len());
+            let _ = c.iter().seek(500_000);
+        }
+    }
+
+    #[test]
     fn random_bytes_never_panic_and_decode_increasing_times(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         if let Ok(c) = Chunk::from_bytes(bytes.into()) {
             let mut prev = None;
@@ -475,8 +729,9 @@ proptest! {
     }
 
     #[test]
-    fn corrupting_a_valid_chunk_never_panics(samples in series(), flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4)) {
-        let c = build(&samples).seal();
+    fn corrupting_a_valid_chunk_never_panics(samples in series(), smallest in any::<bool>(), flips in prop::collection::vec((any::<prop::sample::Index>(), 0u8..8), 1..4)) {
+        let mut b = build(&samples);
+        let c = if smallest { b.seal_smallest() } else { b.seal() };
         let mut b = c.into_bytes().into_vec();
         for (i, bit) in flips {
             let i = i.index(b.len());

@@ -30,6 +30,12 @@ pub enum ValueEncoding {
     /// Values are `i / 10^decimals`; the column holds deltas-of-deltas of
     /// `i` in the bucket widths [`int_bucket_widths`](super::int_bucket_widths)`(table)`.
     DecimalDod { decimals: u8, table: u8 },
+    /// Values are `i / 10^decimals`, or `i * 10^-decimals` (the nearest
+    /// double) when `mul`; the column starts with its own bucket table and
+    /// a base, then holds deltas of `i` minus the base, or
+    /// deltas-of-deltas when `dod`. Chunk format version 2 only; block
+    /// writers choose it (`fitted.rs`).
+    Fitted { decimals: u8, mul: bool, dod: bool },
 }
 
 impl ValueEncoding {
@@ -38,6 +44,9 @@ impl ValueEncoding {
             ValueEncoding::Xor => [0, 0, 0],
             ValueEncoding::DecimalDelta { decimals, table } => [1, decimals, table],
             ValueEncoding::DecimalDod { decimals, table } => [2, decimals, table],
+            ValueEncoding::Fitted { decimals, mul, dod } => {
+                [3, decimals, u8::from(mul) | u8::from(dod) << 1]
+            }
         }
     }
 
@@ -50,6 +59,15 @@ impl ValueEncoding {
             0 => return Ok(ValueEncoding::Xor),
             1 => ValueEncoding::DecimalDelta { decimals, table },
             2 => ValueEncoding::DecimalDod { decimals, table },
+            3 if decimals > MAX_DECIMALS => return Err(2),
+            3 if table > 3 => return Err(3),
+            3 => {
+                return Ok(ValueEncoding::Fitted {
+                    decimals,
+                    mul: table & 1 != 0,
+                    dod: table & 2 != 0,
+                });
+            }
             _ => return Err(1),
         };
         if decimals > MAX_DECIMALS {
