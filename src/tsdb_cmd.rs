@@ -466,5 +466,11 @@ fn analyze(dir: &Path, top: usize) -> anyhow::Result<()> {
     list("distinct values by label name", &a.values_by_label);
     list("bytes of values by label name", &a.bytes_by_label);
     list("series by label pair", &a.series_by_pair);
+    println!(
+        "\nchurn: {} series started or stopped more than {} min inside the head's range",
+        a.churned_series,
+        tessera_tsdb::analyze::CHURN_SLACK_MS / 60_000
+    );
+    list("label pairs most involved in churning", &a.churn_by_pair);
     Ok(())
 }

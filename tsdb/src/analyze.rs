@@ -22,7 +22,18 @@ pub struct Analysis {
     pub bytes_by_label: Vec<(String, u64)>,
     /// Series per `name=value` pair.
     pub series_by_pair: Vec<(String, u64)>,
+    /// Series that started or stopped inside the head's time range (more
+    /// than [`CHURN_SLACK_MS`] after its start or before its end): the
+    /// churn a pod or job label causes.
+    pub churned_series: u64,
+    /// Churned series per `name=value` pair, as `promtool tsdb analyze`'s
+    /// "label pairs most involved in churning".
+    pub churn_by_pair: Vec<(String, u64)>,
 }
+
+/// How far inside the head's time range a series must start or end to
+/// count as churn: a few missed scrapes are not churn.
+pub const CHURN_SLACK_MS: i64 = 5 * 60_000;
 
 /// Accumulates shard heads into one [`Analysis`].
 #[derive(Default)]
@@ -33,6 +44,8 @@ pub(crate) struct Accumulator {
     by_metric: HashMap<String, u64>,
     values: HashMap<String, HashSet<String>>,
     by_pair: HashMap<(String, String), u64>,
+    pub(crate) churned: u64,
+    churn_by_pair: HashMap<(String, String), u64>,
 }
 
 impl Accumulator {
@@ -48,6 +61,17 @@ impl Accumulator {
             .by_pair
             .entry((name.to_string(), value.to_string()))
             .or_default() += series;
+    }
+
+    /// Counts one churned series with these label pairs.
+    pub(crate) fn add_churned<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.churned += 1;
+        for (n, v) in pairs {
+            *self
+                .churn_by_pair
+                .entry((n.to_string(), v.to_string()))
+                .or_default() += 1;
+        }
     }
 
     pub(crate) fn add_bounds(&mut self, b: Option<(i64, i64)>) {
@@ -84,6 +108,13 @@ impl Accumulator {
             ),
             series_by_pair: sorted(
                 self.by_pair
+                    .into_iter()
+                    .map(|((n, v), c)| (format!("{n}={v}"), c))
+                    .collect(),
+            ),
+            churned_series: self.churned,
+            churn_by_pair: sorted(
+                self.churn_by_pair
                     .into_iter()
                     .map(|((n, v), c)| (format!("{n}={v}"), c))
                     .collect(),
@@ -132,5 +163,31 @@ mod tests {
             ("__name__=DCGM_FI_DEV_GPU_UTIL".into(), 24)
         );
         assert_eq!((a.min_time, a.max_time), (Some(1000), Some(2000)));
+        assert_eq!(a.churned_series, 0, "all within the slack");
+    }
+
+    #[test]
+    fn counts_series_that_start_or_stop_inside_the_head_as_churn() {
+        let db = Db::in_memory(2);
+        let min = 60_000;
+        let ls = |pod: &str| {
+            Labels::from_pairs([("__name__", "gpu_util"), ("pod", pod), ("job", "dcgm")])
+        };
+        // A steady series over an hour, one that ended after 10 min and
+        // one that started 30 min in.
+        for t in (0..60).map(|i| i * min) {
+            db.append(&ls("steady"), &[Sample::new(t, 1.0)]).unwrap();
+            if t <= 10 * min {
+                db.append(&ls("old"), &[Sample::new(t, 1.0)]).unwrap();
+            }
+            if t >= 30 * min {
+                db.append(&ls("new"), &[Sample::new(t, 1.0)]).unwrap();
+            }
+        }
+        let a = db.analyze(10);
+        assert_eq!(a.churned_series, 2);
+        assert_eq!(a.churn_by_pair[0], ("__name__=gpu_util".into(), 2));
+        assert!(a.churn_by_pair.contains(&("pod=new".into(), 1)));
+        assert!(!a.churn_by_pair.iter().any(|(p, _)| p == "pod=steady"));
     }
 }

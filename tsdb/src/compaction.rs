@@ -158,11 +158,10 @@ pub(crate) fn apply_retention(
     newest: i64,
     retention_ms: i64,
 ) -> Result<usize, DbError> {
-    let cutoff = newest.saturating_sub(retention_ms);
     let blocks = shard.blocks();
     let old: Vec<&Path> = blocks
         .iter()
-        .filter(|b| b.meta().max_time < cutoff)
+        .filter(|b| block::past_retention(b.meta(), newest, retention_ms))
         .map(|b| b.dir())
         .collect();
     if old.is_empty() {
@@ -170,7 +169,7 @@ pub(crate) fn apply_retention(
     }
     shard.swap_blocks(&old, None);
     for p in &old {
-        tracing::info!(block = %p.display(), cutoff, "deleting a block past retention");
+        tracing::info!(block = %p.display(), newest, retention_ms, "deleting a block past retention");
     }
     delete_dirs(&old)?;
     Ok(old.len())

@@ -662,8 +662,13 @@ impl Db {
     /// Cardinality analysis across all shards, lists cut to `top` entries.
     pub fn analyze(&self, top: usize) -> crate::analyze::Analysis {
         let mut acc = crate::analyze::Accumulator::default();
+        // Churn is judged against the whole database's time range.
         for s in self.shards.iter() {
-            s.state.read().head.analyze_into(&mut acc);
+            acc.add_bounds(s.state.read().head.bounds());
+        }
+        let range = acc.min_time.zip(acc.max_time);
+        for s in self.shards.iter() {
+            s.state.read().head.analyze_into(&mut acc, range);
         }
         acc.finish(top)
     }

@@ -6,7 +6,7 @@
 //! with no allocation per sample). Reads take the same matchers, inclusive
 //! time range and [`crate::ReadControl`] budgets as `Db`'s, with the same
 //! results. [`compact`] merges several blocks into one, streaming series in
-//! label order; [`blocks_past_retention`] lists the blocks a retention
+//! label order; [`past_retention`] says which blocks a retention
 //! policy deletes, whole. The byte layout is specified in
 //! `docs/format/block.md` (format version 1).
 //!
@@ -79,7 +79,7 @@ pub use repair::{
     BlockRepair, BlocksRepair, Damage, DroppedChunk, REPAIRED_SUFFIX, block_dirs, repair_block,
     repair_blocks,
 };
-pub use retention::{block_dir_name, blocks_past_retention, cleanup_tmp, list_blocks};
+pub use retention::{block_dir_name, cleanup_tmp, list_blocks, past_retention};
 pub use view::BlockChunk;
 pub use writer::{BlockOptions, BlockWriter, DEFAULT_MAX_CHUNK_SAMPLES, TS_DEDUP_BYTES};
 

@@ -57,19 +57,10 @@ pub fn list_blocks(dir: &Path) -> Result<Vec<(PathBuf, BlockMeta)>, BlockError> 
     Ok(out)
 }
 
-/// Blocks in `dir` whose every sample is older than the retention: their
-/// (inclusive) `max_time < now_ms - retention_ms`. A block is deleted whole
-/// or not at all, so data up to one block's span older than the retention
-/// may be kept.
-pub fn blocks_past_retention(
-    dir: &Path,
-    now_ms: i64,
-    retention_ms: i64,
-) -> Result<Vec<PathBuf>, BlockError> {
-    let cutoff = now_ms.saturating_sub(retention_ms);
-    Ok(list_blocks(dir)?
-        .into_iter()
-        .filter(|(_, m)| m.max_time < cutoff)
-        .map(|(p, _)| p)
-        .collect())
+/// True when every sample of the block is older than the retention: its
+/// (inclusive) `max_time < newest_ms - retention_ms`. A block is deleted
+/// whole or not at all, so data up to one block's span older than the
+/// retention may be kept.
+pub fn past_retention(meta: &BlockMeta, newest_ms: i64, retention_ms: i64) -> bool {
+    meta.max_time < newest_ms.saturating_sub(retention_ms)
 }

@@ -104,6 +104,13 @@ impl Head {
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
+                if self.series.len() == self.series.capacity() {
+                    // Grow by an eighth, not double: the table holds one
+                    // ~180-byte slot per series, so doubling would leave up
+                    // to half of it unused.
+                    let more = (self.series.len() / 8).max(16);
+                    self.series.reserve_exact(more);
+                }
                 self.series.push(MemSeries::new(Box::new([])));
                 self.series.len() as u32 - 1
             }

@@ -113,6 +113,7 @@ impl Head {
                 .unwrap_or(s.sealed.len());
             if drop > 0 {
                 s.sealed.drain(..drop);
+                s.sealed.shrink_to_fit();
                 chunks += drop;
             }
         }

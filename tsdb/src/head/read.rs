@@ -160,11 +160,30 @@ impl Head {
     }
 
     /// Adds this head's cardinality to a cross-shard analysis.
-    pub(crate) fn analyze_into(&self, acc: &mut crate::analyze::Accumulator) {
+    /// `range` is the time range of the whole database, against which a
+    /// series counts as churn when it starts or stops inside it.
+    pub(crate) fn analyze_into(
+        &self,
+        acc: &mut crate::analyze::Accumulator,
+        range: Option<(i64, i64)>,
+    ) {
         acc.series += self.live as u64;
-        acc.add_bounds(self.bounds);
         for (n, v, c) in self.postings.pairs() {
             acc.add_pair(n, v, c);
+        }
+        let Some((lo, hi)) = range else { return };
+        let slack = crate::analyze::CHURN_SLACK_MS;
+        for id in self.postings.all().iter() {
+            let s = &self.series[id as usize];
+            let started = s.min_t().is_some_and(|t| t > lo.saturating_add(slack));
+            let stopped = s.last_t < hi.saturating_sub(slack);
+            if started || stopped {
+                acc.add_churned(
+                    s.labels
+                        .iter()
+                        .map(|&(n, v)| (self.symbols.get(n), self.symbols.get(v))),
+                );
+            }
         }
     }
 

@@ -40,6 +40,10 @@ impl MemSeries {
     pub(crate) fn push(&mut self, t: i64, v: f64, files: Option<&mut ChunkFiles>) {
         if self.open.len() >= CHUNK_MAX_SAMPLES {
             let c = self.open.seal();
+            // Exact growth: a series seals a chunk every ~30 min, and a
+            // doubling Vec would hold up to twice the 32-byte refs it needs,
+            // for every series.
+            self.sealed.reserve_exact(1);
             self.sealed.push(chunk_files::seal(files, c));
         }
         self.open.append(t, v);
