@@ -23,15 +23,6 @@ const BLOCK_MS: i64 = 1000;
 /// `serve` flags matching [`opts`].
 const SERVE_FLAGS: &[&str] = &["--block.duration", "1s", "--retention", "30s"];
 
-fn tessera(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("run tessera")
-}
-
 /// Stdout and stderr of a run, also echoed (seen with `--nocapture`).
 fn text(o: &Output) -> String {
     let s = format!(
@@ -134,7 +125,7 @@ fn a_damaged_chunk_is_named_by_verify_and_repair_keeps_every_other_sample() {
     assert_eq!(total, SERIES * STEPS as usize, "blocks + head hold it all");
     copy_dir(&data, &copy);
 
-    let out = tessera(&["tsdb", "inspect", "--verify"], &copy);
+    let out = tessera_cli(&["tsdb", "inspect", "--verify"], &copy);
     let clean = text(&out);
     assert!(out.status.success(), "{clean}");
     assert!(
@@ -163,7 +154,7 @@ fn a_damaged_chunk_is_named_by_verify_and_repair_keeps_every_other_sample() {
     let len = std::fs::metadata(&chunks).unwrap().len() as usize;
     flip(&chunks, len - 5);
 
-    let out = tessera(&["tsdb", "inspect", "--verify"], &copy);
+    let out = tessera_cli(&["tsdb", "inspect", "--verify"], &copy);
     let report = text(&out);
     assert!(
         !out.status.success(),
@@ -176,7 +167,7 @@ fn a_damaged_chunk_is_named_by_verify_and_repair_keeps_every_other_sample() {
         "{report}"
     );
 
-    let out = tessera(&["tsdb", "repair"], &copy);
+    let out = tessera_cli(&["tsdb", "repair"], &copy);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
     assert_eq!(offset_after(&report, &chunks), off, "{report}");
@@ -197,7 +188,7 @@ fn a_damaged_chunk_is_named_by_verify_and_repair_keeps_every_other_sample() {
             .is_file()
     );
 
-    let out = tessera(&["tsdb", "inspect", "--verify"], &copy);
+    let out = tessera_cli(&["tsdb", "inspect", "--verify"], &copy);
     let after = text(&out);
     assert!(
         out.status.success() && !after.contains("DAMAGED"),
@@ -275,7 +266,7 @@ fn a_damaged_index_stops_the_server_until_repair_moves_the_block_aside() {
         "error must name the repair command: {err}"
     );
 
-    let out = tessera(&["tsdb", "repair"], &dir);
+    let out = tessera_cli(&["tsdb", "repair"], &dir);
     let report = text(&out);
     assert!(out.status.success(), "{report}");
     let moved = dir
@@ -295,7 +286,7 @@ fn a_damaged_index_stops_the_server_until_repair_moves_the_block_aside() {
     assert_eq!(d["result"][0]["value"][1], "16", "{d}");
 
     // Never under a running server.
-    let out = tessera(&["tsdb", "repair"], &dir);
+    let out = tessera_cli(&["tsdb", "repair"], &dir);
     let report = text(&out);
     assert!(!out.status.success(), "{report}");
     assert!(

@@ -4,19 +4,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
-
-fn tessera(args: &[&str], dir: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .output()
-        .expect("run tessera")
-}
 
 #[test]
 fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
@@ -52,7 +40,7 @@ fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
     std::fs::write(&victim, &bytes).unwrap();
 
     let port = free_port().to_string();
-    let out = tessera(
+    let out = tessera_cli(
         &[
             "serve",
             "--listen",
@@ -71,7 +59,7 @@ fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
         "error must name the repair command: {err}"
     );
 
-    let out = tessera(&["tsdb", "repair"], &dir);
+    let out = tessera_cli(&["tsdb", "repair"], &dir);
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -83,10 +71,10 @@ fn corrupt_wal_is_reported_exactly_and_repair_keeps_what_came_before() {
         "{report}"
     );
 
-    let out = tessera(&["tsdb", "inspect"], &dir);
+    let out = tessera_cli(&["tsdb", "inspect"], &dir);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("shard   0: wal"));
-    let out = tessera(&["tsdb", "analyze"], &dir);
+    let out = tessera_cli(&["tsdb", "analyze"], &dir);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.contains("series: 1"), "{text}");
 

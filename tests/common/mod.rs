@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 use prost::Message;
 use tessera_ingest::remote_write::proto;
 
+/// Runs `tessera <args> --data-dir <dir>` (the offline tools) to completion.
+pub fn tessera_cli(args: &[&str], dir: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run tessera")
+}
+
 /// A free TCP port on 127.0.0.1 (bound then released; a race with another
 /// process is possible but harmless in tests).
 pub fn free_port() -> u16 {

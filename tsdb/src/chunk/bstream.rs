@@ -352,11 +352,17 @@ pub(crate) fn read_bucketed(r: &mut BitReader<'_>, b: &Buckets) -> Option<i64> {
     let i = r.read_unary(max)? as usize;
     let width = b.widths[i];
     let raw = r.read_bits(width)?;
-    Some(match width {
+    Some(sign_extend(raw, width))
+}
+
+/// The low `width` bits of `raw` as a two's-complement integer.
+#[inline(always)]
+pub(crate) fn sign_extend(raw: u64, width: u32) -> i64 {
+    match width {
         0 => 0,
         64 => raw as i64,
         w => ((raw << (64 - w)) as i64) >> (64 - w),
-    })
+    }
 }
 
 #[cfg(test)]

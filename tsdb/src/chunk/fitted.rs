@@ -618,11 +618,7 @@ impl FittedDecoder {
         let i = r.read_unary(last)?;
         let width = u32::from(t.widths[i as usize]);
         let raw = r.read_bits(width)?;
-        Some(match width {
-            0 => 0,
-            64 => raw as i64,
-            w => ((raw << (64 - w)) as i64) >> (64 - w),
-        })
+        Some(crate::chunk::bstream::sign_extend(raw, width))
     }
 }
 
