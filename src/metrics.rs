@@ -278,7 +278,7 @@ pub static METRICS: Metrics = Metrics {
     ),
     ingest_samples_rejected: CounterVec::new(
         "tessera_ingest_samples_rejected_total",
-        "Samples refused at ingest, by reason (out_of_order, out_of_bounds, duplicate_timestamp, invalid_series, \
+        "Samples refused at ingest, by reason (out_of_order, out_of_bounds, too_far_in_future, duplicate_timestamp, invalid_series, \
          native_histogram, exemplar, request_refused).",
         &["reason"],
     ),
@@ -364,6 +364,7 @@ impl Metrics {
             "invalid_series",
             "native_histogram",
             "exemplar",
+            "too_far_in_future",
         ] {
             self.ingest_samples_rejected.touch(&[r]);
         }

@@ -69,6 +69,13 @@ pub struct ServeArgs {
     #[arg(long = "ingest.max-label-value-bytes", default_value_t = 4096)]
     ingest_max_label_value_bytes: usize,
 
+    /// Samples stamped further than this past the server's clock get 400
+    /// (the rest of the request is kept). Must stay under half of
+    /// --block.duration: a sample from the future stretches the head, and
+    /// block cuts would then refuse honest samples as out of bounds.
+    #[arg(long = "ingest.max-future", default_value = "10m", value_parser = parse_duration)]
+    ingest_max_future: Duration,
+
     /// Most series a /api/v1/series, labels or label values call may match
     /// before it fails with a 422 limit error (a smaller `limit` parameter
     /// truncates instead).
@@ -209,6 +216,14 @@ async fn serve(
     shards: usize,
     flags: Vec<(String, String)>,
 ) -> anyhow::Result<()> {
+    if args.ingest_max_future * 2 >= args.block_duration {
+        anyhow::bail!(
+            "--ingest.max-future ({:?}) must be less than half of --block.duration ({:?}): \
+             a sample that far ahead would let block cuts pass the present and refuse honest samples",
+            args.ingest_max_future,
+            args.block_duration
+        );
+    }
     let opts = HttpOptions {
         decode_limits: DecodeLimits {
             max_compressed_bytes: args.ingest_max_request_bytes,
@@ -216,6 +231,7 @@ async fn serve(
             max_labels_per_series: args.ingest_max_labels,
             max_label_name_bytes: args.ingest_max_label_name_bytes,
             max_label_value_bytes: args.ingest_max_label_value_bytes,
+            max_future_ms: Some(args.ingest_max_future.as_millis() as i64),
         },
         ingest_max_inflight: args.ingest_max_inflight.unwrap_or(cpus * 4),
         ingest_queue_timeout: args.ingest_queue_timeout,

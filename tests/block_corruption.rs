@@ -21,7 +21,14 @@ const SERIES: usize = 16;
 const STEPS: i64 = 100;
 const BLOCK_MS: i64 = 1000;
 /// `serve` flags matching [`opts`].
-const SERVE_FLAGS: &[&str] = &["--block.duration", "1s", "--retention", "30s"];
+const SERVE_FLAGS: &[&str] = &[
+    "--block.duration",
+    "1s",
+    "--retention",
+    "30s",
+    "--ingest.max-future",
+    "100ms",
+];
 
 /// Stdout and stderr of a run, also echoed (seen with `--nocapture`).
 fn text(o: &Output) -> String {

@@ -75,7 +75,14 @@ fn a_server_with_blocks_answers_like_one_without() {
     let head_only = Tessera::start_in(&head_dir, &common);
     let blocky_args = [
         &common[..],
-        &["--block.duration", "10s", "--retention", "0"],
+        &[
+            "--block.duration",
+            "10s",
+            "--retention",
+            "0",
+            "--ingest.max-future",
+            "1s",
+        ],
     ]
     .concat();
     let blocky = Tessera::start_in(&block_dir, &blocky_args);

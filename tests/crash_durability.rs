@@ -17,7 +17,7 @@ const SERIES: usize = 8;
 /// steps are 1 s apart, so within each cycle the head is cut into blocks,
 /// the WAL checkpointed and truncated and blocks compacted, and the kills
 /// land in the middle of that too.
-const FLAGS: [&str; 10] = [
+const FLAGS: [&str; 12] = [
     "--shards",
     "4",
     "--wal.segment-size",
@@ -28,6 +28,8 @@ const FLAGS: [&str; 10] = [
     "50ms",
     "--retention",
     "0",
+    "--ingest.max-future",
+    "1s",
 ];
 
 /// One request: the same step `i` for every test series.

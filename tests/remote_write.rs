@@ -329,3 +329,46 @@ fn metadata_calls_without_start_search_the_default_window() {
         serde_json::json!(["old", "recent"])
     );
 }
+
+#[test]
+fn samples_from_the_far_future_get_400_and_cannot_stall_the_head() {
+    let t = Tessera::start(&[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // A client with a broken clock: the year-2100 sample is refused, the
+    // honest one in the same request is kept.
+    let req = request(vec![series(
+        &[("__name__", "skewed")],
+        &[(now - 1000, 1.0), (4_102_444_800_000, 2.0)],
+    )]);
+    let (status, msg) = t.write(&req);
+    assert_eq!(status, 400, "{msg}");
+    assert!(msg.contains("too far in the future"), "{msg}");
+    assert!(msg.contains("--ingest.max-future"), "{msg}");
+    let d = t.data(&format!(
+        "/api/v1/query?query=count_over_time(skewed[1m])&time={}",
+        now / 1000
+    ));
+    assert_eq!(d["result"][0]["value"][1], "1", "{d}");
+    let (_, metrics) = get(&t.url("/metrics")).unwrap();
+    assert!(
+        metrics.contains("tessera_ingest_samples_rejected_total{reason=\"too_far_in_future\"} 1"),
+        "counted by reason"
+    );
+    // And a limit that would let the head run past a block cut is refused.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--block.duration", "2h", "--ingest.max-future", "1h"])
+        .arg("--data-dir")
+        .arg(t.data_dir.join("other"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("less than half of --block.duration"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

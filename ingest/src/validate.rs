@@ -105,6 +105,11 @@ pub struct Rejections {
     pub exemplars: u64,
     /// Native histogram samples dropped (unsupported).
     pub histograms: u64,
+    /// Samples dropped for a timestamp too far past the wall clock
+    /// (`DecodeLimits::max_future_ms`).
+    pub future_samples: u64,
+    /// The newest timestamp accepted when `future_samples` were dropped.
+    pub future_limit_ms: i64,
     examples: Vec<String>,
 }
 
@@ -116,7 +121,7 @@ impl Rejections {
 
     /// Rejected items of every kind: series, exemplars and histogram samples.
     pub fn total(&self) -> u64 {
-        self.invalid_series + self.exemplars + self.histograms
+        self.invalid_series + self.exemplars + self.histograms + self.future_samples
     }
 
     /// The first [`MAX_EXAMPLES`] invalid-series messages, in request order.
@@ -141,6 +146,8 @@ impl Rejections {
         self.invalid_series_samples += other.invalid_series_samples;
         self.exemplars += other.exemplars;
         self.histograms += other.histograms;
+        self.future_samples += other.future_samples;
+        self.future_limit_ms = self.future_limit_ms.max(other.future_limit_ms);
         let room = MAX_EXAMPLES.saturating_sub(self.examples.len());
         self.examples.extend(other.examples.into_iter().take(room));
     }
@@ -178,6 +185,15 @@ impl fmt::Display for Rejections {
                 "{sep}rejected {} native histogram samples: {HISTOGRAMS_REASON}",
                 self.histograms
             )?;
+            sep = "; ";
+        }
+        if self.future_samples > 0 {
+            write!(
+                f,
+                "{sep}rejected {} samples with a timestamp after {} (too far in the future: \
+                 check the sender's clock, or raise --ingest.max-future)",
+                self.future_samples, self.future_limit_ms
+            )?;
         }
         if !self.examples.is_empty() {
             f.write_str("; examples: ")?;
@@ -194,13 +210,25 @@ pub fn validate(req: proto::WriteRequest, limits: &DecodeLimits) -> ValidatedWri
         metadata: req.metadata,
         rejected: Rejections::default(),
     };
+    let max_t = limits.max_future_ms.map(|f| now_ms().saturating_add(f));
     for ts in req.timeseries {
-        validate_series(ts, limits, &mut out);
+        validate_series(ts, limits, max_t, &mut out);
     }
     out
 }
 
-fn validate_series(mut ts: proto::TimeSeries, limits: &DecodeLimits, out: &mut ValidatedWrite) {
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn validate_series(
+    mut ts: proto::TimeSeries,
+    limits: &DecodeLimits,
+    max_t: Option<i64>,
+    out: &mut ValidatedWrite,
+) {
     out.rejected.exemplars += ts.exemplars.len() as u64;
     out.rejected.histograms += ts.histograms.len() as u64;
 
@@ -237,12 +265,28 @@ fn validate_series(mut ts: proto::TimeSeries, limits: &DecodeLimits, out: &mut V
     if ts.samples.is_empty() {
         return;
     }
-    let samples = ts
-        .samples
-        .iter()
-        .map(|s| Sample::new(s.timestamp, s.value))
-        .collect();
-    out.series.push(ValidSeries { labels, samples });
+    let samples: Vec<Sample> = match max_t {
+        Some(max_t) if ts.samples.iter().any(|s| s.timestamp > max_t) => {
+            let before = ts.samples.len();
+            let kept: Vec<Sample> = ts
+                .samples
+                .iter()
+                .filter(|s| s.timestamp <= max_t)
+                .map(|s| Sample::new(s.timestamp, s.value))
+                .collect();
+            out.rejected.future_samples += (before - kept.len()) as u64;
+            out.rejected.future_limit_ms = max_t;
+            kept
+        }
+        _ => ts
+            .samples
+            .iter()
+            .map(|s| Sample::new(s.timestamp, s.value))
+            .collect(),
+    };
+    if !samples.is_empty() {
+        out.series.push(ValidSeries { labels, samples });
+    }
 }
 
 /// Checks remote write's byte-level limits (count, lengths, UTF-8), then the
@@ -463,6 +507,41 @@ mod tests {
         assert_eq!(a.invalid_series_samples, 7);
         assert_eq!(a.total(), 4 + 1 + 4);
         assert_eq!(a.examples(), ["a1", "a2", "b1"]);
+    }
+
+    #[test]
+    fn samples_too_far_in_the_future_are_refused_and_the_rest_kept() {
+        let now = now_ms();
+        let series = |ts: &[i64]| proto::TimeSeries {
+            labels: raw(&[(b"__name__", b"up")]),
+            samples: ts
+                .iter()
+                .map(|&t| proto::Sample {
+                    timestamp: t,
+                    value: 1.0,
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let req = proto::WriteRequest {
+            timeseries: vec![
+                series(&[now - 1000, now + 60_000, now + 100 * 365 * 86_400_000]),
+                series(&[now + 7_200_000]),
+            ],
+            ..Default::default()
+        };
+        let limits = DecodeLimits {
+            max_future_ms: Some(600_000),
+            ..DecodeLimits::default()
+        };
+        let v = validate(req.clone(), &limits);
+        assert_eq!(v.rejected.future_samples, 2);
+        assert_eq!(v.series.len(), 1, "a series left with no sample is dropped");
+        assert_eq!(v.series[0].samples.len(), 2);
+        assert!(v.rejected.summary().contains("too far in the future"));
+        assert!(!v.rejected.is_empty(), "the client gets a 400");
+        // Without the limit everything passes (offline tools, tests).
+        assert_eq!(validate(req, &DecodeLimits::default()).sample_count(), 4);
     }
 
     #[test]

@@ -140,6 +140,7 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
         ("invalid_series", v.invalid_series_samples),
         ("native_histogram", v.histograms),
         ("exemplar", v.exemplars),
+        ("too_far_in_future", v.future_samples),
     ] {
         if n > 0 {
             METRICS.ingest_samples_rejected.inc_by(&[reason], n as f64);

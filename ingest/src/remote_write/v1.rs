@@ -30,6 +30,12 @@ pub struct DecodeLimits {
     pub max_label_name_bytes: usize,
     /// Longest label value, in bytes.
     pub max_label_value_bytes: usize,
+    /// Samples stamped more than this many milliseconds after the wall
+    /// clock are refused (`None`: no check). One sample from a client with
+    /// a broken clock would otherwise stretch the head to that time, and
+    /// the block cuts that follow would move the head's lower bound past
+    /// every honest sample, which would then be refused as out of bounds.
+    pub max_future_ms: Option<i64>,
 }
 
 impl Default for DecodeLimits {
@@ -51,6 +57,7 @@ impl Default for DecodeLimits {
             max_labels_per_series: 128,
             max_label_name_bytes: 1024,
             max_label_value_bytes: 4096,
+            max_future_ms: None,
         }
     }
 }
