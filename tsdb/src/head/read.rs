@@ -152,7 +152,7 @@ impl Head {
     /// True when every series of the head lies inside `[mint, maxt]`, so
     /// listings can skip per-series time checks.
     fn all_in_range(&self, mint: i64, maxt: i64) -> bool {
-        let st = self.time_bounds();
+        let st = self.bounds();
         match st {
             Some((lo, hi)) => lo >= mint && hi <= maxt,
             None => true,
@@ -185,10 +185,6 @@ impl Head {
                 );
             }
         }
-    }
-
-    fn time_bounds(&self) -> Option<(i64, i64)> {
-        self.bounds
     }
 
     /// A read's lower time bound raised to the head's: older samples of a
