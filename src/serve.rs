@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use tessera_ingest::DecodeLimits;
-use tessera_tsdb::maintain::Maintainer;
+use tessera_tsdb::Maintainer;
 use tessera_tsdb::wal::{FsyncPolicy, WalOptions};
 use tessera_tsdb::{BlockPolicy, Db, DbOptions};
 use tracing::{error, info};
@@ -189,7 +189,9 @@ pub fn run(args: ServeArgs, flags: Vec<(String, String)>) -> anyhow::Result<()> 
     let shards = match args.shards {
         Some(n) => n,
         // A data dir keeps its shard count even when the CPU budget changes.
-        None => tessera_tsdb::db::stored_shard_count(&args.data_dir)?.unwrap_or((cpus * 4).max(4)),
+        None => {
+            tessera_tsdb::layout::stored_shard_count(&args.data_dir)?.unwrap_or((cpus * 4).max(4))
+        }
     };
     info!(
         cpus,
@@ -280,6 +282,7 @@ async fn serve(
         retention_ms: (!args.retention.is_zero()).then_some(args.retention.as_millis() as i64),
     };
     let maintenance_every = args.maintenance_interval.max(Duration::from_millis(100));
+    let replay_progress = state.replay_progress.clone();
     let open = tokio::task::spawn_blocking(move || {
         Db::open(DbOptions {
             data_dir: Some(data_dir),
@@ -288,6 +291,7 @@ async fn serve(
             replay_threads: cpus,
             read_only: false,
             blocks,
+            replay_progress,
         })
         .and_then(|db| {
             // Reads may fan out over shards on up to the CPU budget.

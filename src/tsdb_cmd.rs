@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use tessera_tsdb::block::{
     Block, BlockError, BlockRepair, BlocksRepair, Damage, DroppedChunk, block_dirs, repair_blocks,
 };
-use tessera_tsdb::db::{shard_block_dir, shard_dir, shard_wal_dir, stored_shard_count};
+use tessera_tsdb::layout::{shard_block_dir, shard_dir, shard_wal_dir, stored_shard_count};
 use tessera_tsdb::wal::{self, list_checkpoints, list_segments};
 use tessera_tsdb::{Db, DbOptions};
 
@@ -84,7 +84,7 @@ fn damaged_root(dir: &Path, i: usize) -> PathBuf {
 /// blocks or truncates segments under a running server. Held until the
 /// returned file is dropped.
 fn lock(dir: &Path) -> anyhow::Result<std::fs::File> {
-    tessera_tsdb::db::lock_data_dir(dir)
+    tessera_tsdb::layout::lock_data_dir(dir)
         .with_context(|| "repair changes the data dir: stop the server using it first")
 }
 

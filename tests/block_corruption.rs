@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tessera_tsdb::block::{Block, CHUNKS_FILE, INDEX_FILE, block_dirs};
-use tessera_tsdb::db::shard_block_dir;
+use tessera_tsdb::layout::shard_block_dir;
 use tessera_tsdb::{BlockPolicy, Db, DbOptions, Labels, MatchOp, Matcher, Sample, SeriesSamples};
 
 const SHARDS: usize = 2;

@@ -62,7 +62,8 @@ fn answers(t: &Tessera) -> Vec<serde_json::Value> {
 fn blocks_in(dir: &std::path::Path) -> usize {
     (0..2)
         .map(|i| {
-            std::fs::read_dir(tessera_tsdb::db::shard_block_dir(dir, i)).map_or(0, |d| d.count())
+            std::fs::read_dir(tessera_tsdb::layout::shard_block_dir(dir, i))
+                .map_or(0, |d| d.count())
         })
         .sum()
 }

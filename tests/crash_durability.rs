@@ -128,7 +128,8 @@ fn sigkill_at_random_moments_loses_no_acknowledged_sample() {
     let t = Tessera::start_in(&dir, &FLAGS);
     let blocks: usize = (0..4)
         .map(|i| {
-            std::fs::read_dir(tessera_tsdb::db::shard_block_dir(&dir, i)).map_or(0, |d| d.count())
+            std::fs::read_dir(tessera_tsdb::layout::shard_block_dir(&dir, i))
+                .map_or(0, |d| d.count())
         })
         .sum();
     assert!(blocks > 0, "no block was cut: the test did not cover cuts");

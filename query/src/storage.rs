@@ -46,8 +46,9 @@ pub enum SelectStop {
     Stopped,
     /// More than `max_samples` samples matched.
     TooManySamples,
-    /// The storage failed.
-    Failed(String),
+    /// The storage failed (damaged or unreadable data, or a budget of its
+    /// own); the error names the file and offset where it knows them.
+    Failed(ReadError),
 }
 
 impl Storage for Db {
@@ -92,9 +93,7 @@ fn select_stop(e: ReadError) -> SelectStop {
     match e {
         ReadError::Stopped => SelectStop::Stopped,
         ReadError::TooManySamples { .. } => SelectStop::TooManySamples,
-        ReadError::TooManySeries { .. } | ReadError::Corrupt(_) => {
-            SelectStop::Failed(e.to_string())
-        }
+        ReadError::TooManySeries { .. } | ReadError::Corrupt { .. } => SelectStop::Failed(e),
     }
 }
 

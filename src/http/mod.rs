@@ -66,6 +66,9 @@ pub struct AppState {
     pub admission: admission::Admission,
     /// Every `serve` flag with its value, for `/api/v1/status/flags`.
     pub flags: Vec<(String, String)>,
+    /// The WAL replay of the database being opened reports here (`/metrics`
+    /// shows it while `db` is not set yet).
+    pub replay_progress: tessera_tsdb::ReplayProgress,
 }
 
 impl AppState {
@@ -94,6 +97,7 @@ impl AppState {
             engine,
             relabel,
             flags,
+            replay_progress: Default::default(),
         }
     }
 

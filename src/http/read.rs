@@ -131,9 +131,13 @@ pub fn read_error(
                 ),
             )
         }
-        tessera_tsdb::ReadError::Corrupt(reason) => {
-            tracing::error!(%reason, "a read met damaged storage");
-            ApiError::new(ErrorType::Internal, format!("the {what} failed: {reason}"))
+        tessera_tsdb::ReadError::Corrupt {
+            path,
+            offset,
+            message,
+        } => {
+            tracing::error!(file = %path.display(), ?offset, %message, "a read met damaged storage");
+            ApiError::new(ErrorType::Internal, format!("the {what} failed: {message}"))
         }
         tessera_tsdb::ReadError::TooManySamples { limit } => {
             METRICS.query_limit_hits.inc(&["query.max-samples"]);

@@ -104,7 +104,7 @@ pub async fn metrics(state: AppStateRef) -> Response {
         "gauge",
         state.admission.queued() as f64,
     );
-    let rp = tessera_tsdb::replay::replay_progress();
+    let rp = state.replay_progress.snapshot();
     metrics::single(
         &mut out,
         "tessera_wal_replay_bytes_total",

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::read::{ReadControl, ReadError};
+use crate::error::ReadError;
+use crate::read::ReadControl;
 
 /// How often the caller's thread looks at its stop signal while it waits.
 const POLL: Duration = Duration::from_millis(2);

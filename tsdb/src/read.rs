@@ -9,32 +9,10 @@
 
 use std::cell::Cell;
 
+use crate::error::ReadError;
+
 /// Series processed between two checks of the stop signal.
 pub const CHECK_EVERY: usize = 1024;
-
-/// Why a read stopped early.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum ReadError {
-    #[error("read stopped: cancelled or past its deadline")]
-    Stopped,
-    #[error("read would touch more than {limit} series")]
-    TooManySeries { limit: usize },
-    #[error("read would load more than {limit} samples")]
-    TooManySamples { limit: usize },
-    /// Stored data failed its checks (a block's CRC, say): the read fails
-    /// rather than answer without it. The message names file and offset.
-    #[error("{0}")]
-    Corrupt(String),
-}
-
-impl From<crate::block::BlockError> for ReadError {
-    fn from(e: crate::block::BlockError) -> Self {
-        match e {
-            crate::block::BlockError::Read(r) => r,
-            other => ReadError::Corrupt(other.to_string()),
-        }
-    }
-}
 
 /// Budgets and stop signal of one read (one thread; not shared).
 pub struct ReadControl<'a> {

@@ -8,35 +8,39 @@
 //! and bytes done, samples, samples/s) every few seconds.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tracing::{info, warn};
 
-use crate::db::{DbError, shard_dir, shard_wal_dir};
+use crate::error::DbError;
 use crate::head::Head;
+use crate::layout::{shard_head_chunks_dir, shard_wal_dir};
 use crate::wal::{ReadRecord, WalReader, list_checkpoints, list_segments};
 
-/// Progress shared by the workers and the monitor.
+/// Where one open's WAL replay reports its progress: a handle passed in
+/// [`crate::DbOptions::replay_progress`] and shared by the replay workers,
+/// the progress log and whoever watches (the server's `/metrics` reads it
+/// while `Db::open` has not returned). Each open has its own, so two
+/// databases in one process never mix their figures.
+#[derive(Clone, Default)]
+pub struct ReplayProgress(Arc<Counters>);
+
 #[derive(Default)]
-struct Progress {
-    shards_done: AtomicUsize,
-    bytes: AtomicU64,
+struct Counters {
+    total_bytes: AtomicU64,
+    done_bytes: AtomicU64,
     samples: AtomicU64,
     series: AtomicU64,
+    shards_done: AtomicUsize,
+    elapsed_ms: AtomicU64,
 }
 
-/// Process-wide replay progress for `/metrics` (the database does not exist
-/// yet while it replays, so the server cannot ask it).
-static TOTAL_BYTES: AtomicU64 = AtomicU64::new(0);
-static DONE_BYTES: AtomicU64 = AtomicU64::new(0);
-static SAMPLES: AtomicU64 = AtomicU64::new(0);
-static ELAPSED_MS: AtomicU64 = AtomicU64::new(0);
-
-/// WAL replay progress of the last (or running) open in this process.
+/// A reading of a [`ReplayProgress`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ReplayProgress {
+pub struct ReplaySnapshot {
     pub total_bytes: u64,
     pub done_bytes: u64,
     pub samples: u64,
@@ -44,12 +48,22 @@ pub struct ReplayProgress {
     pub elapsed_ms: u64,
 }
 
-pub fn replay_progress() -> ReplayProgress {
-    ReplayProgress {
-        total_bytes: TOTAL_BYTES.load(Ordering::Relaxed),
-        done_bytes: DONE_BYTES.load(Ordering::Relaxed),
-        samples: SAMPLES.load(Ordering::Relaxed),
-        elapsed_ms: ELAPSED_MS.load(Ordering::Relaxed),
+impl ReplayProgress {
+    /// The figures so far.
+    pub fn snapshot(&self) -> ReplaySnapshot {
+        let c = &self.0;
+        ReplaySnapshot {
+            total_bytes: c.total_bytes.load(Ordering::Relaxed),
+            done_bytes: c.done_bytes.load(Ordering::Relaxed),
+            samples: c.samples.load(Ordering::Relaxed),
+            elapsed_ms: c.elapsed_ms.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl std::fmt::Debug for ReplayProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.snapshot().fmt(f)
     }
 }
 
@@ -66,7 +80,9 @@ pub(crate) fn replay_all(
     threads: usize,
     min_valid: &[Option<i64>],
     read_only: bool,
+    progress: &ReplayProgress,
 ) -> Result<Vec<Head>, DbError> {
+    let progress = &*progress.0;
     let total_bytes: u64 = (0..shards)
         .map(|i| wal_bytes(&shard_wal_dir(data_dir, i)))
         .sum();
@@ -76,9 +92,8 @@ pub(crate) fn replay_all(
             .collect();
     }
     let started = Instant::now();
-    TOTAL_BYTES.store(total_bytes, Ordering::Relaxed);
+    progress.total_bytes.store(total_bytes, Ordering::Relaxed);
     info!(shards, threads, wal_bytes = total_bytes, "replaying WAL");
-    let progress = Progress::default();
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Result<Head, DbError>>>> =
         Mutex::new((0..shards).map(|_| None).collect());
@@ -86,11 +101,10 @@ pub(crate) fn replay_all(
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
 
     std::thread::scope(|scope| {
-        let progress_ref = &progress;
-        scope.spawn(move || monitor(progress_ref, done_rx, shards, total_bytes, started));
+        scope.spawn(move || monitor(progress, done_rx, shards, total_bytes, started));
         let workers: Vec<_> = (0..threads.min(shards))
             .map(|w| {
-                let (progress, next, results) = (&progress, &next, &results);
+                let (next, results) = (&next, &results);
                 std::thread::Builder::new()
                     .name(format!("wal-replay-{w}"))
                     .spawn_scoped(scope, move || {
@@ -135,7 +149,9 @@ pub(crate) fn replay_all(
     }
     let secs = started.elapsed().as_secs_f64();
     let samples = progress.samples.load(Ordering::Relaxed);
-    ELAPSED_MS.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    progress
+        .elapsed_ms
+        .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
     info!(
         shards,
         series = progress.series.load(Ordering::Relaxed),
@@ -157,9 +173,8 @@ fn new_head(
 ) -> Result<Head, DbError> {
     let mut head = Head::default();
     if !read_only {
-        let dir = shard_dir(data_dir, shard).join("head_chunks");
-        head.enable_chunk_files(&dir)
-            .map_err(|source| DbError::Io { path: dir, source })?;
+        let dir = shard_head_chunks_dir(data_dir, shard);
+        head.enable_chunk_files(&dir).map_err(DbError::io(&dir))?;
     }
     if let Some(t) = min_valid {
         head.raise_min_valid(t);
@@ -175,17 +190,15 @@ fn replay_shard(
     shard: usize,
     min_valid: Option<i64>,
     read_only: bool,
-    progress: &Progress,
+    progress: &Counters,
 ) -> Result<Head, DbError> {
     let dir = shard_wal_dir(data_dir, shard);
     let mut head = new_head(data_dir, shard, min_valid, read_only)?;
-    let mut reader = WalReader::open(&dir).map_err(|source| DbError::Wal { shard, source })?;
+    let mut reader = WalReader::open(&dir).map_err(DbError::wal(shard))?;
     let mut unknown_refs = 0u64;
     let mut last_bytes = 0;
     loop {
-        let rec = reader
-            .next()
-            .map_err(|source| DbError::Wal { shard, source })?;
+        let rec = reader.next().map_err(DbError::wal(shard))?;
         let Some(rec) = rec else { break };
         match rec {
             ReadRecord::Series(list) => {
@@ -204,7 +217,6 @@ fn replay_shard(
                 progress
                     .samples
                     .fetch_add(list.len() as u64, Ordering::Relaxed);
-                SAMPLES.fetch_add(list.len() as u64, Ordering::Relaxed);
                 for &(r, t, v) in list {
                     if !head.replay_sample_by_ref(r, t, v) {
                         unknown_refs += 1;
@@ -214,9 +226,8 @@ fn replay_shard(
         }
         let bytes = reader.stats().bytes;
         progress
-            .bytes
+            .done_bytes
             .fetch_add(bytes - last_bytes, Ordering::Relaxed);
-        DONE_BYTES.fetch_add(bytes - last_bytes, Ordering::Relaxed);
         last_bytes = bytes;
     }
     if unknown_refs > 0 {
@@ -236,7 +247,7 @@ fn replay_shard(
 }
 
 fn monitor(
-    p: &Progress,
+    p: &Counters,
     done: std::sync::mpsc::Receiver<()>,
     shards: usize,
     total: u64,
@@ -244,7 +255,7 @@ fn monitor(
 ) {
     // Times out every LOG_EVERY while replay runs; disconnects when it ends.
     while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = done.recv_timeout(LOG_EVERY) {
-        let bytes = p.bytes.load(Ordering::Relaxed);
+        let bytes = p.done_bytes.load(Ordering::Relaxed);
         let samples = p.samples.load(Ordering::Relaxed);
         info!(
             shards_done = p.shards_done.load(Ordering::Relaxed),
@@ -280,8 +291,10 @@ fn wal_bytes(dir: &Path) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::db::{BlockPolicy, Db, DbOptions, shard_dir};
+    use super::ReplayProgress;
+    use crate::layout::shard_head_chunks_dir;
     use crate::wal::{FsyncPolicy, WalOptions};
+    use crate::{BlockPolicy, Db, DbOptions};
     use crate::{Labels, Sample};
 
     fn opts(dir: &std::path::Path, read_only: bool) -> DbOptions {
@@ -299,6 +312,7 @@ mod tests {
                 block_duration_ms: 1 << 50,
                 retention_ms: None,
             },
+            replay_progress: ReplayProgress::default(),
         }
     }
 
@@ -306,7 +320,7 @@ mod tests {
     fn chunk_files(dir: &std::path::Path) -> Vec<String> {
         let mut v = Vec::new();
         for s in 0..2 {
-            let d = shard_dir(dir, s).join("head_chunks");
+            let d = shard_head_chunks_dir(dir, s);
             if let Ok(rd) = std::fs::read_dir(&d) {
                 v.extend(rd.map(|e| format!("{s}/{:?}", e.unwrap().file_name())));
             }

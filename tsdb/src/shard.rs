@@ -17,8 +17,8 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::block::{self, Block, BlockError, BlockMeta};
-use crate::db::DbError;
+use crate::block::{self, Block, BlockMeta};
+use crate::error::DbError;
 use crate::head::Head;
 use crate::wal::Wal;
 
@@ -84,19 +84,13 @@ pub(crate) fn open_blocks(
     shard: usize,
     read_only: bool,
 ) -> Result<Vec<Arc<Block>>, DbError> {
-    let err = |source: BlockError| DbError::Block {
-        shard,
-        error: source,
-    };
+    let err = DbError::block(shard);
     if read_only {
         if !dir.is_dir() {
             return Ok(Vec::new());
         }
     } else {
-        std::fs::create_dir_all(dir).map_err(|source| DbError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(DbError::io(dir))?;
         block::cleanup_tmp(dir).map_err(err)?;
     }
     let listed = block::list_blocks(dir).map_err(err)?;
@@ -108,10 +102,7 @@ pub(crate) fn open_blocks(
                 continue;
             }
             tracing::info!(block = %path.display(), "deleting a block a finished compaction replaced");
-            std::fs::remove_dir_all(path).map_err(|source| DbError::Io {
-                path: path.clone(),
-                source,
-            })?;
+            std::fs::remove_dir_all(path).map_err(DbError::io(path))?;
             continue;
         }
         out.push(Arc::new(Block::open(path).map_err(err)?));

@@ -41,6 +41,7 @@ fn opts(dir: &Path, shards: usize, retention_ms: Option<i64>) -> DbOptions {
             block_duration_ms: BLOCK_MS,
             retention_ms,
         },
+        replay_progress: Default::default(),
     }
 }
 
@@ -180,7 +181,7 @@ fn summary(v: &[SeriesSamples]) -> (usize, usize) {
 fn block_dirs(dir: &Path, shards: usize) -> Vec<String> {
     let mut out = Vec::new();
     for i in 0..shards {
-        let d = tessera_tsdb::db::shard_block_dir(dir, i);
+        let d = tessera_tsdb::layout::shard_block_dir(dir, i);
         for e in std::fs::read_dir(d).unwrap() {
             out.push(e.unwrap().file_name().to_string_lossy().into_owned());
         }
@@ -222,7 +223,7 @@ fn reads_across_head_and_blocks_equal_an_all_in_head_store() {
     assert_same(&db, &reference, 2);
     // WAL segments were truncated: the checkpoint replaced them.
     for i in 0..3 {
-        let wal = tessera_tsdb::db::shard_wal_dir(dir.path(), i);
+        let wal = tessera_tsdb::layout::shard_wal_dir(dir.path(), i);
         assert!(
             !tessera_tsdb::wal::list_checkpoints(&wal)
                 .unwrap()
@@ -325,7 +326,7 @@ fn compaction_merges_complete_windows_and_a_crash_before_deleting_inputs_is_clea
     // Level-1 blocks of 10 s became 30 s (and 90 s) blocks: fewer than the
     // 8 cuts made, none spanning a window boundary of its range.
     assert!(dirs.len() < 8, "{dirs:?}");
-    let blocks_dir = tessera_tsdb::db::shard_block_dir(dir.path(), 0);
+    let blocks_dir = tessera_tsdb::layout::shard_block_dir(dir.path(), 0);
     let metas: Vec<_> = tessera_tsdb::block::list_blocks(&blocks_dir).unwrap();
     assert!(
         metas.iter().any(|(_, m)| m.compaction.level >= 2),

@@ -255,7 +255,7 @@ impl Evaluator<'_> {
                 self.check()?;
                 return Err(QueryError::Canceled("query execution"));
             }
-            Err(SelectStop::Failed(e)) => return Err(QueryError::Storage(e)),
+            Err(SelectStop::Failed(e)) => return Err(QueryError::Storage(e.to_string())),
         }
         if let Source::Range { arg, .. } = &src {
             let mut warned: Vec<(&Labels, &String)> =

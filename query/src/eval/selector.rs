@@ -78,7 +78,7 @@ impl Evaluator<'_> {
                 self.check()?;
                 return Err(QueryError::Canceled("query execution"));
             }
-            Err(SelectStop::Failed(e)) => return Err(QueryError::Storage(e)),
+            Err(SelectStop::Failed(e)) => return Err(QueryError::Storage(e.to_string())),
         };
         series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let n: usize = series.iter().map(|s| s.samples.len()).sum();

@@ -146,7 +146,7 @@ pub enum BlockError {
     Empty { dir: PathBuf },
     /// A read stopped by its budget or stop signal (not damage).
     #[error(transparent)]
-    Read(#[from] crate::read::ReadError),
+    Read(#[from] crate::error::ReadError),
 }
 
 impl BlockError {

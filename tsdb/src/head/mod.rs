@@ -1,16 +1,16 @@
 //! The in-memory head of one shard: series table, inverted index, chunks.
 //!
-//! A shard's [`Head`] is owned by its [`crate::db::Db`] shard behind one lock;
+//! A shard's [`Head`] is owned by its shard (`crate::shard`) behind one lock;
 //! shards never share a head, so appends to different shards never contend.
 //! Appending lives in `append.rs`, reading in `read.rs`.
 
 mod append;
 mod chunk_files;
-mod cut;
 mod postings;
 mod read;
 mod series;
 mod symbols;
+mod truncate;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,7 +3,8 @@
 use roaring::RoaringBitmap;
 
 use super::Head;
-use crate::read::{CHECK_EVERY, ReadControl, ReadError};
+use crate::error::ReadError;
+use crate::read::{CHECK_EVERY, ReadControl};
 use crate::{Label, Labels, Matcher, Sample, SeriesSamples};
 
 impl Head {

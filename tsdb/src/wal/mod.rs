@@ -2,7 +2,7 @@
 //! acknowledged sample survive a crash before it reaches a block.
 //!
 //! Each shard owns one WAL directory and calls [`Wal`] under its own lock;
-//! replay of the shards runs in parallel (the shard code owns the pool), and
+//! replay of the shards runs in parallel (`crate::replay` owns that pool), and
 //! this module provides the fast sequential per-directory [`WalReader`].
 //! The byte layout is documented in `docs/format/wal.md` (format version 2:
 //! columnar Samples records and snappy-compressed bodies; version-1 segments

@@ -1,4 +1,5 @@
-//! Cutting a shard's oldest head range into a block, then checkpointing
+//! Cutting a shard's oldest head range into a block (the head's own part,
+//! bounds and truncation, is `head/truncate.rs`), then checkpointing
 //! and truncating its WAL.
 //!
 //! When the head spans more than 1.5 block durations (Prometheus' rule:
@@ -20,12 +21,13 @@
 //! and the WAL still holds everything; after it, replay skips the samples
 //! the block holds (the head's lower bound is recomputed from the blocks).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::block::{self, Block, BlockError, BlockOptions, BlockWriter};
-use crate::db::{DbError, shard_block_dir, shard_wal_dir};
+use crate::block::{Block, BlockError, BlockOptions, BlockWriter};
+use crate::error::DbError;
+use crate::layout::{free_block_dir, shard_block_dir, shard_wal_dir};
 use crate::shard::Shard;
 use crate::wal;
 
@@ -70,10 +72,7 @@ pub(crate) fn cut_shard(
     let Some((start, end)) = due_range(shard.state.read().head.bounds(), block_ms) else {
         return Ok(None);
     };
-    let berr = |source: BlockError| DbError::Block {
-        shard: i,
-        error: source,
-    };
+    let berr = DbError::block(i);
     shard.state.write().head.raise_min_valid(end);
     let ids = shard.state.read().head.ids_in_label_order();
 
@@ -119,9 +118,7 @@ pub(crate) fn cut_shard(
         let st = &mut *st;
         match &mut st.wal {
             Some(wal) => {
-                let next = wal
-                    .cut_segment()
-                    .map_err(|source| DbError::Wal { shard: i, source })?;
+                let next = wal.cut_segment().map_err(DbError::wal(i))?;
                 Some((next - 1, st.head.live_hashes()))
             }
             None => None,
@@ -132,12 +129,10 @@ pub(crate) fn cut_shard(
             live.get(r as usize)
                 .is_some_and(|&h| h != 0 && h == l.stable_hash())
         };
-        wal::checkpoint(&shard_wal_dir(data_dir, i), up_to, keep, end)
-            .map_err(|source| DbError::Wal { shard: i, source })?;
+        wal::checkpoint(&shard_wal_dir(data_dir, i), up_to, keep, end).map_err(DbError::wal(i))?;
         if let Some(wal) = &mut shard.state.write().wal {
             report.wal_segments_deleted =
-                wal.truncate_before(up_to + 1)
-                    .map_err(|source| DbError::Wal { shard: i, source })? as u64;
+                wal.truncate_before(up_to + 1).map_err(DbError::wal(i))? as u64;
         }
     }
     report.millis = started.elapsed().as_millis() as u64;
@@ -153,13 +148,4 @@ pub(crate) fn cut_shard(
         "cut head range into a block"
     );
     Ok(Some(report))
-}
-
-/// A block directory name for `[min, max]` not taken in `dir` (a range
-/// can be written twice when the block duration changes between runs).
-pub(crate) fn free_block_dir(dir: &Path, min: i64, max: i64) -> PathBuf {
-    (0u32..)
-        .map(|seq| dir.join(block::block_dir_name(min, max, seq)))
-        .find(|p| !p.exists())
-        .expect("some sequence number is free")
 }

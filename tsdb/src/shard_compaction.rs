@@ -1,4 +1,5 @@
-//! Background compaction and retention of a shard's blocks.
+//! Background compaction and retention of a shard's blocks: which blocks
+//! to merge and when (the merge itself is `block::compact`).
 //!
 //! Planning follows Prometheus' leveled scheme: ranges grow by 3x from the
 //! block duration (2 h, 6 h, 18 h, 54 h, ... up to a tenth of the retention
@@ -19,8 +20,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::block::{self, Block, BlockError, BlockOptions};
-use crate::db::DbError;
+use crate::block::{self, Block, BlockOptions};
+use crate::error::DbError;
+use crate::layout::free_block_dir;
 use crate::shard::Shard;
 
 /// Longest range a compaction builds: as Prometheus, 31 days.
@@ -106,13 +108,10 @@ pub(crate) fn compact_shard(
     inputs: &[Arc<Block>],
 ) -> Result<CompactionReport, DbError> {
     let started = Instant::now();
-    let berr = |source: BlockError| DbError::Block {
-        shard: i,
-        error: source,
-    };
+    let berr = DbError::block(i);
     let min = inputs.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
     let max = inputs.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
-    let dir = crate::cut::free_block_dir(blocks_dir, min, max);
+    let dir = free_block_dir(blocks_dir, min, max);
     let refs: Vec<&Block> = inputs.iter().map(|b| b.as_ref()).collect();
     let meta = block::compact(&refs, &dir, BlockOptions::compacted()).map_err(berr)?;
     let out = Arc::new(Block::open(&dir).map_err(berr)?);
@@ -177,10 +176,7 @@ pub(crate) fn apply_retention(
 
 fn delete_dirs(dirs: &[&Path]) -> Result<(), DbError> {
     for d in dirs {
-        std::fs::remove_dir_all(d).map_err(|source| DbError::Io {
-            path: d.to_path_buf(),
-            source,
-        })?;
+        std::fs::remove_dir_all(d).map_err(DbError::io(d))?;
     }
     Ok(())
 }

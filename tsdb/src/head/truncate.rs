@@ -1,6 +1,6 @@
 //! Handing the head's oldest range to a block, then letting it go.
 //!
-//! A cut (driven by `crate::cut`) first raises the head's lower bound so no
+//! A cut (driven by `crate::shard_cut`) first raises the head's lower bound so no
 //! append can add to the range being written, reads the range out series by
 //! series in label order, and once the block is durable truncates: sealed
 //! chunks that end before the bound are dropped, and series with no sample

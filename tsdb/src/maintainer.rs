@@ -7,7 +7,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::db::Db;
+use crate::Db;
 
 /// Runs [`Db::maintain`] every `every` until dropped.
 pub struct Maintainer {
