@@ -107,8 +107,7 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     };
     drop(bytes);
     let validated = validate(req, limits);
-    let report = match tessera_ingest::append::write(db, &state.metadata, &state.relabel, validated)
-    {
+    let report = match tessera_ingest::write(db, &state.metadata, &state.relabel, validated) {
         Ok(r) => r,
         Err(e) => {
             // Not durable, so not acknowledged: a 5xx makes the sender retry.

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use tessera_ingest::remote_write::proto;
+use tessera_ingest::proto;
 
 /// Runs `tessera <args> --data-dir <dir>` (the offline tools) to completion.
 pub fn tessera_cli(args: &[&str], dir: &Path) -> std::process::Output {
