@@ -9,7 +9,8 @@
 //! [`IngestError`] whose [`IngestError::status_class`] picks the HTTP
 //! status), [`validate()`] (request → [`ValidatedWrite`]: label sets and
 //! samples ready to append, plus the [`Rejections`] to report) and
-//! [`write()`] (a validated write into the database). Everything public is
+//! [`write()`] (a validated write into the database, through [`append()`],
+//! which the server's recording rules use too). Everything public is
 //! re-exported here; the modules themselves are private.
 
 mod append;
@@ -19,7 +20,7 @@ mod relabel;
 mod remote_write;
 mod validate;
 
-pub use append::{WriteReport, write};
+pub use append::{WriteReport, append, write};
 pub use error::{IngestError, ProtobufError, StatusClass};
 pub use metadata::{MetadataEntry, MetadataStore};
 pub use relabel::{IngestRelabel, RelabelLoadError, RelabelStats};
