@@ -1,5 +1,6 @@
 //! The `tessera` binary: CLI, configuration and the HTTP server.
 
+mod append;
 mod cpu;
 mod http;
 mod metrics;

@@ -268,12 +268,12 @@ pub static METRICS: Metrics = Metrics {
     ),
     ingest_samples: CounterVec::new(
         "tessera_ingest_samples_appended_total",
-        "Float samples appended to the head through remote write.",
+        "Float samples appended to the head (remote write and recording rules).",
         &[],
     ),
     ingest_series_created: CounterVec::new(
         "tessera_ingest_series_created_total",
-        "Series created in the head by remote write.",
+        "Series created in the head (remote write and recording rules).",
         &[],
     ),
     ingest_samples_rejected: CounterVec::new(

@@ -98,7 +98,8 @@ pub fn start(state: Arc<AppState>, args: &RulesArgs) -> anyhow::Result<()> {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             };
-            match manager.start(db) {
+            let out = Arc::new(crate::append::IngestAppender(db.clone()));
+            match manager.start(db, out) {
                 Ok(()) => {
                     tracing::info!(groups = manager.groups().len(), "rule evaluation started")
                 }

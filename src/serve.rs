@@ -251,8 +251,8 @@ async fn serve(
         ..Default::default()
     });
     let relabel = match &args.ingest_relabel_config {
-        Some(p) => tessera_ingest::relabel::IngestRelabel::load(p)?,
-        None => tessera_ingest::relabel::IngestRelabel::none(),
+        Some(p) => tessera_ingest::IngestRelabel::load(p)?,
+        None => tessera_ingest::IngestRelabel::none(),
     };
     if let Some(p) = relabel.path() {
         info!(file = %p.display(), rules = relabel.rule_count(), "ingest relabel config loaded");

@@ -33,7 +33,7 @@ const FLAGS: [&str; 12] = [
 ];
 
 /// One request: the same step `i` for every test series.
-fn step(i: i64) -> tessera_ingest::remote_write::proto::WriteRequest {
+fn step(i: i64) -> tessera_ingest::proto::WriteRequest {
     let ts = (0..SERIES)
         .map(|s| {
             series(

@@ -31,7 +31,7 @@ use common::*;
 use grafana::{Choice, Expected, Range};
 use prost::Message;
 use tessera_bench::generator::{Fleet, FleetConfig};
-use tessera_ingest::remote_write::proto;
+use tessera_ingest::proto;
 
 const NODES: usize = 3;
 const GPUS: usize = 8;

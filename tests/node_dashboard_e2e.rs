@@ -22,7 +22,8 @@
 //! `metadata_config`, `remote_timeout` and exemplar/native-histogram
 //! settings are the shipped ones (the file has no write_relabel_configs).
 //!
-//! Skipped with a visible `SKIPPED:` when the packages are not installed.
+//! Skipped with a visible `SKIPPED:` when the packages are not installed
+//! (a failure in CI: see `common/input.rs`).
 
 mod common;
 #[path = "common/grafana.rs"]

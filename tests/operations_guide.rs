@@ -65,7 +65,7 @@ fn run_block(name: &str, data: &Path, backup: &Path) -> String {
     stdout.into_owned()
 }
 
-fn step(i: i64) -> tessera_ingest::remote_write::proto::WriteRequest {
+fn step(i: i64) -> tessera_ingest::proto::WriteRequest {
     request(
         (0..SERIES)
             .map(|s| {

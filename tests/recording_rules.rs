@@ -180,6 +180,22 @@ fn recording_rules_write_series_readable_through_the_query_api() {
         )),
         "{metrics}"
     );
+    // Rule results take remote write's append path, so its counters
+    // include them: the write above created 4 series with 16 samples.
+    let counter = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert!(
+        counter("tessera_ingest_series_created_total") > 4.0,
+        "{metrics}"
+    );
+    assert!(
+        counter("tessera_ingest_samples_appended_total") > 16.0,
+        "{metrics}"
+    );
 
     // A bad reload keeps the group in force and says why.
     std::fs::write(

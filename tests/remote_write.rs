@@ -39,13 +39,12 @@ fn accepts_a_write_and_serves_it_back_through_the_metadata_api() {
             &[(1000, 0.5)],
         ),
     ]);
-    req.metadata
-        .push(tessera_ingest::remote_write::proto::MetricMetadata {
-            r#type: 2,
-            metric_family_name: "DCGM_FI_DEV_GPU_UTIL".into(),
-            help: "GPU utilization (in %).".into(),
-            unit: String::new(),
-        });
+    req.metadata.push(tessera_ingest::proto::MetricMetadata {
+        r#type: 2,
+        metric_family_name: "DCGM_FI_DEV_GPU_UTIL".into(),
+        help: "GPU utilization (in %).".into(),
+        unit: String::new(),
+    });
     let (status, body) = t.write(&req);
     assert_eq!(status, 204, "{body}");
 
@@ -181,7 +180,7 @@ fn rejects_invalid_series_but_keeps_the_valid_rest() {
 
 /// Lets the table above name the series type.
 mod proto_series {
-    pub type T = tessera_ingest::remote_write::proto::TimeSeries;
+    pub type T = tessera_ingest::proto::TimeSeries;
 }
 
 #[test]

@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
-use tessera_ingest::remote_write::proto;
+use tessera_ingest::proto;
 use tessera_ingest::{DecodeLimits, decode_v1, validate};
 
 const SERIES: usize = 2000;

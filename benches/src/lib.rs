@@ -15,3 +15,9 @@ pub mod generator;
 pub mod modes;
 pub mod proc_stats;
 pub mod report;
+
+/// Where the tests find `../shared/fixtures` (`$TESSERA_FIXTURES`), and what
+/// they do when it is missing: the workspace's one rule for outside inputs.
+#[cfg(test)]
+#[path = "../../tests/common/input.rs"]
+mod test_input;

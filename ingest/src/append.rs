@@ -1,10 +1,25 @@
-//! The append path: a validated write into the database.
+//! The append path: the one way samples enter storage, for remote write
+//! and recording rules alike.
 //!
-//! Everything that has to happen between "the request decoded" and "the
-//! client may be told 2xx" is here, so the HTTP handler and the recording
-//! rules share one path into storage.
+//! [`append`] is the database's batch append (the WAL first, then the head,
+//! with its out-of-order, duplicate and out-of-bounds checks); everything
+//! that stores samples calls it:
+//! - [`write`], for a remote-write request: ingest relabeling, then
+//!   [`append`], then the metric metadata;
+//! - the server's recording rules, through the `tessera_query::rules::Appender`
+//!   the binary implements with [`append`] (the query crate cannot depend
+//!   on this one).
+//!
+//! The binary counts the [`AppendStats`] both return in the same
+//! self-metrics, so storage limits, counters and WAL behaviour are the same
+//! for both. What is remote write's alone happens before this point:
+//! validation of what a client sent (label limits, `--ingest.max-future`)
+//! and ingest relabeling. Rule output is not relabeled, as Prometheus never
+//! applies `metric_relabel_configs` to rule results: the relabel config
+//! shapes what senders send, a rule's inputs were relabeled on their way in,
+//! and its output is named by the operator's rule file.
 
-use tessera_tsdb::{AppendStats, Db, DbError};
+use tessera_tsdb::{AppendStats, Db, DbError, Labels, Sample};
 
 use crate::metadata::MetadataStore;
 use crate::relabel::{IngestRelabel, RelabelStats};
@@ -57,7 +72,7 @@ impl WriteReport {
     }
 }
 
-/// Relabels a validated write, appends it and records its metadata. An
+/// Relabels a validated write, [`append`]s it and records its metadata. An
 /// error means the samples may not be durable: the caller must not
 /// acknowledge them.
 pub fn write(
@@ -67,13 +82,28 @@ pub fn write(
     mut w: ValidatedWrite,
 ) -> Result<WriteReport, DbError> {
     let relabel = relabel.apply(&mut w.series, &mut w.rejected);
-    let append = db.append_batch(w.series.iter().map(|s| (&s.labels, s.samples.as_slice())))?;
+    let stored = append(
+        db,
+        w.series.iter().map(|s| (&s.labels, s.samples.as_slice())),
+    )?;
     let metadata_received = w.metadata.len();
     metadata.record(&w.metadata);
     Ok(WriteReport {
-        append,
+        append: stored,
         validation: w.rejected,
         relabel,
         metadata_received,
     })
+}
+
+/// Appends series to the database: the storage step of every write (see
+/// the module doc). Returns only after the accepted samples are in the WAL
+/// (when the database has one); an error means they may not be durable and
+/// must not be acknowledged. Samples refused one by one (out of order, out
+/// of bounds, ...) are counted in the stats, not errors.
+pub fn append<'a>(
+    db: &Db,
+    series: impl IntoIterator<Item = (&'a Labels, &'a [Sample])>,
+) -> Result<AppendStats, DbError> {
+    db.append_batch(series)
 }

@@ -5,18 +5,25 @@
 //! [`tessera_tsdb`]. It knows nothing of HTTP: the binary maps its errors to
 //! status codes.
 //!
-//! Start from [`decode_v1`] (body → [`remote_write::proto::WriteRequest`],
-//! or an [`IngestError`] whose [`IngestError::status_class`] picks the HTTP
-//! status) and [`validate()`] (request → [`ValidatedWrite`]: label sets and
-//! samples ready to append, plus the [`Rejections`] to report).
+//! Start from [`decode_v1`] (body → [`proto::WriteRequest`], or an
+//! [`IngestError`] whose [`IngestError::status_class`] picks the HTTP
+//! status), [`validate()`] (request → [`ValidatedWrite`]: label sets and
+//! samples ready to append, plus the [`Rejections`] to report) and
+//! [`write()`] (a validated write into the database, through [`append()`],
+//! which the server's recording rules use too). Everything public is
+//! re-exported here; the modules themselves are private.
 
-pub mod append;
-pub mod error;
-pub mod metadata;
-pub mod relabel;
-pub mod remote_write;
-pub mod validate;
+mod append;
+mod error;
+mod metadata;
+mod relabel;
+mod remote_write;
+mod validate;
 
+pub use append::{WriteReport, append, write};
 pub use error::{IngestError, ProtobufError, StatusClass};
-pub use remote_write::v1::{DecodeLimits, decode_v1};
-pub use validate::{Rejections, SeriesError, ValidSeries, ValidatedWrite, validate};
+pub use metadata::{MetadataEntry, MetadataStore};
+pub use relabel::{IngestRelabel, RelabelLoadError, RelabelStats};
+pub use remote_write::proto;
+pub use remote_write::v1::{DecodeLimits, MAX_STRUCT_EXPANSION, decode_v1};
+pub use validate::{MAX_EXAMPLES, Rejections, SeriesError, ValidSeries, ValidatedWrite, validate};

@@ -20,9 +20,9 @@ pub struct MetadataEntry {
 }
 
 /// Most metric families remembered; later new families are ignored.
-pub const MAX_FAMILIES: usize = 200_000;
+pub(crate) const MAX_FAMILIES: usize = 200_000;
 /// Most distinct entries per family (clients disagreeing on help texts).
-pub const MAX_ENTRIES_PER_FAMILY: usize = 8;
+pub(crate) const MAX_ENTRIES_PER_FAMILY: usize = 8;
 
 #[derive(Default)]
 pub struct MetadataStore {

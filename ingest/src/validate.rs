@@ -78,10 +78,10 @@ pub enum SeriesError {
 }
 
 /// Reason text for exemplars, shown in [`Rejections::summary`].
-pub const EXEMPLARS_REASON: &str =
+pub(crate) const EXEMPLARS_REASON: &str =
     "exemplars are not supported yet; set send_exemplars: false in remote_write";
 /// Reason text for native histograms, shown in [`Rejections::summary`].
-pub const HISTOGRAMS_REASON: &str = "native histograms are not supported yet; \
+pub(crate) const HISTOGRAMS_REASON: &str = "native histograms are not supported yet; \
      set send_native_histograms: false in remote_write";
 
 /// How many example messages a [`Rejections`] keeps: enough to diagnose, few

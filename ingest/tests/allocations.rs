@@ -9,7 +9,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use prost::Message;
-use tessera_ingest::remote_write::proto;
+use tessera_ingest::proto;
 use tessera_ingest::{DecodeLimits, decode_v1, validate};
 
 struct Counting;

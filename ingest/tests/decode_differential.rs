@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use prost::Message;
-use tessera_ingest::error::ProtobufError;
-use tessera_ingest::remote_write::proto;
+use tessera_ingest::ProtobufError;
+use tessera_ingest::proto;
 use tessera_ingest::{DecodeLimits, IngestError, decode_v1};
 
 fn snappy(pb: &[u8]) -> Vec<u8> {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use tessera_ingest::remote_write::proto;
+use tessera_ingest::proto;
 use tessera_ingest::{DecodeLimits, IngestError, StatusClass, ValidatedWrite, decode_v1, validate};
 use tessera_tsdb::{Labels, stale_nan};
 
@@ -570,10 +570,7 @@ fn only_the_first_few_rejections_are_rendered() {
     let got = decode_and_validate(&req);
     assert_eq!(got.rejected.invalid_series, 50);
     assert_eq!(got.rejected.invalid_series_samples, 50);
-    assert_eq!(
-        got.rejected.examples().len(),
-        tessera_ingest::validate::MAX_EXAMPLES
-    );
+    assert_eq!(got.rejected.examples().len(), tessera_ingest::MAX_EXAMPLES);
 }
 
 mod never_panics {

@@ -1,5 +1,5 @@
-//! Runs Prometheus' PromQL acceptance scripts (`../shared/promql-testdata`,
-//! read at test time) against Tessera: every `load` goes into a
+//! Runs Prometheus' PromQL acceptance scripts (`$TESSERA_PROMQL_TESTDATA`,
+//! default `../shared/promql-testdata`, read at test time) against Tessera: every `load` goes into a
 //! `tessera_tsdb::Db`, every `eval` through the query engine.
 //!
 //! Evals are classified with `eval-index.tsv`: native-histogram evals and
@@ -8,6 +8,8 @@
 //! other failure (a regression) and prints listed evals that now pass.
 //! Set `PROMQL_WRITE_KNOWN_FAILURES=<path>` to write the current failure list.
 
+#[path = "../../tests/common/input.rs"]
+mod input;
 mod promqltest;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -32,8 +34,10 @@ struct IndexRow {
     parser_ok: bool,
 }
 
-fn testdata_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/promql-testdata")
+/// The scripts' directory; `None` (a visible skip, or a failure in CI)
+/// when it is missing.
+fn testdata_dir() -> Option<PathBuf> {
+    input::promql_testdata(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
 fn read_index(dir: &Path) -> HashMap<(String, usize), IndexRow> {
@@ -472,11 +476,9 @@ struct Tally {
 
 #[test]
 fn promql_conformance() {
-    let dir = testdata_dir();
-    if !dir.is_dir() {
-        say("skipped: ../shared/promql-testdata not found");
+    let Some(dir) = testdata_dir() else {
         return;
-    }
+    };
     let index = read_index(&dir);
     let known_text = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/promql-known-failures.txt"),
@@ -668,11 +670,9 @@ fn promql_conformance() {
 /// fine, panics and hangs are not.
 #[test]
 fn promql_corpus_never_panics() {
-    let dir = testdata_dir();
-    if !dir.is_dir() {
-        say("skipped: ../shared/promql-testdata not found");
+    let Some(dir) = testdata_dir() else {
         return;
-    }
+    };
     let engine = Engine::new(EngineOptions::default());
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read testdata")

@@ -1,8 +1,11 @@
 //! Recording-rule group evaluation against a real in-memory `Db`: results
 //! equal ad hoc queries, staleness markers, `limit`, query offset.
 
+mod common;
+
 use std::path::Path;
 
+use common::Direct;
 use tessera_query::rules::{Health, RuleGroup, parse_rule_file};
 use tessera_query::{Engine, QueryContext, Value};
 use tessera_tsdb::{Db, Labels, Matcher, Sample, is_stale_nan};
@@ -75,7 +78,7 @@ fn recorded_series_equal_the_expression_evaluated_ad_hoc() {
     let engine = Engine::default();
     let slots: Vec<i64> = (1..=8).map(|i| i * MIN + 7_000).collect();
     for &t in &slots {
-        let r = g.evaluate(&engine, &db, t, t, 0);
+        let r = g.evaluate(&engine, &db, &Direct(&db), t, t, 0);
         assert_eq!((r.rules_evaluated, r.failures), (3, 0), "{:?}", g.status());
         assert_eq!(r.samples, 6);
     }
@@ -135,7 +138,7 @@ fn vanished_output_series_get_a_staleness_marker_at_the_next_evaluation() {
     let g = group("groups:\n- name: g\n  rules:\n  - record: up:healthy\n    expr: up == 1\n");
     let engine = Engine::default();
     for t in [MIN, 2 * MIN, 4 * MIN, 5 * MIN] {
-        let r = g.evaluate(&engine, &db, t, t, 0);
+        let r = g.evaluate(&engine, &db, &Direct(&db), t, t, 0);
         assert_eq!(r.failures, 0);
     }
     let got = stored(&db, "up:healthy");
@@ -168,7 +171,7 @@ fn limit_fails_the_whole_rule_and_stores_nothing() {
          \x20 - record: per_instance\n    expr: up\n\
          \x20 - record: per_job\n    expr: sum by (job) (up)\n",
     );
-    let r = g.evaluate(&Engine::default(), &db, MIN, MIN, 0);
+    let r = g.evaluate(&Engine::default(), &db, &Direct(&db), MIN, MIN, 0);
     assert_eq!((r.rules_evaluated, r.failures, r.samples), (2, 1, 1));
     assert!(stored(&db, "per_instance").is_empty());
     assert_eq!(stored(&db, "per_job").len(), 1);
@@ -188,7 +191,7 @@ fn failing_rules_report_their_error_and_health() {
         let db = Db::in_memory(1);
         write_up(&db, "api", "a", 5 * MIN, |_| 1.0);
         let g = group(yaml);
-        let r = g.evaluate(&Engine::default(), &db, MIN, MIN, 0);
+        let r = g.evaluate(&Engine::default(), &db, &Direct(&db), MIN, MIN, 0);
         assert_eq!(r.failures, 1, "{yaml}");
         let st = g.status();
         let e = st.rules[0].last_error.clone().unwrap_or_default();
@@ -218,7 +221,7 @@ fn scalar_results_become_one_series_and_alerting_rules_are_skipped() {
          \x20 - alert: AlwaysFiring\n    expr: vector(1)\n\
          \x20 - record: answer\n    expr: '42'\n    labels: {kind: constant}\n",
     );
-    let r = g.evaluate(&Engine::default(), &db, MIN, MIN, 0);
+    let r = g.evaluate(&Engine::default(), &db, &Direct(&db), MIN, MIN, 0);
     assert_eq!((r.rules_evaluated, r.failures), (1, 0));
     let got = stored(&db, "answer");
     assert_eq!(got.len(), 1);
@@ -246,7 +249,7 @@ fn query_offset_evaluates_and_stores_at_the_offset_time() {
     let g = group(
         "groups:\n- name: g\n  query_offset: 1m\n  rules:\n  - record: lagged\n    expr: up\n",
     );
-    g.evaluate(&Engine::default(), &db, 5 * MIN, 5 * MIN, 0);
+    g.evaluate(&Engine::default(), &db, &Direct(&db), 5 * MIN, 5 * MIN, 0);
     let got = stored(&db, "lagged");
     // As Prometheus: evaluated at slot - offset and stored at that time.
     assert_eq!(got[0].1, vec![Sample::new(4 * MIN, (4 * MIN) as f64)]);

@@ -2,6 +2,8 @@
 //! neither skip nor repeat an evaluation, no backfill after downtime,
 //! missed iterations, and reloads (a bad file keeps the old groups).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, channel};
@@ -34,7 +36,8 @@ fn start(path: &Path, clock: &Arc<ManualClock>, db: &Arc<Db>) -> Run {
             let _ = tx.lock().unwrap().send(r.clone());
         }));
     let groups = m.groups().len();
-    m.start(db.clone()).unwrap();
+    m.start(db.clone(), Arc::new(common::Direct(db.clone())))
+        .unwrap();
     // Each group thread has computed its schedule once it sleeps.
     assert!(
         clock.wait_for_sleepers(groups, WAIT),

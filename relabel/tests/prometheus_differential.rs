@@ -7,8 +7,11 @@
 //! a templated target label, expansion, uppercase) plus one drop, so the
 //! input of each stored series is recoverable: strip the added labels.
 //! Skipped, with a visible message, when `/usr/bin/prometheus` or
-//! `/usr/bin/promtool` is absent. Bounded to ~30 s; Prometheus is killed
+//! `/usr/bin/promtool` is absent; in CI (`CI` set) that fails instead. Bounded to ~30 s; Prometheus is killed
 //! by a guard even when an assertion fails.
+
+#[path = "../../tests/common/input.rs"]
+mod input;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -109,9 +112,14 @@ fn tail(path: &Path) -> String {
 
 #[test]
 fn prometheus_stores_exactly_what_this_crate_computes() {
-    if !Path::new(PROMETHEUS).exists() || !Path::new(PROMTOOL).exists() {
-        println!("skipped: prometheus not installed ({PROMETHEUS}, {PROMTOOL})");
-        eprintln!("skipped: prometheus not installed ({PROMETHEUS}, {PROMTOOL})");
+    if let Some(bin) = [PROMETHEUS, PROMTOOL]
+        .into_iter()
+        .find(|b| !Path::new(b).exists())
+    {
+        input::missing(
+            &format!("{bin} is not installed"),
+            input::PROMETHEUS_PACKAGES,
+        );
         return;
     }
     let rules = RelabelConfigs::from_yaml(RULES).expect("rules parse");

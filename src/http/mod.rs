@@ -26,7 +26,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
 use tessera_ingest::DecodeLimits;
-use tessera_ingest::metadata::MetadataStore;
+use tessera_ingest::MetadataStore;
 use tessera_tsdb::Db;
 use tokio::sync::Semaphore;
 
@@ -62,7 +62,7 @@ pub struct AppState {
     pub start_time: f64,
     pub cpus: usize,
     pub engine: tessera_query::Engine,
-    pub relabel: tessera_ingest::relabel::IngestRelabel,
+    pub relabel: tessera_ingest::IngestRelabel,
     pub admission: admission::Admission,
     /// Every `serve` flag with its value, for `/api/v1/status/flags`.
     pub flags: Vec<(String, String)>,
@@ -76,7 +76,7 @@ impl AppState {
         opts: HttpOptions,
         cpus: usize,
         engine: tessera_query::Engine,
-        relabel: tessera_ingest::relabel::IngestRelabel,
+        relabel: tessera_ingest::IngestRelabel,
         flags: Vec<(String, String)>,
     ) -> Self {
         let start_time = std::time::SystemTime::now()

@@ -107,8 +107,7 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     };
     drop(bytes);
     let validated = validate(req, limits);
-    let report = match tessera_ingest::append::write(db, &state.metadata, &state.relabel, validated)
-    {
+    let report = match tessera_ingest::write(db, &state.metadata, &state.relabel, validated) {
         Ok(r) => r,
         Err(e) => {
             // Not durable, so not acknowledged: a 5xx makes the sender retry.
@@ -122,21 +121,12 @@ pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) ->
     };
     drop(permit);
 
-    let a = &report.append;
-    METRICS
-        .ingest_samples
-        .inc_by(&[], a.samples_appended as f64);
-    METRICS
-        .ingest_series_created
-        .inc_by(&[], a.series_created as f64);
+    crate::append::count_appended(&report.append);
     METRICS
         .ingest_metadata
         .inc_by(&[], report.metadata_received as f64);
     let v = &report.validation;
     for (reason, n) in [
-        ("out_of_order", a.out_of_order),
-        ("out_of_bounds", a.out_of_bounds),
-        ("duplicate_timestamp", a.duplicate_timestamp),
         ("invalid_series", v.invalid_series_samples),
         ("native_histogram", v.histograms),
         ("exemplar", v.exemplars),

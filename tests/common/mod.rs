@@ -2,13 +2,15 @@
 //! a free loopback port, an HTTP client, and remote-write request builders.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod input;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use prost::Message;
-use tessera_ingest::remote_write::proto;
+use tessera_ingest::proto;
 
 /// Runs `tessera <args> --data-dir <dir>` (the offline tools) to completion.
 pub fn tessera_cli(args: &[&str], dir: &Path) -> std::process::Output {
@@ -202,17 +204,8 @@ pub fn request(ts: Vec<proto::TimeSeries>) -> proto::WriteRequest {
     }
 }
 
-/// Is a Debian-packaged binary installed? Prints a visible skip otherwise.
+/// Is a Debian-packaged binary installed? When not: a visible skip, or a
+/// failure in CI (see [`input`]).
 pub fn have(bin: &str) -> bool {
-    let ok = Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        eprintln!(
-            "SKIPPED: {bin} is not installed (scripts/test installs it: apt-get install prometheus prometheus-node-exporter)"
-        );
-    }
-    ok
+    input::installed(bin)
 }

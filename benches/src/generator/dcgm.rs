@@ -1,7 +1,7 @@
 //! dcgm-exporter's per-GPU series: the counter CSV and the label layout.
 //!
 //! The metric list comes from dcgm-exporter's `default-counters.csv`
-//! (`../shared/fixtures/dcgm/`), read at run time so the harness follows the
+//! (`$TESSERA_FIXTURES/dcgm/`, default `../shared/fixtures/dcgm/`), read at run time so the harness follows the
 //! fixture; [`CounterSet::builtin`] is the same 25 metrics + 1 label for
 //! when the file is not around. Label rules follow the fixture's README:
 //! `gpu, UUID, pci_bus_id, device, modelName, Hostname`, then the CSV's
@@ -264,8 +264,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builtin_list_matches_the_fixture_csv_when_present() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures");
+    fn builtin_list_matches_the_fixture_csv() {
         let builtin = CounterSet::builtin();
         assert_eq!(builtin.metrics.len(), 25);
         assert_eq!(
@@ -277,7 +276,7 @@ mod tests {
             5
         );
         assert_eq!(builtin.labels, vec!["DCGM_FI_DRIVER_VERSION".to_string()]);
-        if dir.exists() {
+        if let Some(dir) = crate::test_input::fixtures(concat!(env!("CARGO_MANIFEST_DIR"), "/..")) {
             assert_eq!(CounterSet::load(&dir).expect("fixture parses"), builtin);
         }
     }

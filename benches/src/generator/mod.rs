@@ -612,7 +612,7 @@ mod tests {
     use super::*;
     use prost::Message;
     use std::collections::HashSet;
-    use tessera_ingest::remote_write::proto::WriteRequest;
+    use tessera_ingest::proto::WriteRequest;
 
     fn fleet(nodes: usize, churn: f64, seed: u64) -> Fleet {
         Fleet::new(FleetConfig {
@@ -647,7 +647,7 @@ mod tests {
 
     type Key = Vec<(Vec<u8>, Vec<u8>)>;
 
-    fn key_of(ts: &tessera_ingest::remote_write::proto::TimeSeries) -> Key {
+    fn key_of(ts: &tessera_ingest::proto::TimeSeries) -> Key {
         ts.labels
             .iter()
             .map(|l| (l.name.clone(), l.value.clone()))

@@ -6,8 +6,9 @@
 //!   are stored at that same timestamp (Prometheus stores `s.T`, the query
 //!   time), named `record` with the rule's labels applied over the result's;
 //! - rules run in file order and each rule's samples are appended (through
-//!   the WAL) before the next rule runs, so later rules see earlier results
-//!   of the same evaluation;
+//!   the injected [`Appender`]: in the server, remote write's path, WAL
+//!   included) before the next rule runs, so later rules see earlier
+//!   results of the same evaluation;
 //! - a series the rule returned last time and not this time gets a
 //!   staleness marker, so queries stop seeing it at once instead of after
 //!   the 5m lookback;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use tessera_tsdb::{Db, Labels, Sample, stale_nan};
 
+use super::appender::Appender;
 use super::file::{GroupConfig, RuleConfig, RuleKind, output_labels};
 use super::schedule::group_offset_ms;
 use crate::context::{CancelToken, QueryContext};
@@ -210,12 +212,14 @@ impl RuleGroup {
     }
 
     /// Evaluates every recording rule at `slot_ms` (an evaluation
-    /// timestamp); `wall_ms` is the wall-clock start reported as
-    /// `lastEvaluation`, `missed` the slots skipped before this one.
+    /// timestamp) against `db`, writing through `out`; `wall_ms` is the
+    /// wall-clock start reported as `lastEvaluation`, `missed` the slots
+    /// skipped before this one.
     pub fn evaluate(
         &self,
         engine: &Engine,
         db: &Db,
+        out: &dyn Appender,
         slot_ms: i64,
         wall_ms: i64,
         missed: u64,
@@ -244,7 +248,7 @@ impl RuleGroup {
             let rule_started = Instant::now();
             report.rules_evaluated += 1;
             let previous = std::mem::take(&mut self.state.lock().rules[i].series);
-            let outcome = self.eval_rule(engine, db, rule, query_ts, &ctx, &previous);
+            let outcome = self.eval_rule(engine, db, out, rule, query_ts, &ctx, &previous);
             let mut st = self.state.lock();
             let rs = &mut st.rules[i];
             rs.last_evaluation_ms = Some(wall_ms);
@@ -273,7 +277,7 @@ impl RuleGroup {
                 }
             }
         }
-        self.cleanup_stale_series(db, query_ts);
+        self.cleanup_stale_series(out, query_ts);
         *self.running.lock() = None;
         report.duration = started.elapsed();
         let mut st = self.state.lock();
@@ -293,10 +297,12 @@ impl RuleGroup {
 
     /// One rule: query, name, check, append results and staleness markers.
     /// Returns the series written and the number of samples.
+    #[allow(clippy::too_many_arguments)]
     fn eval_rule(
         &self,
         engine: &Engine,
         db: &Db,
+        out: &dyn Appender,
         rule: &RuleConfig,
         query_ts: i64,
         ctx: &QueryContext,
@@ -335,12 +341,13 @@ impl RuleGroup {
             .map(|(l, v)| (l, [Sample::new(query_ts, v)]))
             .collect();
         let gone: Vec<&Labels> = previous.iter().filter(|l| !current.contains(*l)).collect();
-        let batch = samples
+        let batch: Vec<(&Labels, &[Sample])> = samples
             .iter()
             .map(|(l, s)| (l, s.as_slice()))
-            .chain(gone.iter().map(|l| (*l, stale.as_slice())));
-        let stats = db
-            .append_batch(batch)
+            .chain(gone.iter().map(|l| (*l, stale.as_slice())))
+            .collect();
+        let stats = out
+            .append(&batch)
             .map_err(|e| format!("appending rule results: {e}"))?;
         if let Some(why) = &stats.first_rejection {
             // Out-of-order or duplicate results are expected when a rule
@@ -358,12 +365,12 @@ impl RuleGroup {
     }
 
     /// Stale markers for the series of rules a reload removed.
-    fn cleanup_stale_series(&self, db: &Db, ts: i64) {
+    fn cleanup_stale_series(&self, out: &dyn Appender, ts: i64) {
         let series = std::mem::take(&mut self.state.lock().stale_series);
         if series.is_empty() {
             return;
         }
-        if let Err(e) = append_stale_markers(db, &series, ts) {
+        if let Err(e) = append_stale_markers(out, &series, ts) {
             tracing::warn!(group = %self.config.name, error = %e, "appending staleness markers for removed rules failed");
             self.state.lock().stale_series = series;
         }
@@ -468,11 +475,11 @@ impl RuleGroup {
 /// sample already there, e.g. the series moved to another group) are
 /// expected and ignored, as in Prometheus.
 pub(crate) fn append_stale_markers(
-    db: &Db,
+    out: &dyn Appender,
     series: &[Labels],
     ts: i64,
 ) -> Result<(), tessera_tsdb::DbError> {
     let stale = [Sample::new(ts, stale_nan())];
-    db.append_batch(series.iter().map(|l| (l, stale.as_slice())))
-        .map(|_| ())
+    let batch: Vec<(&Labels, &[Sample])> = series.iter().map(|l| (l, stale.as_slice())).collect();
+    out.append(&batch).map(|_| ())
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tessera_tsdb::Db;
 
+use super::appender::Appender;
 use super::file::{GroupConfig, RuleFileError, RuleKind, expand_patterns, load_file};
 use super::group::{EvalReport, GroupStatus, RuleGroup, append_stale_markers};
 use super::schedule::{Clock, Schedule, StopSignal, SystemClock};
@@ -74,10 +75,17 @@ impl Running {
     }
 }
 
+/// What the groups read from and write through, once started.
+#[derive(Clone)]
+struct Target {
+    db: Arc<Db>,
+    out: Arc<dyn Appender>,
+}
+
 #[derive(Default)]
 struct Inner {
     groups: Vec<Running>,
-    db: Option<Arc<Db>>,
+    target: Option<Target>,
 }
 
 /// Loads, runs and reloads recording-rule groups.
@@ -140,13 +148,16 @@ impl RuleManager {
         )
     }
 
-    /// Starts evaluating every group against `db`, each at its next slot.
-    pub fn start(&self, db: Arc<Db>) -> std::io::Result<()> {
+    /// Starts evaluating every group against `db`, each at its next slot;
+    /// results and staleness markers are written through `out` (the
+    /// server's: the remote-write append path).
+    pub fn start(&self, db: Arc<Db>, out: Arc<dyn Appender>) -> std::io::Result<()> {
         let mut inner = self.inner.lock();
-        inner.db = Some(db.clone());
+        let target = Target { db, out };
+        inner.target = Some(target.clone());
         for r in &mut inner.groups {
             if r.thread.is_none() {
-                r.thread = Some(self.spawn(r.group.clone(), r.stop.clone(), db.clone())?);
+                r.thread = Some(self.spawn(r.group.clone(), r.stop.clone(), target.clone())?);
             }
         }
         Ok(())
@@ -156,7 +167,7 @@ impl RuleManager {
         &self,
         group: Arc<RuleGroup>,
         stop: Arc<StopSignal>,
-        db: Arc<Db>,
+        target: Target,
     ) -> std::io::Result<JoinHandle<()>> {
         let engine = self.engine.clone();
         let clock = self.clock.clone();
@@ -171,7 +182,14 @@ impl RuleManager {
                     let Some(due) = schedule.poll(now) else {
                         continue;
                     };
-                    let report = group.evaluate(&engine, &db, due.slot_ms, now, due.missed);
+                    let report = group.evaluate(
+                        &engine,
+                        &target.db,
+                        target.out.as_ref(),
+                        due.slot_ms,
+                        now,
+                        due.missed,
+                    );
                     if let Some(f) = &observer {
                         f(&report);
                     }
@@ -184,7 +202,7 @@ impl RuleManager {
     pub fn reload(&self) -> Result<LoadSummary, RuleFileError> {
         let (configs, summary) = load_all(&self.opts.patterns)?;
         let mut inner = self.inner.lock();
-        let db = inner.db.clone();
+        let target = inner.target.clone();
         let mut old: Vec<Running> = std::mem::take(&mut inner.groups);
         let mut next = Vec::with_capacity(configs.len());
         for c in configs {
@@ -211,8 +229,8 @@ impl RuleManager {
                     // A thread that cannot start leaves the group listed but
                     // idle (health unknown) rather than abandoning the
                     // half-applied reload.
-                    let thread = db.as_ref().and_then(|db| {
-                        self.spawn(group.clone(), stop.clone(), db.clone())
+                    let thread = target.as_ref().and_then(|t| {
+                        self.spawn(group.clone(), stop.clone(), t.clone())
                             .map_err(|e| {
                                 tracing::error!(group = %group.name(), file = %group.file(), error = %e,
                                     "cannot start the rule group's evaluation thread");
@@ -231,15 +249,15 @@ impl RuleManager {
         // stale two intervals from now unless a newer sample is there first.
         for mut r in old {
             r.stop();
-            if let Some(db) = &db {
-                self.mark_stale_later(&r.group, db.clone());
+            if let Some(t) = &target {
+                self.mark_stale_later(&r.group, t.out.clone());
             }
         }
         inner.groups = next;
         Ok(summary)
     }
 
-    fn mark_stale_later(&self, group: &RuleGroup, db: Arc<Db>) {
+    fn mark_stale_later(&self, group: &RuleGroup, out: Arc<dyn Appender>) {
         let series = group.take_all_series();
         if series.is_empty() {
             return;
@@ -254,7 +272,7 @@ impl RuleManager {
             .name("tessera-rules-stale".into())
             .spawn(move || {
                 if clock.sleep_until(wake, &shutdown)
-                    && let Err(e) = append_stale_markers(&db, &series, ts)
+                    && let Err(e) = append_stale_markers(out.as_ref(), &series, ts)
                 {
                     tracing::warn!(group = %name, error = %e, "staleness markers for a removed rule group failed");
                 }

@@ -9,20 +9,25 @@
 //!   staleness markers, per-rule health).
 //! - [`manager`]: one thread per group, reload that keeps the old groups
 //!   when a file is bad.
+//! - [`Appender`]: where results are written, injected by the embedder
+//!   (the server's is the remote-write append path).
 //!
 //! Start from [`RuleManager::load`], then [`RuleManager::start`] with the
-//! database; [`RuleManager::groups`] feeds `/api/v1/rules`. Alerting rules
+//! database to read and the [`Appender`] to write through;
+//! [`RuleManager::groups`] feeds `/api/v1/rules`. Alerting rules
 //! are parsed and listed but never evaluated.
 //!
 //! Restart behaviour (as Prometheus): a group's first evaluation after a
 //! start or reload is its next aligned slot; slots missed while the process
 //! was down are not backfilled.
 
+mod appender;
 pub mod file;
 pub mod group;
 pub mod manager;
 pub mod schedule;
 
+pub use appender::Appender;
 pub use file::{GroupConfig, RuleConfig, RuleFileError, RuleKind, parse_rule_file};
 pub use group::{
     ALERTING_UNSUPPORTED, EvalReport, GroupCounters, GroupStatus, Health, RuleGroup, RuleStatus,
