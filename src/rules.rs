@@ -18,7 +18,6 @@
 //!   warning at load, and never evaluated.
 
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -54,7 +53,7 @@ pub struct RulesArgs {
 }
 
 fn parse_offset(s: &str) -> Result<Duration, String> {
-    tessera_query::rules::file::parse_duration(s).map(|ms| Duration::from_millis(ms as u64))
+    tessera_query::time::parse_duration(s).map(|ms| Duration::from_millis(ms as u64))
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -307,41 +306,11 @@ pub fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
 /// Go's `time.Time` JSON (RFC 3339, nanosecond precision with trailing
 /// zeros trimmed, UTC); never evaluated is Go's zero time, as Prometheus
 /// reports it.
-pub(crate) fn rfc3339(ms: Option<i64>) -> String {
-    let Some(ms) = ms else {
-        return "0001-01-01T00:00:00Z".into();
-    };
-    let secs = ms.div_euclid(1000);
-    let frac = ms.rem_euclid(1000);
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
-    if frac != 0 {
-        let f = format!("{frac:03}");
-        let _ = write!(s, ".{}", f.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
-/// Howard Hinnant's days-to-civil: (year, month, day) of a day number
-/// counted from 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+fn rfc3339(ms: Option<i64>) -> String {
+    ms.map_or_else(
+        || "0001-01-01T00:00:00Z".into(),
+        tessera_query::time::rfc3339_trimmed,
+    )
 }
 
 /// Appends the rule self-metrics (Prometheus' `prometheus_rule_*` families
