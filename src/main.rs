@@ -1,6 +1,7 @@
 //! The `tessera` binary: CLI, configuration and the HTTP server.
 
 mod cpu;
+mod flags;
 mod http;
 mod metrics;
 mod rules;

@@ -14,6 +14,7 @@ use tessera_tsdb::{BlockPolicy, Db, DbOptions};
 use tracing::{error, info};
 
 use crate::cpu;
+use crate::flags;
 use crate::http::{self, AppState, HttpOptions};
 use crate::metrics::METRICS;
 
@@ -54,7 +55,7 @@ pub struct ServeArgs {
 
     /// How long a remote-write request may wait for a slot before 503 +
     /// Retry-After.
-    #[arg(long = "ingest.queue-timeout", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "ingest.queue-timeout", default_value = "5s", value_parser = flags::duration)]
     ingest_queue_timeout: Duration,
 
     /// Most labels one series may carry; more is refused with 400.
@@ -73,7 +74,7 @@ pub struct ServeArgs {
     /// (the rest of the request is kept). Must stay under half of
     /// --block.duration: a sample from the future stretches the head, and
     /// block cuts would then refuse honest samples as out of bounds.
-    #[arg(long = "ingest.max-future", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long = "ingest.max-future", default_value = "10m", value_parser = flags::duration)]
     ingest_max_future: Duration,
 
     /// Most series a /api/v1/series, labels or label values call may match
@@ -90,7 +91,7 @@ pub struct ServeArgs {
 
     /// Longest a query may run; a request's `timeout` parameter can only
     /// lower it. Over it: 503 with errorType timeout.
-    #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration)]
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = flags::duration)]
     query_timeout: Duration,
 
     /// Samples one query may hold in memory at once (Prometheus' default).
@@ -99,7 +100,7 @@ pub struct ServeArgs {
     query_max_samples: usize,
 
     /// How far back an instant selector looks for the latest sample.
-    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = flags::duration)]
     query_lookback_delta: Duration,
 
     /// When the WAL is fsynced: `always` (before every acknowledgement:
@@ -111,7 +112,7 @@ pub struct ServeArgs {
     wal_fsync: String,
 
     /// Fsync period for --wal.fsync=interval.
-    #[arg(long = "wal.fsync-interval", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long = "wal.fsync-interval", default_value = "1s", value_parser = flags::duration)]
     wal_fsync_interval: Duration,
 
     /// WAL segment size in bytes; a new segment file is cut beyond it.
@@ -121,17 +122,17 @@ pub struct ServeArgs {
     /// Length of the head range cut into an immutable block once the head
     /// spans 1.5 of them; also the base of the compaction ranges (x3 each
     /// level).
-    #[arg(long = "block.duration", default_value = "2h", value_parser = parse_duration)]
+    #[arg(long = "block.duration", default_value = "2h", value_parser = flags::duration)]
     block_duration: Duration,
 
     /// Blocks whose newest sample is older than this (measured from the
     /// newest data) are deleted, whole. 0 keeps everything.
-    #[arg(long = "retention", visible_alias = "storage.tsdb.retention.time", default_value = "15d", value_parser = parse_duration)]
+    #[arg(long = "retention", visible_alias = "storage.tsdb.retention.time", default_value = "15d", value_parser = flags::duration)]
     retention: Duration,
 
     /// How often the background maintenance checks for head ranges to cut,
     /// blocks to compact and blocks past retention.
-    #[arg(long = "tsdb.maintenance-interval", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long = "tsdb.maintenance-interval", default_value = "1m", value_parser = flags::duration)]
     maintenance_interval: Duration,
 
     /// Queries and metadata calls run at once (default: the CPU budget).
@@ -143,13 +144,13 @@ pub struct ServeArgs {
     query_max_queue: usize,
 
     /// Longest a read waits for a slot before 503 + Retry-After.
-    #[arg(long = "query.queue-timeout", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long = "query.queue-timeout", default_value = "30s", value_parser = flags::duration)]
     query_queue_timeout: Duration,
 
     /// Window searched by /api/v1/series, labels and label values calls that
     /// give no `start` (Prometheus searches all of history; a bounded
     /// default keeps a bare call cheap).
-    #[arg(long = "api.default-window", default_value = "1d", value_parser = parse_duration)]
+    #[arg(long = "api.default-window", default_value = "1d", value_parser = flags::duration)]
     api_default_window: Duration,
 
     #[command(flatten)]
@@ -158,14 +159,6 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
     log_format: String,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    http::api::parse_duration(s).and_then(|ms| {
-        u64::try_from(ms)
-            .map(Duration::from_millis)
-            .map_err(|_| format!("negative duration {s:?}"))
-    })
 }
 
 /// Every flag of `serve` with its value (given or default), as
