@@ -17,6 +17,7 @@ use crate::cpu;
 use crate::flags;
 use crate::http::{self, AppState, HttpOptions};
 use crate::metrics::METRICS;
+use crate::rules::{Rules, RulesArgs};
 
 /// The port Tessera listens on by default (Prometheus uses 9090,
 /// VictoriaMetrics 8428).
@@ -154,7 +155,7 @@ pub struct ServeArgs {
     api_default_window: Duration,
 
     #[command(flatten)]
-    rules: crate::rules::RulesArgs,
+    rules: RulesArgs,
 
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
@@ -248,8 +249,9 @@ async fn serve(
     if let Some(p) = relabel.path() {
         info!(file = %p.display(), rules = relabel.rule_count(), "ingest relabel config loaded");
     }
-    let state = Arc::new(AppState::new(opts, cpus, engine, relabel, flags));
-    crate::rules::start(state.clone(), &args.rules)?;
+    // A bad rule file refuses the start, before the server listens.
+    let rules = Rules::load(&args.rules, engine.clone())?;
+    let state = Arc::new(AppState::new(opts, cpus, engine, relabel, rules, flags));
     spawn_sighup_reloader(state.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -292,8 +294,8 @@ async fn serve(
                     source,
                 }
             })?;
-            let _ = db_state.db.set(db);
-            Ok(maintainer)
+            let _ = db_state.db.set(db.clone());
+            Ok((db, maintainer))
         })
     });
 
@@ -303,24 +305,27 @@ async fn serve(
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
-    // Stops the background maintenance when the server returns.
-    let _maintainer = match open.await.context("database open task")? {
-        Ok(m) => {
+    // `_maintainer` stops the background maintenance when the server
+    // returns.
+    let (db, _maintainer) = match open.await.context("database open task")? {
+        Ok(opened) => {
             info!(
                 block_duration = ?args.block_duration,
                 retention = ?args.retention,
                 "database open; ready"
             );
-            m
+            opened
         }
         // Refuse to run half-started: the error names the flag or file.
         Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
     };
+    // Rules evaluate against the database, so they start once it is open.
+    state.rules.start(db);
     server
         .await
         .context("http server task")?
         .context("http server")?;
-    crate::rules::stop();
+    state.rules.stop();
     if let Some(db) = state.db.get() {
         db.sync().context("syncing the WAL at shutdown")?;
     }

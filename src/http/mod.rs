@@ -31,6 +31,7 @@ use tessera_tsdb::Db;
 use tokio::sync::Semaphore;
 
 use crate::metrics::METRICS;
+use crate::rules::Rules;
 
 /// Settings of the HTTP layer, from flags.
 #[derive(Clone, Debug)]
@@ -63,6 +64,11 @@ pub struct AppState {
     pub cpus: usize,
     pub engine: tessera_query::Engine,
     pub relabel: tessera_ingest::relabel::IngestRelabel,
+    /// The recording rules (none without `--rules.file`): listed by
+    /// `/api/v1/rules`, reloaded with the relabel config, and their
+    /// self-metrics in `/metrics`. `serve.rs` starts their evaluation once
+    /// the database is open.
+    pub rules: Rules,
     pub admission: admission::Admission,
     /// Every `serve` flag with its value, for `/api/v1/status/flags`.
     pub flags: Vec<(String, String)>,
@@ -74,6 +80,7 @@ impl AppState {
         cpus: usize,
         engine: tessera_query::Engine,
         relabel: tessera_ingest::relabel::IngestRelabel,
+        rules: Rules,
         flags: Vec<(String, String)>,
     ) -> Self {
         let start_time = std::time::SystemTime::now()
@@ -93,6 +100,7 @@ impl AppState {
             cpus,
             engine,
             relabel,
+            rules,
             flags,
         }
     }
@@ -172,7 +180,7 @@ pub fn reload(state: &AppState) -> Result<(), String> {
             Err(e.to_string())
         }
     };
-    let rules = crate::rules::reload();
+    let rules = state.rules.reload();
     match (relabel, rules) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),
