@@ -1,9 +1,22 @@
-//! The HTTP server: routes, shared state and per-request accounting.
+//! The HTTP server: routes ([`router`]), shared state ([`AppState`]),
+//! per-request accounting and the configuration reload ([`reload`]).
 //!
-//! Handlers live one concern per file: `write.rs` (remote write),
-//! `metadata.rs` (series, labels, label values, metadata), `status.rs`
-//! (health, readiness, build info, `/metrics`); `api.rs` holds the Prometheus
-//! API conventions they share.
+//! Handlers live one concern per file:
+//! - `write.rs`: `POST /api/v1/write` (remote write);
+//! - `query.rs`: `/api/v1/query` and `/api/v1/query_range` (PromQL);
+//! - `metadata.rs`: `/api/v1/series`, `/api/v1/labels`,
+//!   `/api/v1/label/{name}/values` and `/api/v1/metadata`;
+//! - `rules.rs`: `/api/v1/rules` (the recording rules' JSON and filters);
+//! - `status.rs`: `/-/healthy`, `/-/ready`, `/-/reload`,
+//!   `/api/v1/status/buildinfo`, `/api/v1/status/queries` and `/metrics`;
+//! - `tsdb_status.rs`: `/api/v1/status/tsdb`, `/api/v1/status/runtimeinfo`
+//!   and `/api/v1/status/flags`.
+//!
+//! What they share: `api.rs` (the Prometheus API conventions: envelope,
+//! errors, parameters, times and durations), `admission.rs` (the read
+//! admission gate), `read.rs` (running one admitted read: deadline,
+//! cancellation, accounting), `selector.rs` (`match[]` selectors) and
+//! `stream.rs` (streamed JSON bodies).
 
 pub mod admission;
 pub mod api;
