@@ -2,6 +2,7 @@
 
 mod append;
 mod cpu;
+mod flags;
 mod http;
 mod metrics;
 mod rules;

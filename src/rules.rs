@@ -1,11 +1,12 @@
-//! Recording rules in the server: the `--rules.*` flags, start-up (load,
-//! then evaluate once the database is open), reload, the `/api/v1/rules`
-//! JSON and the rule self-metrics.
+//! Recording rules in the server: the `--rules.*` flags and [`Rules`], the
+//! process's handle on its rule manager: load at start, evaluation once the
+//! database is open, reload, stop and the rule self-metrics.
 //!
 //! The engine lives in `tessera_query::rules`; this file only wires it to
-//! the process. There is one rule manager per process, kept in a static so
-//! the HTTP handler, the reload path and `/metrics` reach it without a
-//! field in `AppState`.
+//! the process. `serve.rs` loads the [`Rules`] before the server listens,
+//! keeps them in `AppState::rules` (so `/api/v1/rules`, `POST /-/reload`
+//! and `/metrics` reach them) and calls [`Rules::start`] with the database
+//! once it is open. The JSON of `/api/v1/rules` is in `http/rules.rs`.
 //!
 //! Behaviour worth knowing as an operator:
 //! - a bad rule file refuses the start (the error names the file, line,
@@ -17,19 +18,15 @@
 //! - alerting rules are listed in `/api/v1/rules` with an explanation and a
 //!   warning at load, and never evaluated.
 
-use std::collections::HashSet;
-use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::{Map, Value, json};
-use tessera_query::rules::{
-    ALERTING_UNSUPPORTED, GroupStatus, LoadSummary, ManagerOptions, RuleKind, RuleManager,
-};
+use tessera_query::rules::{GroupStatus, LoadSummary, ManagerOptions, RuleKind, RuleManager};
+use tessera_tsdb::Db;
 
-use crate::http::AppState;
+use crate::flags;
 use crate::metrics;
 
 /// `tessera serve` flags for recording rules (flattened into `ServeArgs`).
@@ -49,65 +46,127 @@ pub struct RulesArgs {
     /// How far back rule groups without `query_offset:` evaluate and store
     /// their results (Prometheus' `rule_query_offset`): raise it when
     /// remote-write senders lag, so rules see complete data.
-    #[arg(long = "rules.query-offset", default_value = "0s", value_parser = parse_offset)]
+    #[arg(long = "rules.query-offset", default_value = "0s", value_parser = flags::duration)]
     pub query_offset: Duration,
 }
 
-fn parse_offset(s: &str) -> Result<Duration, String> {
-    tessera_query::rules::file::parse_duration(s).map(|ms| Duration::from_millis(ms as u64))
-}
-
 fn parse_interval(s: &str) -> Result<Duration, String> {
-    match parse_offset(s)? {
+    match flags::duration(s)? {
         d if d.is_zero() => Err("the evaluation interval must be greater than 0".into()),
         d => Ok(d),
     }
 }
 
-static MANAGER: OnceLock<Arc<RuleManager>> = OnceLock::new();
-static RELOADS_OK: AtomicU64 = AtomicU64::new(0);
-static RELOADS_FAILED: AtomicU64 = AtomicU64::new(0);
+/// The process's recording rules: the manager (none without
+/// `--rules.file`) and the reload counters of
+/// `tessera_rule_config_reloads_total`.
+pub struct Rules {
+    manager: Option<RuleManager>,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+}
 
-/// Loads the rule files and starts evaluating once `state.db` is open.
-/// With no `--rules.file` it does nothing. A bad file is an error (refuse
-/// to start).
-pub fn start(state: Arc<AppState>, args: &RulesArgs) -> anyhow::Result<()> {
-    if args.rules_file.is_empty() {
-        return Ok(());
-    }
-    let opts = ManagerOptions {
-        patterns: args.rules_file.clone(),
-        default_interval: args.evaluation_interval,
-        default_query_offset: args.query_offset,
-    };
-    let (manager, summary) =
-        RuleManager::load(opts, state.engine.clone()).context("loading the recording rules")?;
-    log_summary(&summary, "recording rules loaded");
-    let manager = Arc::new(manager);
-    if MANAGER.set(manager.clone()).is_err() {
-        anyhow::bail!("the rule manager was started twice");
-    }
-    // Rules evaluate against the database, which opens after WAL replay:
-    // wait for it on a thread of our own, never an async worker.
-    std::thread::Builder::new()
-        .name("tessera-rules-start".into())
-        .spawn(move || {
-            let db = loop {
-                if let Some(db) = state.db.get() {
-                    break db.clone();
-                }
-                std::thread::sleep(Duration::from_millis(50));
+impl Rules {
+    /// Loads the rule files; nothing is evaluated until [`start`](Self::start).
+    /// With no `--rules.file` there are no rules. A bad file is an error
+    /// (refuse to start).
+    pub fn load(args: &RulesArgs, engine: tessera_query::Engine) -> anyhow::Result<Rules> {
+        let manager = if args.rules_file.is_empty() {
+            None
+        } else {
+            let opts = ManagerOptions {
+                patterns: args.rules_file.clone(),
+                default_interval: args.evaluation_interval,
+                default_query_offset: args.query_offset,
             };
-            let out = Arc::new(crate::append::IngestAppender(db.clone()));
-            match manager.start(db, out) {
-                Ok(()) => {
-                    tracing::info!(groups = manager.groups().len(), "rule evaluation started")
-                }
-                Err(e) => tracing::error!(error = %e, "cannot start rule evaluation threads"),
-            }
+            let (manager, summary) =
+                RuleManager::load(opts, engine).context("loading the recording rules")?;
+            log_summary(&summary, "recording rules loaded");
+            Some(manager)
+        };
+        Ok(Rules {
+            manager,
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
         })
-        .context("spawning the rule start-up thread")?;
-    Ok(())
+    }
+
+    /// Starts evaluating every group against the opened database. A failure
+    /// to start the evaluation threads is logged; the server keeps serving.
+    pub fn start(&self, db: Arc<Db>) {
+        let Some(m) = &self.manager else {
+            return;
+        };
+        let out = Arc::new(crate::append::IngestAppender(db.clone()));
+        match m.start(db, out) {
+            Ok(()) => tracing::info!(groups = m.groups().len(), "rule evaluation started"),
+            Err(e) => tracing::error!(error = %e, "cannot start rule evaluation threads"),
+        }
+    }
+
+    /// Re-reads the rule files (SIGHUP, `POST /-/reload`). On error the
+    /// groups in force keep running and the message says why. Without
+    /// rules: Ok.
+    pub fn reload(&self) -> Result<(), String> {
+        let Some(m) = &self.manager else {
+            return Ok(());
+        };
+        match m.reload() {
+            Ok(summary) => {
+                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                log_summary(&summary, "reloaded the recording rules");
+                Ok(())
+            }
+            Err(e) => {
+                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "rule reload failed; the previous rule groups stay in force");
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// Stops rule evaluation (graceful shutdown, before the final WAL sync).
+    pub fn stop(&self) {
+        if let Some(m) = &self.manager {
+            m.stop();
+        }
+    }
+
+    /// The groups in force (empty without rules).
+    pub fn groups(&self) -> Vec<GroupStatus> {
+        self.manager
+            .as_ref()
+            .map(|m| m.groups())
+            .unwrap_or_default()
+    }
+
+    /// Appends the rule self-metrics (Prometheus' `prometheus_rule_*`
+    /// families under `tessera_`), read from the groups at scrape time.
+    /// Without rules the families are there, empty, and the reload counters
+    /// at 0.
+    pub fn render_metrics(&self, out: &mut String) {
+        render_groups(out, &self.groups());
+        metrics::header(
+            out,
+            "tessera_rule_config_reloads_total",
+            "Reloads of the --rules.file rule files (SIGHUP, POST /-/reload), by result.",
+            "counter",
+        );
+        for (result, n) in [
+            ("success", &self.reloads_ok),
+            ("failure", &self.reloads_failed),
+        ] {
+            metrics::sample(
+                out,
+                "tessera_rule_config_reloads_total",
+                "",
+                &["result"],
+                &[result.to_string()],
+                None,
+                n.load(Ordering::Relaxed) as f64,
+            );
+        }
+    }
 }
 
 fn log_summary(s: &LoadSummary, what: &str) {
@@ -120,251 +179,6 @@ fn log_summary(s: &LoadSummary, what: &str) {
     );
     for a in &s.alerting_rules {
         tracing::warn!(rule = %a, "alerting rules are not supported by Tessera: listed in /api/v1/rules, not evaluated");
-    }
-}
-
-/// Re-reads the rule files (SIGHUP, `POST /-/reload`). On error the groups
-/// in force keep running and the message says why. Without rules: Ok.
-pub fn reload() -> Result<(), String> {
-    let Some(m) = MANAGER.get() else {
-        return Ok(());
-    };
-    match m.reload() {
-        Ok(summary) => {
-            RELOADS_OK.fetch_add(1, Ordering::Relaxed);
-            log_summary(&summary, "reloaded the recording rules");
-            Ok(())
-        }
-        Err(e) => {
-            RELOADS_FAILED.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "rule reload failed; the previous rule groups stay in force");
-            Err(e.to_string())
-        }
-    }
-}
-
-/// Stops rule evaluation (graceful shutdown, before the final WAL sync).
-pub fn stop() {
-    if let Some(m) = MANAGER.get() {
-        m.stop();
-    }
-}
-
-/// The groups in force (empty without rules).
-pub fn groups() -> Vec<GroupStatus> {
-    MANAGER.get().map(|m| m.groups()).unwrap_or_default()
-}
-
-/// `/api/v1/rules` filters, as Prometheus reads them.
-#[derive(Debug, Default, PartialEq)]
-pub struct RulesFilter {
-    pub kind: Option<RuleKind>,
-    pub rule_names: HashSet<String>,
-    pub groups: HashSet<String>,
-    pub files: HashSet<String>,
-    pub exclude_alerts: bool,
-}
-
-impl RulesFilter {
-    /// From the `type`, `rule_name[]`, `rule_group[]`, `file[]` and
-    /// `exclude_alerts` parameters; the error is Prometheus' message.
-    pub fn parse<'a>(
-        kind: Option<&str>,
-        rule_names: impl Iterator<Item = &'a str>,
-        groups: impl Iterator<Item = &'a str>,
-        files: impl Iterator<Item = &'a str>,
-        exclude_alerts: Option<&str>,
-    ) -> Result<RulesFilter, String> {
-        let kind = match kind.map(str::to_ascii_lowercase).as_deref() {
-            None | Some("") => None,
-            Some("alert") => Some(RuleKind::Alerting),
-            Some("record") => Some(RuleKind::Recording),
-            Some(other) => {
-                return Err(format!(
-                    "invalid parameter \"type\": not supported value {other:?}"
-                ));
-            }
-        };
-        let exclude_alerts = match exclude_alerts {
-            None | Some("") => false,
-            Some(s) => parse_bool(s).ok_or_else(|| {
-                format!("invalid parameter \"exclude_alerts\": strconv.ParseBool: parsing {s:?}: invalid syntax")
-            })?,
-        };
-        let set = |it: &mut dyn Iterator<Item = &'a str>| {
-            it.filter(|s| !s.is_empty()).map(String::from).collect()
-        };
-        Ok(RulesFilter {
-            kind,
-            rule_names: set(&mut { rule_names }),
-            groups: set(&mut { groups }),
-            files: set(&mut { files }),
-            exclude_alerts,
-        })
-    }
-}
-
-/// Go's `strconv.ParseBool`.
-fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
-/// The `data` of `/api/v1/rules`: `{"groups": [...]}` in Prometheus' shape.
-/// Groups left without rules by the filters are left out, as Prometheus does.
-pub fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
-    let mut out = Vec::new();
-    for g in groups {
-        if (!f.groups.is_empty() && !f.groups.contains(&g.name))
-            || (!f.files.is_empty() && !f.files.contains(&g.file))
-        {
-            continue;
-        }
-        let rules: Vec<Value> = g
-            .rules
-            .iter()
-            .filter(|r| f.kind.is_none_or(|k| k == r.kind))
-            .filter(|r| f.rule_names.is_empty() || f.rule_names.contains(&r.name))
-            .map(|r| {
-                let mut o = Map::new();
-                let labels: Map<String, Value> = r
-                    .labels
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(k, v)| (k.clone(), json!(v)))
-                    .collect();
-                match r.kind {
-                    RuleKind::Recording => {
-                        o.insert("name".into(), json!(r.name));
-                        o.insert("query".into(), json!(r.query));
-                        if !labels.is_empty() {
-                            o.insert("labels".into(), Value::Object(labels));
-                        }
-                    }
-                    RuleKind::Alerting => {
-                        o.insert("state".into(), json!("inactive"));
-                        o.insert("name".into(), json!(r.name));
-                        o.insert("query".into(), json!(r.query));
-                        o.insert("duration".into(), json!(r.for_ms as f64 / 1000.0));
-                        o.insert("keepFiringFor".into(), json!(0));
-                        o.insert("labels".into(), Value::Object(labels));
-                        let ann: Map<String, Value> = r
-                            .annotations
-                            .iter()
-                            .map(|(k, v)| (k.clone(), json!(v)))
-                            .collect();
-                        o.insert("annotations".into(), Value::Object(ann));
-                        if !f.exclude_alerts {
-                            o.insert("alerts".into(), json!([]));
-                        }
-                        o.insert("unsupported".into(), json!(true));
-                    }
-                }
-                o.insert("health".into(), json!(r.health.as_str()));
-                let last_error = match r.kind {
-                    RuleKind::Alerting => Some(ALERTING_UNSUPPORTED),
-                    RuleKind::Recording => r.last_error.as_deref(),
-                };
-                if let Some(e) = last_error {
-                    o.insert("lastError".into(), json!(e));
-                }
-                o.insert(
-                    "evaluationTime".into(),
-                    json!(r.evaluation_time.as_secs_f64()),
-                );
-                o.insert(
-                    "lastEvaluation".into(),
-                    json!(rfc3339(r.last_evaluation_ms)),
-                );
-                o.insert(
-                    "type".into(),
-                    json!(match r.kind {
-                        RuleKind::Recording => "recording",
-                        RuleKind::Alerting => "alerting",
-                    }),
-                );
-                Value::Object(o)
-            })
-            .collect();
-        if rules.is_empty() {
-            continue;
-        }
-        out.push(json!({
-            "name": g.name,
-            "file": g.file,
-            "rules": rules,
-            "interval": g.interval_ms as f64 / 1000.0,
-            "limit": g.limit,
-            "evaluationTime": g.evaluation_time.as_secs_f64(),
-            "lastEvaluation": rfc3339(g.last_evaluation_ms),
-        }));
-    }
-    json!({ "groups": out })
-}
-
-/// Go's `time.Time` JSON (RFC 3339, nanosecond precision with trailing
-/// zeros trimmed, UTC); never evaluated is Go's zero time, as Prometheus
-/// reports it.
-pub(crate) fn rfc3339(ms: Option<i64>) -> String {
-    let Some(ms) = ms else {
-        return "0001-01-01T00:00:00Z".into();
-    };
-    let secs = ms.div_euclid(1000);
-    let frac = ms.rem_euclid(1000);
-    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
-    if frac != 0 {
-        let f = format!("{frac:03}");
-        let _ = write!(s, ".{}", f.trim_end_matches('0'));
-    }
-    s.push('Z');
-    s
-}
-
-/// Howard Hinnant's days-to-civil: (year, month, day) of a day number
-/// counted from 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// Appends the rule self-metrics (Prometheus' `prometheus_rule_*` families
-/// under `tessera_`), read from the groups at scrape time.
-pub fn render_metrics(out: &mut String) {
-    render_groups(out, &groups());
-    metrics::header(
-        out,
-        "tessera_rule_config_reloads_total",
-        "Reloads of the --rules.file rule files (SIGHUP, POST /-/reload), by result.",
-        "counter",
-    );
-    for (result, n) in [("success", &RELOADS_OK), ("failure", &RELOADS_FAILED)] {
-        metrics::sample(
-            out,
-            "tessera_rule_config_reloads_total",
-            "",
-            &["result"],
-            &[result.to_string()],
-            None,
-            n.load(Ordering::Relaxed) as f64,
-        );
     }
 }
 
@@ -466,9 +280,17 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use clap::Parser;
     use tessera_query::rules::{GroupCounters, Health, RuleStatus};
+
+    /// The flags flattened into a command, as `ServeArgs` does.
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        rules: RulesArgs,
+    }
 
     fn rule(kind: RuleKind, name: &str, health: Health, err: Option<&str>) -> RuleStatus {
         RuleStatus {
@@ -485,7 +307,9 @@ mod tests {
         }
     }
 
-    fn sample_groups() -> Vec<GroupStatus> {
+    /// Two groups, one with an alerting rule: also the fixture of
+    /// `http/rules.rs`'s tests.
+    pub(crate) fn sample_groups() -> Vec<GroupStatus> {
         let g = |name: &str, file: &str, rules: Vec<RuleStatus>| GroupStatus {
             name: name.into(),
             file: file.into(),
@@ -527,129 +351,6 @@ mod tests {
     }
 
     #[test]
-    fn renders_groups_in_prometheus_shape() {
-        let v = rules_json(&sample_groups(), &RulesFilter::default());
-        let g = &v["groups"][0];
-        assert_eq!(g["name"], "node");
-        assert_eq!(g["file"], "/etc/rules/node.yml");
-        assert_eq!(g["interval"], 30.0);
-        assert_eq!(g["limit"], 0);
-        assert_eq!(g["lastEvaluation"], "2023-11-14T22:13:20Z");
-        assert_eq!(g["evaluationTime"], 0.005);
-        let r = &g["rules"][0];
-        assert_eq!(r["type"], "recording");
-        assert_eq!(r["name"], "job:up:sum");
-        assert_eq!(r["query"], "sum by (job) (up)");
-        assert_eq!(r["labels"], json!({"team": "gpu"}));
-        assert_eq!(r["health"], "ok");
-        assert!(r.get("lastError").is_none());
-        assert_eq!(r["lastEvaluation"], "2023-11-14T22:13:20.12Z");
-        assert_eq!(g["rules"][1]["health"], "err");
-        assert_eq!(
-            g["rules"][1]["lastError"],
-            "exceeded limit of 1 with 2 series"
-        );
-        let a = &v["groups"][1]["rules"][0];
-        assert_eq!(a["type"], "alerting");
-        assert_eq!(a["state"], "inactive");
-        assert_eq!(a["health"], "unknown");
-        assert_eq!(a["duration"], 300.0);
-        assert_eq!(a["alerts"], json!([]));
-        assert_eq!(a["lastEvaluation"], "0001-01-01T00:00:00Z");
-        assert!(a["lastError"].as_str().unwrap().contains("not supported"));
-    }
-
-    #[test]
-    fn filters_select_rules_and_drop_emptied_groups() {
-        let groups = sample_groups();
-        let names = |f: RulesFilter| -> Vec<String> {
-            rules_json(&groups, &f)["groups"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|g| {
-                    g["rules"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|r| r["name"].as_str().unwrap().to_string())
-                })
-                .collect()
-        };
-        let f = |kind: Option<&str>, rn: &[&str], rg: &[&str], file: &[&str]| {
-            RulesFilter::parse(
-                kind,
-                rn.iter().copied(),
-                rg.iter().copied(),
-                file.iter().copied(),
-                None,
-            )
-            .unwrap()
-        };
-        assert_eq!(
-            names(f(None, &[], &[], &[])),
-            ["job:up:sum", "job:bad", "Down"]
-        );
-        assert_eq!(
-            names(f(Some("record"), &[], &[], &[])),
-            ["job:up:sum", "job:bad"]
-        );
-        assert_eq!(names(f(Some("alert"), &[], &[], &[])), ["Down"]);
-        assert_eq!(names(f(None, &["job:bad"], &[], &[])), ["job:bad"]);
-        assert_eq!(names(f(None, &[], &["alerts"], &[])), ["Down"]);
-        assert_eq!(
-            names(f(None, &[], &[], &["/etc/rules/node.yml"])),
-            ["job:up:sum", "job:bad"]
-        );
-        assert!(names(f(Some("alert"), &[], &["node"], &[])).is_empty());
-        let err = RulesFilter::parse(
-            Some("both"),
-            [].into_iter(),
-            [].into_iter(),
-            [].into_iter(),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(
-            err,
-            "invalid parameter \"type\": not supported value \"both\""
-        );
-        assert!(
-            RulesFilter::parse(
-                None,
-                [].into_iter(),
-                [].into_iter(),
-                [].into_iter(),
-                Some("maybe")
-            )
-            .is_err()
-        );
-        let ex = RulesFilter::parse(
-            None,
-            [].into_iter(),
-            [].into_iter(),
-            [].into_iter(),
-            Some("true"),
-        )
-        .unwrap();
-        assert!(
-            rules_json(&groups, &ex)["groups"][1]["rules"][0]
-                .get("alerts")
-                .is_none()
-        );
-    }
-
-    #[test]
-    fn formats_times_like_go() {
-        let f = |ms: Option<i64>, want: &str| assert_eq!(rfc3339(ms), want, "{ms:?}");
-        f(None, "0001-01-01T00:00:00Z");
-        f(Some(0), "1970-01-01T00:00:00Z");
-        f(Some(1_435_781_451_781), "2015-07-01T20:10:51.781Z");
-        f(Some(1_435_781_451_500), "2015-07-01T20:10:51.5Z");
-        f(Some(951_782_400_000), "2000-02-29T00:00:00Z");
-    }
-
-    #[test]
     fn renders_metrics_per_group() {
         let mut out = String::new();
         render_groups(&mut out, &sample_groups());
@@ -668,12 +369,6 @@ mod tests {
 
     #[test]
     fn flags_flatten_into_a_command_and_repeat() {
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Cmd {
-            #[command(flatten)]
-            rules: RulesArgs,
-        }
         let c = Cmd::try_parse_from([
             "tessera",
             "--rules.file",
@@ -694,11 +389,33 @@ mod tests {
     }
 
     #[test]
-    fn flags_parse_prometheus_durations() {
+    fn evaluation_interval_must_be_positive() {
         assert_eq!(parse_interval("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_interval("1m"), Ok(Duration::from_secs(60)));
         assert!(parse_interval("0s").is_err());
+        assert!(parse_interval("0").is_err());
         assert!(parse_interval("soon").is_err());
-        assert_eq!(parse_offset("0s"), Ok(Duration::ZERO));
+    }
+
+    #[test]
+    fn without_rules_reload_is_ok_and_metrics_are_empty_families() {
+        let args = Cmd::try_parse_from(["tessera"]).unwrap().rules;
+        let engine = tessera_query::Engine::new(tessera_query::EngineOptions::default());
+        let rules = Rules::load(&args, engine).unwrap();
+        assert!(rules.groups().is_empty());
+        assert_eq!(rules.reload(), Ok(()));
+        let mut out = String::new();
+        rules.render_metrics(&mut out);
+        assert!(
+            out.starts_with("# HELP tessera_rule_evaluations_total "),
+            "{out}"
+        );
+        for want in [
+            "# TYPE tessera_rule_group_rules gauge\n",
+            "tessera_rule_config_reloads_total{result=\"success\"} 0\n",
+            "tessera_rule_config_reloads_total{result=\"failure\"} 0\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
     }
 }

@@ -14,8 +14,10 @@ use tessera_tsdb::{BlockPolicy, Db, DbOptions};
 use tracing::{error, info};
 
 use crate::cpu;
+use crate::flags;
 use crate::http::{self, AppState, HttpOptions};
 use crate::metrics::METRICS;
+use crate::rules::{Rules, RulesArgs};
 
 /// The port Tessera listens on by default (Prometheus uses 9090,
 /// VictoriaMetrics 8428).
@@ -54,7 +56,7 @@ pub struct ServeArgs {
 
     /// How long a remote-write request may wait for a slot before 503 +
     /// Retry-After.
-    #[arg(long = "ingest.queue-timeout", default_value = "5s", value_parser = parse_duration)]
+    #[arg(long = "ingest.queue-timeout", default_value = "5s", value_parser = flags::duration)]
     ingest_queue_timeout: Duration,
 
     /// Most labels one series may carry; more is refused with 400.
@@ -73,7 +75,7 @@ pub struct ServeArgs {
     /// (the rest of the request is kept). Must stay under half of
     /// --block.duration: a sample from the future stretches the head, and
     /// block cuts would then refuse honest samples as out of bounds.
-    #[arg(long = "ingest.max-future", default_value = "10m", value_parser = parse_duration)]
+    #[arg(long = "ingest.max-future", default_value = "10m", value_parser = flags::duration)]
     ingest_max_future: Duration,
 
     /// Most series a /api/v1/series, labels or label values call may match
@@ -90,7 +92,7 @@ pub struct ServeArgs {
 
     /// Longest a query may run; a request's `timeout` parameter can only
     /// lower it. Over it: 503 with errorType timeout.
-    #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_duration)]
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = flags::duration)]
     query_timeout: Duration,
 
     /// Samples one query may hold in memory at once (Prometheus' default).
@@ -99,7 +101,7 @@ pub struct ServeArgs {
     query_max_samples: usize,
 
     /// How far back an instant selector looks for the latest sample.
-    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_duration)]
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = flags::duration)]
     query_lookback_delta: Duration,
 
     /// When the WAL is fsynced: `always` (before every acknowledgement:
@@ -111,7 +113,7 @@ pub struct ServeArgs {
     wal_fsync: String,
 
     /// Fsync period for --wal.fsync=interval.
-    #[arg(long = "wal.fsync-interval", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long = "wal.fsync-interval", default_value = "1s", value_parser = flags::duration)]
     wal_fsync_interval: Duration,
 
     /// WAL segment size in bytes; a new segment file is cut beyond it.
@@ -121,17 +123,17 @@ pub struct ServeArgs {
     /// Length of the head range cut into an immutable block once the head
     /// spans 1.5 of them; also the base of the compaction ranges (x3 each
     /// level).
-    #[arg(long = "block.duration", default_value = "2h", value_parser = parse_duration)]
+    #[arg(long = "block.duration", default_value = "2h", value_parser = flags::duration)]
     block_duration: Duration,
 
     /// Blocks whose newest sample is older than this (measured from the
     /// newest data) are deleted, whole. 0 keeps everything.
-    #[arg(long = "retention", visible_alias = "storage.tsdb.retention.time", default_value = "15d", value_parser = parse_duration)]
+    #[arg(long = "retention", visible_alias = "storage.tsdb.retention.time", default_value = "15d", value_parser = flags::duration)]
     retention: Duration,
 
     /// How often the background maintenance checks for head ranges to cut,
     /// blocks to compact and blocks past retention.
-    #[arg(long = "tsdb.maintenance-interval", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long = "tsdb.maintenance-interval", default_value = "1m", value_parser = flags::duration)]
     maintenance_interval: Duration,
 
     /// Queries and metadata calls run at once (default: the CPU budget).
@@ -143,29 +145,21 @@ pub struct ServeArgs {
     query_max_queue: usize,
 
     /// Longest a read waits for a slot before 503 + Retry-After.
-    #[arg(long = "query.queue-timeout", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long = "query.queue-timeout", default_value = "30s", value_parser = flags::duration)]
     query_queue_timeout: Duration,
 
     /// Window searched by /api/v1/series, labels and label values calls that
     /// give no `start` (Prometheus searches all of history; a bounded
     /// default keeps a bare call cheap).
-    #[arg(long = "api.default-window", default_value = "1d", value_parser = parse_duration)]
+    #[arg(long = "api.default-window", default_value = "1d", value_parser = flags::duration)]
     api_default_window: Duration,
 
     #[command(flatten)]
-    rules: crate::rules::RulesArgs,
+    rules: RulesArgs,
 
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
     log_format: String,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    http::api::parse_duration(s).and_then(|ms| {
-        u64::try_from(ms)
-            .map(Duration::from_millis)
-            .map_err(|_| format!("negative duration {s:?}"))
-    })
 }
 
 /// Every flag of `serve` with its value (given or default), as
@@ -257,8 +251,9 @@ async fn serve(
     if let Some(p) = relabel.path() {
         info!(file = %p.display(), rules = relabel.rule_count(), "ingest relabel config loaded");
     }
-    let state = Arc::new(AppState::new(opts, cpus, engine, relabel, flags));
-    crate::rules::start(state.clone(), &args.rules)?;
+    // A bad rule file refuses the start, before the server listens.
+    let rules = Rules::load(&args.rules, engine.clone())?;
+    let state = Arc::new(AppState::new(opts, cpus, engine, relabel, rules, flags));
     spawn_sighup_reloader(state.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -303,8 +298,8 @@ async fn serve(
                     source,
                 }
             })?;
-            let _ = db_state.db.set(db);
-            Ok(maintainer)
+            let _ = db_state.db.set(db.clone());
+            Ok((db, maintainer))
         })
     });
 
@@ -314,24 +309,27 @@ async fn serve(
             .with_graceful_shutdown(shutdown_signal())
             .await
     });
-    // Stops the background maintenance when the server returns.
-    let _maintainer = match open.await.context("database open task")? {
-        Ok(m) => {
+    // `_maintainer` stops the background maintenance when the server
+    // returns.
+    let (db, _maintainer) = match open.await.context("database open task")? {
+        Ok(opened) => {
             info!(
                 block_duration = ?args.block_duration,
                 retention = ?args.retention,
                 "database open; ready"
             );
-            m
+            opened
         }
         // Refuse to run half-started: the error names the flag or file.
         Err(e) => return Err(anyhow::Error::new(e).context("opening the database")),
     };
+    // Rules evaluate against the database, so they start once it is open.
+    state.rules.start(db);
     server
         .await
         .context("http server task")?
         .context("http server")?;
-    crate::rules::stop();
+    state.rules.stop();
     if let Some(db) = state.db.get() {
         db.sync().context("syncing the WAL at shutdown")?;
     }

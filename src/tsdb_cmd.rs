@@ -9,14 +9,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use tessera_query::time::rfc3339_trimmed;
 use tessera_tsdb::block::{
     Block, BlockError, BlockRepair, BlocksRepair, Damage, DroppedChunk, block_dirs, repair_blocks,
 };
 use tessera_tsdb::layout::{shard_block_dir, shard_dir, shard_wal_dir, stored_shard_count};
 use tessera_tsdb::wal::{self, list_checkpoints, list_segments};
 use tessera_tsdb::{Db, DbOptions};
-
-use crate::rules::rfc3339;
 
 /// Where `repair` moves damaged blocks, under the data dir.
 const DAMAGED_DIR: &str = "damaged";
@@ -273,8 +272,8 @@ fn print_dropped(dropped: &[DroppedChunk]) {
         println!(
             "  dropped chunk of {} from {} to {} ({}..{} ms), {samples} samples: {}",
             c.labels,
-            rfc3339(Some(c.min_t)),
-            rfc3339(Some(c.max_t)),
+            rfc3339_trimmed(c.min_t),
+            rfc3339_trimmed(c.max_t),
             c.min_t,
             c.max_t,
             c.damage
@@ -404,8 +403,8 @@ fn inspect_blocks(
         println!(
             "  block {}: {} .. {} ({}..{} ms, {:.2} h), level {}, {} series, {} samples, {} chunks, {bytes} bytes, {} bytes/sample",
             name(&d),
-            rfc3339(Some(m.min_time)),
-            rfc3339(Some(m.max_time)),
+            rfc3339_trimmed(m.min_time),
+            rfc3339_trimmed(m.max_time),
             m.min_time,
             m.max_time,
             (m.max_time - m.min_time) as f64 / 3.6e6,

@@ -7,7 +7,9 @@
 //! status codes.
 //!
 //! Start from [`Engine`] (with [`EngineOptions`]), a [`QueryContext`] per
-//! query, and a [`Storage`] such as [`tessera_tsdb::Db`].
+//! query, and a [`Storage`] such as [`tessera_tsdb::Db`]. [`rules`] runs
+//! recording rules; [`time`] owns the calendar, RFC 3339 formatting and the
+//! Prometheus duration grammar that the binary shares.
 
 mod context;
 mod engine;
@@ -15,6 +17,7 @@ mod error;
 mod eval;
 pub mod rules;
 mod storage;
+pub mod time;
 mod value;
 
 pub use context::{CancelToken, QueryContext};

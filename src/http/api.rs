@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tessera_query::time;
 
 /// Prometheus' `errorType`s with the status each maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,70 +293,16 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
         return None;
     }
-    let days = days_from_civil(y, mo, d);
+    let days = time::days_from_civil(y, mo as u32, d as u32);
     let secs = days * 86_400 + h * 3600 + mi * 60 + sec - offset_min * 60;
     Some(secs * 1000 + frac_ms)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Parses a duration as Prometheus' API does: float seconds or a PromQL
-/// duration (`5m`, `1h30m`). Returns milliseconds.
+/// duration (`5m`, `1h30m`; Tessera also takes the units in any order).
+/// Returns milliseconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    if let Ok(f) = s.parse::<f64>() {
-        let ms = f * 1000.0;
-        if !ms.is_finite() || ms.abs() > i64::MAX as f64 {
-            return Err(format!(
-                "cannot parse {s:?} to a valid duration. It overflows int64"
-            ));
-        }
-        return Ok(ms.round() as i64);
-    }
-    let mut total: i64 = 0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err("empty duration string".into());
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(format!("not a valid duration string: {s:?}"));
-        }
-        let n: i64 = rest[..digits]
-            .parse()
-            .map_err(|_| format!("not a valid duration string: {s:?}"))?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit_ms: i64 = match &rest[..unit_len] {
-            "ms" => 1,
-            "s" => 1000,
-            "m" => 60_000,
-            "h" => 3_600_000,
-            "d" => 86_400_000,
-            "w" => 7 * 86_400_000,
-            "y" => 365 * 86_400_000,
-            _ => return Err(format!("not a valid duration string: {s:?}")),
-        };
-        rest = &rest[unit_len..];
-        total = n
-            .checked_mul(unit_ms)
-            .and_then(|x| total.checked_add(x))
-            .ok_or_else(|| format!("duration {s:?} overflows"))?;
-    }
-    Ok(total)
+    time::parse_seconds(s).unwrap_or_else(|| time::parse_duration_any_order(s))
 }
 
 #[cfg(test)]

@@ -1,9 +1,22 @@
-//! The HTTP server: routes, shared state and per-request accounting.
+//! The HTTP server: routes ([`router`]), shared state ([`AppState`]),
+//! per-request accounting and the configuration reload ([`reload`]).
 //!
-//! Handlers live one concern per file: `write.rs` (remote write),
-//! `metadata.rs` (series, labels, label values, metadata), `status.rs`
-//! (health, readiness, build info, `/metrics`); `api.rs` holds the Prometheus
-//! API conventions they share.
+//! Handlers live one concern per file:
+//! - `write.rs`: `POST /api/v1/write` (remote write);
+//! - `query.rs`: `/api/v1/query` and `/api/v1/query_range` (PromQL);
+//! - `metadata.rs`: `/api/v1/series`, `/api/v1/labels`,
+//!   `/api/v1/label/{name}/values` and `/api/v1/metadata`;
+//! - `rules.rs`: `/api/v1/rules` (the recording rules' JSON and filters);
+//! - `status.rs`: `/-/healthy`, `/-/ready`, `/-/reload`,
+//!   `/api/v1/status/buildinfo`, `/api/v1/status/queries` and `/metrics`;
+//! - `tsdb_status.rs`: `/api/v1/status/tsdb`, `/api/v1/status/runtimeinfo`
+//!   and `/api/v1/status/flags`.
+//!
+//! What they share: `api.rs` (the Prometheus API conventions: envelope,
+//! errors, parameters, times and durations), `admission.rs` (the read
+//! admission gate), `read.rs` (running one admitted read: deadline,
+//! cancellation, accounting), `selector.rs` (`match[]` selectors) and
+//! `stream.rs` (streamed JSON bodies).
 
 pub mod admission;
 pub mod api;
@@ -31,6 +44,7 @@ use tessera_tsdb::Db;
 use tokio::sync::Semaphore;
 
 use crate::metrics::METRICS;
+use crate::rules::Rules;
 
 /// Settings of the HTTP layer, from flags.
 #[derive(Clone, Debug)]
@@ -63,6 +77,11 @@ pub struct AppState {
     pub cpus: usize,
     pub engine: tessera_query::Engine,
     pub relabel: tessera_ingest::IngestRelabel,
+    /// The recording rules (none without `--rules.file`): listed by
+    /// `/api/v1/rules`, reloaded with the relabel config, and their
+    /// self-metrics in `/metrics`. `serve.rs` starts their evaluation once
+    /// the database is open.
+    pub rules: Rules,
     pub admission: admission::Admission,
     /// Every `serve` flag with its value, for `/api/v1/status/flags`.
     pub flags: Vec<(String, String)>,
@@ -77,6 +96,7 @@ impl AppState {
         cpus: usize,
         engine: tessera_query::Engine,
         relabel: tessera_ingest::IngestRelabel,
+        rules: Rules,
         flags: Vec<(String, String)>,
     ) -> Self {
         let start_time = std::time::SystemTime::now()
@@ -96,6 +116,7 @@ impl AppState {
             cpus,
             engine,
             relabel,
+            rules,
             flags,
             replay_progress: Default::default(),
         }
@@ -176,7 +197,7 @@ pub fn reload(state: &AppState) -> Result<(), String> {
             Err(e.to_string())
         }
     };
-    let rules = crate::rules::reload();
+    let rules = state.rules.reload();
     match (relabel, rules) {
         (Ok(()), Ok(())) => Ok(()),
         (Err(a), Err(b)) => Err(format!("{a}; {b}")),

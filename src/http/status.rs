@@ -82,7 +82,7 @@ pub async fn buildinfo() -> Response {
 pub async fn metrics(state: AppStateRef) -> Response {
     let mut out = String::with_capacity(16 << 10);
     METRICS.render(&mut out);
-    crate::rules::render_metrics(&mut out);
+    state.rules.render_metrics(&mut out);
     metrics::single(
         &mut out,
         "tessera_cpu_budget_cores",

@@ -80,47 +80,10 @@ pub async fn flags(state: AppStateRef) -> Response {
     success(Value::Object(m), &[])
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC; a time before 1970 as 1970.
 fn rfc3339(t: std::time::SystemTime) -> String {
     let ms = t
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let (days, rem) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
-    let (y, mo, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3_600_000,
-        rem / 60_000 % 60,
-        rem / 1000 % 60,
-        rem % 1000
-    )
-}
-
-/// The inverse of `api::days_from_civil` (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + (m <= 2) as i64, m, d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_rfc3339() {
-        let f = |ms: u64, want: &str| {
-            let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-            assert_eq!(rfc3339(t), want);
-        };
-        f(0, "1970-01-01T00:00:00.000Z");
-        f(1_435_781_451_781, "2015-07-01T20:10:51.781Z");
-        f(951_782_400_000, "2000-02-29T00:00:00.000Z");
-    }
+    tessera_query::time::rfc3339_millis(ms)
 }

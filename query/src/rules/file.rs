@@ -16,6 +16,8 @@ use serde_saphyr::Spanned;
 use tessera_tsdb::labels::{is_valid_label_name, is_valid_metric_name};
 use tessera_tsdb::{Labels, METRIC_NAME};
 
+use crate::time::parse_duration;
+
 /// Why rule files could not be loaded. Every variant names the file; group
 /// and rule errors also name the group, the rule's 1-based position and
 /// name, and the line where the group or rule starts.
@@ -376,84 +378,12 @@ pub(crate) fn output_labels(result: &Labels, rule: &RuleConfig) -> Labels {
     l
 }
 
-/// A duration as Prometheus' config files write it (`model.ParseDuration`):
-/// units `y w d h m s ms`, largest first, each at most once, or `0`.
-/// Returns milliseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let bad = || format!("not a valid duration string: {s:?}");
-    if s.is_empty() {
-        return Err("empty duration string".into());
-    }
-    if s == "0" {
-        return Ok(0);
-    }
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = s;
-    let mut next_unit = 0;
-    let mut total: i64 = 0;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let pos = UNITS[next_unit..]
-            .iter()
-            .position(|(u, _)| *u == unit)
-            .ok_or_else(bad)?;
-        let mult = UNITS[next_unit + pos].1;
-        next_unit += pos + 1;
-        total = n
-            .checked_mul(mult)
-            .and_then(|x| total.checked_add(x))
-            .ok_or_else(|| format!("duration {s:?} overflows"))?;
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Vec<GroupConfig>, RuleFileError> {
         parse_rule_file(Path::new("rules/x.yml"), text)
-    }
-
-    #[test]
-    fn parses_prometheus_durations() {
-        let f = |s: &str, want: Option<i64>| assert_eq!(parse_duration(s).ok(), want, "{s:?}");
-        f("0", Some(0));
-        f("30s", Some(30_000));
-        f("1m", Some(60_000));
-        f("1h30m", Some(5_400_000));
-        f("1d", Some(86_400_000));
-        f("1w", Some(604_800_000));
-        f("1y", Some(31_536_000_000));
-        f("250ms", Some(250));
-        f("1m30s500ms", Some(90_500));
-        f("", None);
-        f("30", None);
-        f("1.5m", None);
-        f("30s1m", None);
-        f("1m1m", None);
-        f("-1m", None);
-        f("5x", None);
     }
 
     #[test]

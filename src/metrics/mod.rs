@@ -1,0 +1,184 @@
+//! Tessera's own metrics, rendered in the Prometheus text format at `/metrics`.
+//!
+//! A deliberately small registry: counters and histograms keyed by label
+//! values, updated once per request (never per sample), so a mutex per
+//! family costs nothing measurable. Gauges that describe state (head series,
+//! memory) are read from their owners at scrape time instead of being kept
+//! in sync here.
+//!
+//! - [`registry`]: [`CounterVec`] and [`HistogramVec`], the families;
+//! - [`exposition`]: the text format writers ([`header`], [`sample`],
+//!   [`single`]) that the families and the scrape-time gauges share;
+//! - [`process`]: `process_*` metrics from `/proc/self`;
+//! - here: [`Metrics`], every family the server updates, in [`METRICS`].
+
+mod exposition;
+mod process;
+mod registry;
+
+pub use exposition::{header, sample, single};
+pub use process::render_process;
+pub use registry::{CounterVec, HistogramVec, SAMPLE_BUCKETS};
+
+/// Every metric family the server updates. One static instance, [`METRICS`].
+pub struct Metrics {
+    pub http_requests: CounterVec,
+    pub http_duration: HistogramVec,
+    pub ingest_samples: CounterVec,
+    pub ingest_series_created: CounterVec,
+    pub ingest_samples_rejected: CounterVec,
+    pub ingest_series_rejected: CounterVec,
+    pub ingest_requests_refused: CounterVec,
+    pub ingest_metadata: CounterVec,
+    pub relabel_series_dropped: CounterVec,
+    pub relabel_reloads: CounterVec,
+    pub query_cancellations: CounterVec,
+    pub query_limit_hits: CounterVec,
+    pub query_peak_samples: HistogramVec,
+    pub read_duration: HistogramVec,
+}
+
+pub static METRICS: Metrics = Metrics {
+    http_requests: CounterVec::new(
+        "tessera_http_requests_total",
+        "HTTP requests served, by handler and status code.",
+        &["handler", "code"],
+    ),
+    http_duration: HistogramVec::new(
+        "tessera_http_request_duration_seconds",
+        "HTTP request latency in seconds, by handler.",
+        &["handler"],
+    ),
+    ingest_samples: CounterVec::new(
+        "tessera_ingest_samples_appended_total",
+        "Float samples appended to the head (remote write and recording rules).",
+        &[],
+    ),
+    ingest_series_created: CounterVec::new(
+        "tessera_ingest_series_created_total",
+        "Series created in the head (remote write and recording rules).",
+        &[],
+    ),
+    ingest_samples_rejected: CounterVec::new(
+        "tessera_ingest_samples_rejected_total",
+        "Samples refused at ingest, by reason (out_of_order, out_of_bounds, too_far_in_future, duplicate_timestamp, invalid_series, \
+         native_histogram, exemplar, request_refused).",
+        &["reason"],
+    ),
+    ingest_series_rejected: CounterVec::new(
+        "tessera_ingest_series_rejected_total",
+        "Series refused at ingest because their labels are invalid, by reason.",
+        &["reason"],
+    ),
+    ingest_requests_refused: CounterVec::new(
+        "tessera_ingest_requests_refused_total",
+        "Remote-write requests refused as a whole, by reason (body_too_large, \
+         decoded_too_large, bad_snappy, bad_protobuf, overloaded, not_ready, storage_error).",
+        &["reason"],
+    ),
+    ingest_metadata: CounterVec::new(
+        "tessera_ingest_metadata_received_total",
+        "Metric metadata entries received through remote write.",
+        &[],
+    ),
+    relabel_series_dropped: CounterVec::new(
+        "tessera_relabel_series_dropped_total",
+        "Series dropped by the ingest relabel config, by 0-based rule index.",
+        &["rule"],
+    ),
+    relabel_reloads: CounterVec::new(
+        "tessera_relabel_config_reloads_total",
+        "Reloads of the ingest relabel config (SIGHUP, POST /-/reload), by result.",
+        &["result"],
+    ),
+    query_cancellations: CounterVec::new(
+        "tessera_query_cancellations_total",
+        "Queries and metadata calls stopped before finishing, by reason (client: the client \
+         went away; timeout: --query.timeout or the request's timeout; budget: a sample or \
+         series limit).",
+        &["endpoint", "reason"],
+    ),
+    query_limit_hits: CounterVec::new(
+        "tessera_query_limit_hits_total",
+        "Reads refused or stopped by a limit, by the flag that sets it.",
+        &["flag"],
+    ),
+    query_peak_samples: HistogramVec::with_buckets(
+        "tessera_query_peak_samples",
+        "Peak samples held in memory by one PromQL query.",
+        &["endpoint"],
+        SAMPLE_BUCKETS,
+    ),
+    read_duration: HistogramVec::new(
+        "tessera_read_duration_seconds",
+        "Time spent running admitted reads (queries and metadata calls), by endpoint.",
+        &["endpoint"],
+    ),
+};
+
+impl Metrics {
+    /// Renders every family (the caller appends state gauges).
+    pub fn render(&self, out: &mut String) {
+        self.http_requests.render(out);
+        self.http_duration.render(out);
+        self.ingest_samples.render(out);
+        self.ingest_series_created.render(out);
+        self.ingest_samples_rejected.render(out);
+        self.ingest_series_rejected.render(out);
+        self.ingest_requests_refused.render(out);
+        self.ingest_metadata.render(out);
+        self.relabel_series_dropped.render(out);
+        self.relabel_reloads.render(out);
+        self.query_cancellations.render(out);
+        self.query_limit_hits.render(out);
+        self.query_peak_samples.render(out);
+        self.read_duration.render(out);
+    }
+
+    /// Creates the series dashboards expect at 0 before the first event.
+    pub fn touch_defaults(&self) {
+        self.ingest_samples.touch(&[]);
+        self.ingest_series_created.touch(&[]);
+        self.ingest_metadata.touch(&[]);
+        for r in [
+            "out_of_order",
+            "out_of_bounds",
+            "duplicate_timestamp",
+            "invalid_series",
+            "native_histogram",
+            "exemplar",
+            "too_far_in_future",
+        ] {
+            self.ingest_samples_rejected.touch(&[r]);
+        }
+        for r in ["success", "failure"] {
+            self.relabel_reloads.touch(&[r]);
+        }
+        self.ingest_series_rejected.touch(&["invalid_labels"]);
+        for f in [
+            "query.max-samples",
+            "query.timeout",
+            "query.max-queue",
+            "query.queue-timeout",
+            "api.max-series",
+        ] {
+            self.query_limit_hits.touch(&[f]);
+        }
+        for e in ["query", "query_range", "series", "labels", "label_values"] {
+            for r in ["client", "timeout", "budget"] {
+                self.query_cancellations.touch(&[e, r]);
+            }
+        }
+        for r in [
+            "body_too_large",
+            "decoded_too_large",
+            "bad_snappy",
+            "bad_protobuf",
+            "overloaded",
+            "not_ready",
+            "storage_error",
+        ] {
+            self.ingest_requests_refused.touch(&[r]);
+        }
+    }
+}
