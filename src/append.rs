@@ -19,7 +19,7 @@ use tessera_tsdb::{AppendStats, Db, DbError, Labels, Sample};
 use crate::metrics::METRICS;
 
 /// Rule results into the database through the remote-write append path.
-pub struct IngestAppender(pub Arc<Db>);
+pub(crate) struct IngestAppender(pub Arc<Db>);
 
 impl Appender for IngestAppender {
     fn append(&self, series: &[(&Labels, &[Sample])]) -> Result<AppendStats, DbError> {
@@ -31,7 +31,7 @@ impl Appender for IngestAppender {
 
 /// Adds one append's outcome to the ingest counters: samples appended,
 /// series created, and samples the storage refused, by reason.
-pub fn count_appended(a: &AppendStats) {
+pub(crate) fn count_appended(a: &AppendStats) {
     METRICS
         .ingest_samples
         .inc_by(&[], a.samples_appended as f64);

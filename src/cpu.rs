@@ -9,7 +9,7 @@ use std::path::Path;
 
 /// Where the budget came from, for the start-up log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CpuSource {
+pub(crate) enum CpuSource {
     Flag,
     CgroupV2,
     CgroupV1,
@@ -17,7 +17,7 @@ pub enum CpuSource {
 }
 
 /// The CPU budget in whole cores (at least 1) and its source.
-pub fn detect(flag: Option<usize>) -> (usize, CpuSource) {
+pub(crate) fn detect(flag: Option<usize>) -> (usize, CpuSource) {
     if let Some(n) = flag {
         return (n.max(1), CpuSource::Flag);
     }

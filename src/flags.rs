@@ -17,7 +17,7 @@ use tessera_query::time::{parse_duration, parse_duration_any_order, parse_second
 /// used the HTTP API's parser): a bare number is seconds (`30`, `0.5`, as
 /// Prometheus' API reads `timeout` and `step`), and the units may come in
 /// any order or repeat, summed (`30m1h`). A negative duration is refused.
-pub fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     let ms = match parse_duration(s) {
         Ok(ms) => ms,
         Err(_) => match parse_seconds(s) {

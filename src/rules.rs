@@ -31,7 +31,7 @@ use crate::metrics;
 
 /// `tessera serve` flags for recording rules (flattened into `ServeArgs`).
 #[derive(clap::Args, Debug, Clone)]
-pub struct RulesArgs {
+pub(crate) struct RulesArgs {
     /// Prometheus rule file to evaluate (the `groups:` format of
     /// `rule_files`). Repeatable; globs such as `rules/*.yml` are expanded
     /// at start and on every reload. Default: none (no rules).
@@ -60,7 +60,7 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
 /// The process's recording rules: the manager (none without
 /// `--rules.file`) and the reload counters of
 /// `tessera_rule_config_reloads_total`.
-pub struct Rules {
+pub(crate) struct Rules {
     manager: Option<RuleManager>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
@@ -70,7 +70,7 @@ impl Rules {
     /// Loads the rule files; nothing is evaluated until [`start`](Self::start).
     /// With no `--rules.file` there are no rules. A bad file is an error
     /// (refuse to start).
-    pub fn load(args: &RulesArgs, engine: tessera_query::Engine) -> anyhow::Result<Rules> {
+    pub(crate) fn load(args: &RulesArgs, engine: tessera_query::Engine) -> anyhow::Result<Rules> {
         let manager = if args.rules_file.is_empty() {
             None
         } else {
@@ -93,7 +93,7 @@ impl Rules {
 
     /// Starts evaluating every group against the opened database. A failure
     /// to start the evaluation threads is logged; the server keeps serving.
-    pub fn start(&self, db: Arc<Db>) {
+    pub(crate) fn start(&self, db: Arc<Db>) {
         let Some(m) = &self.manager else {
             return;
         };
@@ -107,7 +107,7 @@ impl Rules {
     /// Re-reads the rule files (SIGHUP, `POST /-/reload`). On error the
     /// groups in force keep running and the message says why. Without
     /// rules: Ok.
-    pub fn reload(&self) -> Result<(), String> {
+    pub(crate) fn reload(&self) -> Result<(), String> {
         let Some(m) = &self.manager else {
             return Ok(());
         };
@@ -126,14 +126,14 @@ impl Rules {
     }
 
     /// Stops rule evaluation (graceful shutdown, before the final WAL sync).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(m) = &self.manager {
             m.stop();
         }
     }
 
     /// The groups in force (empty without rules).
-    pub fn groups(&self) -> Vec<GroupStatus> {
+    pub(crate) fn groups(&self) -> Vec<GroupStatus> {
         self.manager
             .as_ref()
             .map(|m| m.groups())
@@ -144,7 +144,7 @@ impl Rules {
     /// families under `tessera_`), read from the groups at scrape time.
     /// Without rules the families are there, empty, and the reload counters
     /// at 0.
-    pub fn render_metrics(&self, out: &mut String) {
+    pub(crate) fn render_metrics(&self, out: &mut String) {
         render_groups(out, &self.groups());
         metrics::header(
             out,

@@ -21,10 +21,10 @@ use crate::rules::{Rules, RulesArgs};
 
 /// The port Tessera listens on by default (Prometheus uses 9090,
 /// VictoriaMetrics 8428).
-pub const DEFAULT_PORT: u16 = 9480;
+pub(crate) const DEFAULT_PORT: u16 = 9480;
 
 #[derive(Args, Debug)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on. Kubernetes manifests pass 0.0.0.0:9480.
     #[arg(long, default_value_t = SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
     listen: SocketAddr,
@@ -164,7 +164,7 @@ pub struct ServeArgs {
 
 /// Every flag of `serve` with its value (given or default), as
 /// `/api/v1/status/flags` lists them.
-pub fn flag_values(m: &clap::ArgMatches) -> Vec<(String, String)> {
+pub(crate) fn flag_values(m: &clap::ArgMatches) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for id in m.ids() {
         let id = id.as_str();
@@ -177,7 +177,7 @@ pub fn flag_values(m: &clap::ArgMatches) -> Vec<(String, String)> {
     out
 }
 
-pub fn run(args: ServeArgs, flags: Vec<(String, String)>) -> anyhow::Result<()> {
+pub(crate) fn run(args: ServeArgs, flags: Vec<(String, String)>) -> anyhow::Result<()> {
     init_logging(&args.log_format);
     let (cpus, source) = cpu::detect(args.cpus);
     let shards = match args.shards {

@@ -21,7 +21,7 @@ use tessera_tsdb::{Db, DbOptions};
 const DAMAGED_DIR: &str = "damaged";
 
 #[derive(Subcommand, Debug)]
-pub enum TsdbCommand {
+pub(crate) enum TsdbCommand {
     /// Repair damaged WAL segments and blocks: keep everything before the
     /// first damage in each shard's WAL, rewrite blocks without their
     /// damaged chunks, move blocks with a damaged index to
@@ -48,13 +48,13 @@ pub enum TsdbCommand {
 }
 
 #[derive(Args, Debug)]
-pub struct DirArgs {
+pub(crate) struct DirArgs {
     /// The data dir of a (stopped) tessera server.
     #[arg(long = "data-dir", default_value = "./data")]
     data_dir: PathBuf,
 }
 
-pub fn run(cmd: TsdbCommand) -> anyhow::Result<()> {
+pub(crate) fn run(cmd: TsdbCommand) -> anyhow::Result<()> {
     match cmd {
         TsdbCommand::Repair(a) => repair(&a.data_dir),
         TsdbCommand::Inspect { dir, verify } => inspect(&dir.data_dir, verify),

@@ -180,7 +180,7 @@ fn rejects_invalid_series_but_keeps_the_valid_rest() {
 
 /// Lets the table above name the series type.
 mod proto_series {
-    pub type T = tessera_ingest::proto::TimeSeries;
+    pub(crate) type T = tessera_ingest::proto::TimeSeries;
 }
 
 #[test]

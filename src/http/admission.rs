@@ -19,13 +19,13 @@ use super::api::{ApiError, ErrorType};
 
 /// A read that is running, for the status page.
 #[derive(Clone, Debug)]
-pub struct Running {
+pub(crate) struct Running {
     pub endpoint: &'static str,
     pub query: String,
     pub started: SystemTime,
 }
 
-pub struct Admission {
+pub(crate) struct Admission {
     sem: Arc<Semaphore>,
     max_queue: usize,
     queue_timeout: Duration,
@@ -44,7 +44,7 @@ struct Shared {
 /// Held by the read's work itself (it moves onto the blocking pool with
 /// it), so a slot is freed when the work really ends, not when the client
 /// leaves.
-pub struct Ticket {
+pub(crate) struct Ticket {
     shared: Arc<Shared>,
     id: u64,
     _permit: OwnedSemaphorePermit,
@@ -68,7 +68,7 @@ impl Drop for Queued<'_> {
 }
 
 impl Admission {
-    pub fn new(max_concurrency: usize, max_queue: usize, queue_timeout: Duration) -> Self {
+    pub(crate) fn new(max_concurrency: usize, max_queue: usize, queue_timeout: Duration) -> Self {
         Admission {
             sem: Arc::new(Semaphore::new(max_concurrency.max(1))),
             max_queue,
@@ -81,7 +81,11 @@ impl Admission {
 
     /// Waits for a slot, or refuses with 503 when the queue is full or the
     /// wait exceeds the queue timeout.
-    pub async fn enter(&self, endpoint: &'static str, query: &str) -> Result<Ticket, ApiError> {
+    pub(crate) async fn enter(
+        &self,
+        endpoint: &'static str,
+        query: &str,
+    ) -> Result<Ticket, ApiError> {
         let permit = match self.sem.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
@@ -138,21 +142,21 @@ impl Admission {
         })
     }
 
-    pub fn running(&self) -> usize {
+    pub(crate) fn running(&self) -> usize {
         self.shared.running.load(Ordering::Relaxed)
     }
 
-    pub fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
 
-    pub fn list(&self) -> Vec<Running> {
+    pub(crate) fn list(&self) -> Vec<Running> {
         self.shared.list.lock().values().cloned().collect()
     }
 }
 
 /// Cuts `s` to at most `max` bytes on a char boundary, marking the cut.
-pub fn truncate(s: &mut String, max: usize) {
+pub(crate) fn truncate(s: &mut String, max: usize) {
     if s.len() > max {
         let mut cut = max;
         while !s.is_char_boundary(cut) {

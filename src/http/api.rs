@@ -11,7 +11,7 @@ use tessera_query::time;
 
 /// Prometheus' `errorType`s with the status each maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ErrorType {
+pub(crate) enum ErrorType {
     BadData,
     Execution,
     Timeout,
@@ -21,7 +21,7 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             ErrorType::BadData => "bad_data",
             ErrorType::Execution => "execution",
@@ -32,7 +32,7 @@ impl ErrorType {
         }
     }
 
-    pub fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
@@ -46,20 +46,20 @@ impl ErrorType {
 
 /// An API error rendered as `{"status":"error","errorType":..,"error":..}`.
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     pub kind: ErrorType,
     pub message: String,
 }
 
 impl ApiError {
-    pub fn bad_data(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_data(message: impl Into<String>) -> Self {
         ApiError {
             kind: ErrorType::BadData,
             message: message.into(),
         }
     }
 
-    pub fn new(kind: ErrorType, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: ErrorType, message: impl Into<String>) -> Self {
         ApiError {
             kind,
             message: message.into(),
@@ -81,7 +81,7 @@ impl IntoResponse for ApiError {
 }
 
 /// `{"status":"success","data":..}` plus `warnings` when there are any.
-pub fn success(data: Value, warnings: &[String]) -> Response {
+pub(crate) fn success(data: Value, warnings: &[String]) -> Response {
     let mut body = json!({"status": "success", "data": data});
     if !warnings.is_empty() {
         body["warnings"] = json!(warnings);
@@ -92,10 +92,10 @@ pub fn success(data: Value, warnings: &[String]) -> Response {
 /// Start of a success envelope; the `data` JSON follows, then
 /// [`success_suffix`]. For large results, which would cost several times
 /// their size as a `serde_json::Value` tree.
-pub const SUCCESS_PREFIX: &str = "{\"status\":\"success\",\"data\":";
+pub(crate) const SUCCESS_PREFIX: &str = "{\"status\":\"success\",\"data\":";
 
 /// What closes an envelope begun with [`SUCCESS_PREFIX`] after its data.
-pub fn success_suffix(warnings: &[String]) -> String {
+pub(crate) fn success_suffix(warnings: &[String]) -> String {
     let mut out = String::new();
     if !warnings.is_empty() {
         out.push_str(",\"warnings\":");
@@ -105,7 +105,7 @@ pub fn success_suffix(warnings: &[String]) -> String {
     out
 }
 
-pub fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     let bytes = serde_json::to_vec(body).expect("a serde_json::Value always serializes");
     let mut resp = (status, bytes).into_response();
     resp.headers_mut().insert(
@@ -116,7 +116,7 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 /// Writes a label set as a JSON object (`{"name":"value",...}`).
-pub fn write_labels(out: &mut String, ls: &tessera_tsdb::Labels) {
+pub(crate) fn write_labels(out: &mut String, ls: &tessera_tsdb::Labels) {
     out.push('{');
     for (i, l) in ls.iter().enumerate() {
         if i > 0 {
@@ -130,7 +130,7 @@ pub fn write_labels(out: &mut String, ls: &tessera_tsdb::Labels) {
 }
 
 /// Writes a JSON string, escaping only when needed.
-pub fn json_str(out: &mut String, s: &str) {
+pub(crate) fn json_str(out: &mut String, s: &str) {
     if s.bytes()
         .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b < 0x7f)
     {
@@ -145,13 +145,13 @@ pub fn json_str(out: &mut String, s: &str) {
 /// Request parameters as Prometheus reads them: the URL query merged with a
 /// form-encoded POST body (`r.ParseForm()` in Go), repeated keys kept.
 #[derive(Debug, Default)]
-pub struct Params(Vec<(String, String)>);
+pub(crate) struct Params(Vec<(String, String)>);
 
 /// Largest form body read for a query or metadata call.
 const MAX_FORM_BYTES: usize = 8 << 20;
 
 impl Params {
-    pub async fn from_request(req: Request<Body>) -> Result<Params, ApiError> {
+    pub(crate) async fn from_request(req: Request<Body>) -> Result<Params, ApiError> {
         let (parts, body) = req.into_parts();
         let mut v: Vec<(String, String)> = match parts.uri.query() {
             Some(q) => serde_urlencoded::from_str(q)
@@ -180,7 +180,7 @@ impl Params {
     }
 
     #[cfg(test)]
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> Params {
+    pub(crate) fn from_pairs(pairs: &[(&str, &str)]) -> Params {
         Params(
             pairs
                 .iter()
@@ -189,7 +189,7 @@ impl Params {
         )
     }
 
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
@@ -197,7 +197,7 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
-    pub fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+    pub(crate) fn all(&self, key: &str) -> impl Iterator<Item = &str> {
         self.0
             .iter()
             .filter(move |(k, _)| k == key)
@@ -205,7 +205,7 @@ impl Params {
     }
 
     /// A time parameter, or `default` when absent.
-    pub fn time_or(&self, key: &str, default: i64) -> Result<i64, ApiError> {
+    pub(crate) fn time_or(&self, key: &str, default: i64) -> Result<i64, ApiError> {
         match self.get(key) {
             None => Ok(default),
             Some(s) => parse_time(s)
@@ -214,7 +214,7 @@ impl Params {
     }
 
     /// The `limit` parameter: 0 or absent means no limit.
-    pub fn limit(&self) -> Result<usize, ApiError> {
+    pub(crate) fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {
             None => Ok(0),
             Some(s) => s
@@ -233,12 +233,12 @@ impl Params {
 
 /// Prometheus' `minTime`/`maxTime` API defaults, in milliseconds (the
 /// widest range Go's `time.Time` round-trips through RFC 3339).
-pub const MIN_TIME_MS: i64 = (i64::MIN / 1000 + 62_135_596_801) * 1000;
-pub const MAX_TIME_MS: i64 = (i64::MAX / 1000 - 62_135_596_801) * 1000 + 999;
+pub(crate) const MIN_TIME_MS: i64 = (i64::MIN / 1000 + 62_135_596_801) * 1000;
+pub(crate) const MAX_TIME_MS: i64 = (i64::MAX / 1000 - 62_135_596_801) * 1000 + 999;
 
 /// Parses a time as Prometheus does: unix seconds with an optional fraction,
 /// or RFC 3339. Returns milliseconds.
-pub fn parse_time(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_time(s: &str) -> Result<i64, String> {
     if let Ok(f) = s.parse::<f64>() {
         if !f.is_finite() {
             return Err(format!("cannot parse {s:?} to a valid timestamp"));
@@ -301,7 +301,7 @@ fn parse_rfc3339(s: &str) -> Option<i64> {
 /// Parses a duration as Prometheus' API does: float seconds or a PromQL
 /// duration (`5m`, `1h30m`; Tessera also takes the units in any order).
 /// Returns milliseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     time::parse_seconds(s).unwrap_or_else(|| time::parse_duration_any_order(s))
 }
 

@@ -63,7 +63,7 @@ fn describe(endpoint: &str, p: &Params) -> String {
     format!("{endpoint} match[]={}", m.join(" match[]="))
 }
 
-pub async fn series(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let sets = match_sets(&p)?;
     if sets.is_empty() {
@@ -141,7 +141,7 @@ fn merged_strings(
     Ok((out, cut))
 }
 
-pub async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+pub(super) async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let sets = match_sets(&p)?;
     let (start, end) = time_range(&p, &state)?;
@@ -165,7 +165,7 @@ pub async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Response, 
     Ok(success(json!(names), &warnings))
 }
 
-pub async fn label_values(
+pub(super) async fn label_values(
     state: AppStateRef,
     Path(name): Path<String>,
     req: Request<Body>,
@@ -196,7 +196,7 @@ pub async fn label_values(
     Ok(success(json!(values), &warnings))
 }
 
-pub async fn metadata(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+pub(super) async fn metadata(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let limit = p.limit()?;
     let per_metric = match p.get("limit_per_metric") {

@@ -18,8 +18,8 @@
 //! cancellation, accounting), `selector.rs` (`match[]` selectors) and
 //! `stream.rs` (streamed JSON bodies).
 
-pub mod admission;
-pub mod api;
+pub(crate) mod admission;
+pub(crate) mod api;
 mod metadata;
 mod query;
 mod read;
@@ -48,7 +48,7 @@ use crate::rules::Rules;
 
 /// Settings of the HTTP layer, from flags.
 #[derive(Clone, Debug)]
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     pub decode_limits: DecodeLimits,
     /// Remote-write requests decoded and appended at once; more wait in
     /// line for up to `ingest_queue_timeout`, then get 503 + Retry-After.
@@ -66,7 +66,7 @@ pub struct HttpOptions {
 }
 
 /// State shared by every handler.
-pub struct AppState {
+pub(crate) struct AppState {
     /// Set once the database is open (after WAL replay); until then writes
     /// and reads answer 503 and `/-/ready` is not ready.
     pub db: OnceLock<Arc<Db>>,
@@ -91,7 +91,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(
+    pub(crate) fn new(
         opts: HttpOptions,
         cpus: usize,
         engine: tessera_query::Engine,
@@ -123,7 +123,7 @@ impl AppState {
     }
 
     /// The database, or the 503 a client should retry.
-    pub fn db(&self) -> Result<&Arc<Db>, api::ApiError> {
+    pub(crate) fn db(&self) -> Result<&Arc<Db>, api::ApiError> {
         self.db.get().ok_or_else(|| {
             api::ApiError::new(
                 api::ErrorType::Unavailable,
@@ -134,7 +134,7 @@ impl AppState {
 }
 
 /// All routes of the server.
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/query", get(query::instant).post(query::instant))
@@ -184,7 +184,7 @@ async fn account(req: Request, next: Next) -> Response {
 /// Re-reads the reloadable configuration (the ingest relabel file and the
 /// rule files), as on SIGHUP and `POST /-/reload`. A bad file keeps what was
 /// in force.
-pub fn reload(state: &AppState) -> Result<(), String> {
+pub(crate) fn reload(state: &AppState) -> Result<(), String> {
     let relabel = match state.relabel.reload() {
         Ok(n) => {
             METRICS.relabel_reloads.inc(&["success"]);
@@ -206,4 +206,4 @@ pub fn reload(state: &AppState) -> Result<(), String> {
 }
 
 /// The extractor every handler uses for the shared state.
-pub type AppStateRef = State<Arc<AppState>>;
+pub(crate) type AppStateRef = State<Arc<AppState>>;

@@ -73,7 +73,7 @@ where
     Ok(res)
 }
 
-pub async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+pub(super) async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let q = query_text(&p)?;
     let t = p.time_or("time", now_ms())?;
@@ -85,7 +85,7 @@ pub async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response,
     Ok(render(res))
 }
 
-pub async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+pub(super) async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let q = query_text(&p)?;
     let need = |k: &str| -> Result<i64, ApiError> {
@@ -191,7 +191,7 @@ fn point(out: &mut String, t: i64, v: f64) {
 
 /// Milliseconds as Prometheus writes them: seconds with up to three
 /// decimals, trailing zeros trimmed (`1435781451.781`, `1435781451`).
-pub fn timestamp(out: &mut String, t_ms: i64) {
+pub(super) fn timestamp(out: &mut String, t_ms: i64) {
     let secs = t_ms.div_euclid(1000);
     let ms = t_ms.rem_euclid(1000);
     if ms == 0 {
@@ -214,7 +214,7 @@ pub fn timestamp(out: &mut String, t_ms: i64) {
 
 /// A sample value as Go's `strconv.FormatFloat(v, 'f', -1, 64)` with
 /// Prometheus' spellings of the specials.
-pub fn format_value(out: &mut String, v: f64) {
+pub(super) fn format_value(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
     } else if v == f64::INFINITY {

@@ -37,7 +37,7 @@ impl Drop for CancelOnDrop {
 }
 
 /// The request's `timeout`, capped by the server's `--query.timeout`.
-pub fn timeout(p: &Params, default: Duration) -> Result<Duration, ApiError> {
+pub(super) fn timeout(p: &Params, default: Duration) -> Result<Duration, ApiError> {
     match p.get("timeout") {
         None => Ok(default),
         Some(s) => {
@@ -49,7 +49,7 @@ pub fn timeout(p: &Params, default: Duration) -> Result<Duration, ApiError> {
 }
 
 /// Runs `f` as an admitted read of `endpoint` with `text` as its listing.
-pub async fn run<T, F>(
+pub(super) async fn run<T, F>(
     state: &Arc<AppState>,
     endpoint: &'static str,
     text: &str,
@@ -100,7 +100,7 @@ where
 }
 
 /// Maps a storage read stop to the API error, naming the flag to raise.
-pub fn read_error(
+pub(super) fn read_error(
     e: tessera_tsdb::ReadError,
     ctx: &QueryContext,
     what: &str,

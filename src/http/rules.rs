@@ -13,7 +13,7 @@ use tessera_query::rules::{ALERTING_UNSUPPORTED, GroupStatus, RuleKind};
 use super::AppStateRef;
 use super::api::{ApiError, Params, success};
 
-pub async fn api_rules(state: AppStateRef, req: Request<Body>) -> Response {
+pub(super) async fn api_rules(state: AppStateRef, req: Request<Body>) -> Response {
     let p = match Params::from_request(req).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),

@@ -9,7 +9,7 @@ use super::api::ApiError;
 
 /// One selector as the alternatives of its `or` groups (Prometheus 3 allows
 /// `{a="1" or b="2"}`); each alternative is a conjunction of matchers.
-pub fn parse(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
+pub(super) fn parse(s: &str) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let bad = |msg: String| ApiError::bad_data(format!("invalid parameter \"match[]\": {msg}"));
     let expr = parser::parse(s).map_err(bad)?;
     let Expr::VectorSelector(vs) = expr else {

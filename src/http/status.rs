@@ -11,13 +11,13 @@ use crate::metrics::{self, METRICS};
 /// The Prometheus version Tessera's API follows, reported in build info so
 /// Grafana enables the features that version has (e.g. label matchers on
 /// `/api/v1/labels`).
-pub const PROMETHEUS_API_VERSION: &str = "2.53.0";
+pub(super) const PROMETHEUS_API_VERSION: &str = "2.53.0";
 
-pub async fn healthy() -> &'static str {
+pub(super) async fn healthy() -> &'static str {
     "Tessera is Healthy.\n"
 }
 
-pub async fn ready(state: AppStateRef) -> Response {
+pub(super) async fn ready(state: AppStateRef) -> Response {
     if state.db.get().is_some() {
         (StatusCode::OK, "Tessera is Ready.\n").into_response()
     } else {
@@ -31,7 +31,7 @@ pub async fn ready(state: AppStateRef) -> Response {
 
 /// `POST /-/reload`: 200 when the configuration was reloaded, 500 with the
 /// reason (and the old configuration still in force) when not.
-pub async fn reload(state: AppStateRef) -> Response {
+pub(super) async fn reload(state: AppStateRef) -> Response {
     match super::reload(&state) {
         Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
         Err(e) => (
@@ -43,7 +43,7 @@ pub async fn reload(state: AppStateRef) -> Response {
 }
 
 /// `/api/v1/status/queries`: the reads running now, oldest first.
-pub async fn running_queries(state: AppStateRef) -> Response {
+pub(super) async fn running_queries(state: AppStateRef) -> Response {
     let now = std::time::SystemTime::now();
     let mut list = state.admission.list();
     list.sort_by_key(|r| r.started);
@@ -63,7 +63,7 @@ pub async fn running_queries(state: AppStateRef) -> Response {
     )
 }
 
-pub async fn buildinfo() -> Response {
+pub(super) async fn buildinfo() -> Response {
     success(
         json!({
             "version": PROMETHEUS_API_VERSION,
@@ -79,7 +79,7 @@ pub async fn buildinfo() -> Response {
     )
 }
 
-pub async fn metrics(state: AppStateRef) -> Response {
+pub(super) async fn metrics(state: AppStateRef) -> Response {
     let mut out = String::with_capacity(16 << 10);
     METRICS.render(&mut out);
     state.rules.render_metrics(&mut out);

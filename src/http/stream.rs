@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http_body::Frame;
 
 /// Bytes rendered per chunk before yielding to the connection.
-pub const CHUNK_BYTES: usize = 64 << 10;
+pub(super) const CHUNK_BYTES: usize = 64 << 10;
 
 /// A body whose frames come from an iterator of rendered chunks (boxed:
 /// a box is `Unpin` whatever it holds).
@@ -38,7 +38,7 @@ impl http_body::Body for IterBody {
 }
 
 /// A 200 JSON response streamed from `chunks`.
-pub fn json_stream<I>(chunks: I) -> Response
+pub(super) fn json_stream<I>(chunks: I) -> Response
 where
     I: Iterator<Item = String> + Send + 'static,
 {
@@ -54,7 +54,7 @@ where
 /// Renders `items` as JSON chunks: `head`, each item through `write` with
 /// commas between, then `tail`; each chunk at least [`CHUNK_BYTES`] long
 /// (except the last).
-pub fn chunks<T, F>(
+pub(super) fn chunks<T, F>(
     head: String,
     items: Vec<T>,
     tail: String,

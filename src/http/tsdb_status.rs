@@ -19,7 +19,7 @@ fn pairs(v: &[(String, u64)]) -> Value {
 }
 
 /// Cardinality of the head: what an operator asks when memory grows.
-pub async fn tsdb(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
+pub(super) async fn tsdb(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let limit = match p.limit()? {
         0 => 10,
@@ -50,7 +50,7 @@ pub async fn tsdb(state: AppStateRef, req: Request<Body>) -> Result<Response, Ap
     ))
 }
 
-pub async fn runtimeinfo(state: AppStateRef) -> Response {
+pub(super) async fn runtimeinfo(state: AppStateRef) -> Response {
     let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(state.start_time);
     let cwd = std::env::current_dir().map_or_else(|_| String::new(), |p| p.display().to_string());
     success(
@@ -72,7 +72,7 @@ pub async fn runtimeinfo(state: AppStateRef) -> Response {
     )
 }
 
-pub async fn flags(state: AppStateRef) -> Response {
+pub(super) async fn flags(state: AppStateRef) -> Response {
     let mut m = Map::new();
     for (k, v) in &state.flags {
         m.insert(k.clone(), Value::String(v.clone()));

@@ -34,7 +34,7 @@ fn overloaded(reason: &str, msg: &str) -> Response {
     r
 }
 
-pub async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) -> Response {
+pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) -> Response {
     let Ok(db) = state.db() else {
         return overloaded(
             "not_ready",

@@ -4,13 +4,13 @@
 use std::fmt::Write;
 
 /// Writes `# HELP` and `# TYPE` lines.
-pub fn header(out: &mut String, name: &str, help: &str, kind: &str) {
+pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
 /// Writes one sample line; `le` adds the bucket label.
-pub fn sample(
+pub(crate) fn sample(
     out: &mut String,
     name: &str,
     suffix: &str,
@@ -43,7 +43,7 @@ pub fn sample(
 }
 
 /// A single gauge or counter sample with no labels.
-pub fn single(out: &mut String, name: &str, help: &str, kind: &str, v: f64) {
+pub(crate) fn single(out: &mut String, name: &str, help: &str, kind: &str, v: f64) {
     header(out, name, help, kind);
     sample(out, name, "", &[], &[], None, v);
 }
@@ -55,7 +55,7 @@ fn escape(s: &str) -> String {
 }
 
 /// Prometheus text-format number: integers without a fraction, `+Inf`, `NaN`.
-pub fn fmt_f64(v: f64) -> String {
+pub(super) fn fmt_f64(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {

@@ -16,12 +16,12 @@ mod exposition;
 mod process;
 mod registry;
 
-pub use exposition::{header, sample, single};
-pub use process::render_process;
-pub use registry::{CounterVec, HistogramVec, SAMPLE_BUCKETS};
+pub(crate) use exposition::{header, sample, single};
+pub(crate) use process::render_process;
+pub(crate) use registry::{CounterVec, HistogramVec, SAMPLE_BUCKETS};
 
 /// Every metric family the server updates. One static instance, [`METRICS`].
-pub struct Metrics {
+pub(crate) struct Metrics {
     pub http_requests: CounterVec,
     pub http_duration: HistogramVec,
     pub ingest_samples: CounterVec,
@@ -38,7 +38,7 @@ pub struct Metrics {
     pub read_duration: HistogramVec,
 }
 
-pub static METRICS: Metrics = Metrics {
+pub(crate) static METRICS: Metrics = Metrics {
     http_requests: CounterVec::new(
         "tessera_http_requests_total",
         "HTTP requests served, by handler and status code.",
@@ -118,7 +118,7 @@ pub static METRICS: Metrics = Metrics {
 
 impl Metrics {
     /// Renders every family (the caller appends state gauges).
-    pub fn render(&self, out: &mut String) {
+    pub(crate) fn render(&self, out: &mut String) {
         self.http_requests.render(out);
         self.http_duration.render(out);
         self.ingest_samples.render(out);
@@ -136,7 +136,7 @@ impl Metrics {
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
-    pub fn touch_defaults(&self) {
+    pub(crate) fn touch_defaults(&self) {
         self.ingest_samples.touch(&[]);
         self.ingest_series_created.touch(&[]);
         self.ingest_metadata.touch(&[]);

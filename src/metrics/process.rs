@@ -4,7 +4,7 @@ use super::exposition::single;
 
 /// Process metrics from `/proc/self` (Linux), as Prometheus client libraries
 /// export them.
-pub fn render_process(out: &mut String, start_time_secs: f64) {
+pub(crate) fn render_process(out: &mut String, start_time_secs: f64) {
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
         // Fields after the command name (which may contain spaces) in ")".
         if let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) {

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use super::exposition::{fmt_f64, header, sample};
 
 /// A counter family with fixed label names.
-pub struct CounterVec {
+pub(crate) struct CounterVec {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
@@ -17,7 +17,7 @@ pub struct CounterVec {
 }
 
 impl CounterVec {
-    pub const fn new(
+    pub(crate) const fn new(
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
@@ -30,7 +30,7 @@ impl CounterVec {
         }
     }
 
-    pub fn inc_by(&self, label_values: &[&str], v: f64) {
+    pub(crate) fn inc_by(&self, label_values: &[&str], v: f64) {
         debug_assert_eq!(label_values.len(), self.labels.len());
         // One small allocation per update: updates are per request, not per
         // sample, so this never shows in a profile.
@@ -38,17 +38,17 @@ impl CounterVec {
         *self.values.lock().entry(key).or_insert(0.0) += v;
     }
 
-    pub fn inc(&self, label_values: &[&str]) {
+    pub(crate) fn inc(&self, label_values: &[&str]) {
         self.inc_by(label_values, 1.0);
     }
 
     /// Makes a series visible at 0 before its first event, so `rate()` sees
     /// the first increase.
-    pub fn touch(&self, label_values: &[&str]) {
+    pub(crate) fn touch(&self, label_values: &[&str]) {
         self.inc_by(label_values, 0.0);
     }
 
-    pub fn get(&self, label_values: &[&str]) -> f64 {
+    pub(crate) fn get(&self, label_values: &[&str]) -> f64 {
         let key: Vec<String> = label_values.iter().map(|s| s.to_string()).collect();
         self.values.lock().get(&key).copied().unwrap_or(0.0)
     }
@@ -74,10 +74,10 @@ struct HistogramData {
 }
 
 /// Upper bounds for sample-count histograms (per-query peak samples).
-pub const SAMPLE_BUCKETS: &[f64] = &[1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 5e7, 1e8];
+pub(crate) const SAMPLE_BUCKETS: &[f64] = &[1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 5e7, 1e8];
 
 /// A histogram family with fixed label names and buckets.
-pub struct HistogramVec {
+pub(crate) struct HistogramVec {
     name: &'static str,
     help: &'static str,
     labels: &'static [&'static str],
@@ -87,7 +87,7 @@ pub struct HistogramVec {
 
 impl HistogramVec {
     /// A latency histogram (seconds).
-    pub const fn new(
+    pub(crate) const fn new(
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
@@ -95,7 +95,7 @@ impl HistogramVec {
         Self::with_buckets(name, help, labels, BUCKETS)
     }
 
-    pub const fn with_buckets(
+    pub(crate) const fn with_buckets(
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
@@ -110,11 +110,11 @@ impl HistogramVec {
         }
     }
 
-    pub fn observe(&self, label_values: &[&str], d: Duration) {
+    pub(crate) fn observe(&self, label_values: &[&str], d: Duration) {
         self.observe_value(label_values, d.as_secs_f64());
     }
 
-    pub fn observe_value(&self, label_values: &[&str], secs: f64) {
+    pub(crate) fn observe_value(&self, label_values: &[&str], secs: f64) {
         let mut m = self.values.lock();
         let key: Vec<String> = label_values.iter().map(|s| s.to_string()).collect();
         let h = m.entry(key).or_insert_with(|| HistogramData {

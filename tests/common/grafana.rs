@@ -26,12 +26,12 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 /// A path in the repository.
-pub fn repo(rel: &str) -> PathBuf {
+pub(crate) fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
 /// `jsonData.timeInterval` of the shipped datasource provisioning, in ms.
-pub fn datasource_scrape_interval_ms() -> i64 {
+pub(crate) fn datasource_scrape_interval_ms() -> i64 {
     let path = repo("deploy/grafana/provisioning/datasources/tessera.yml");
     let text = std::fs::read_to_string(&path).expect("datasource provisioning");
     let line = text
@@ -46,14 +46,14 @@ pub fn datasource_scrape_interval_ms() -> i64 {
 }
 
 /// A dashboard of `deploy/grafana/dashboards/`.
-pub fn dashboard(name: &str) -> Value {
+pub(crate) fn dashboard(name: &str) -> Value {
     let path = repo(&format!("deploy/grafana/dashboards/{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// `5s`, `1m`, `1h30m`, `500ms` (Grafana's and Prometheus' duration forms).
-pub fn parse_duration_ms(s: &str) -> Option<i64> {
+pub(crate) fn parse_duration_ms(s: &str) -> Option<i64> {
     let mut total = 0i64;
     let mut rest = s.trim();
     if rest.is_empty() {
@@ -83,7 +83,7 @@ pub fn parse_duration_ms(s: &str) -> Option<i64> {
 }
 
 /// Grafana's `roundInterval` (backend `gtime`), in ms.
-pub fn round_interval(ms: i64) -> i64 {
+pub(crate) fn round_interval(ms: i64) -> i64 {
     const TABLE: &[(i64, i64)] = &[
         (10, 1),
         (15, 10),
@@ -121,7 +121,7 @@ pub fn round_interval(ms: i64) -> i64 {
 }
 
 /// Grafana's `gtime.FormatInterval` (`$__interval`): the largest whole unit.
-pub fn format_interval(ms: i64) -> String {
+pub(crate) fn format_interval(ms: i64) -> String {
     for (unit, len) in [
         ("y", 31_536_000_000),
         ("d", 86_400_000),
@@ -139,7 +139,7 @@ pub fn format_interval(ms: i64) -> String {
 
 /// Go's `time.Duration.String()` for whole milliseconds (`$__rate_interval`):
 /// `1m0s`, `1m15s`, `2h0m0s`, `500ms`.
-pub fn go_duration(ms: i64) -> String {
+pub(crate) fn go_duration(ms: i64) -> String {
     if ms < 1_000 {
         return format!("{ms}ms");
     }
@@ -159,11 +159,11 @@ pub fn go_duration(ms: i64) -> String {
     }
 }
 
-pub fn regular_escape(v: &str) -> String {
+pub(crate) fn regular_escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('\'', "\\\\'")
 }
 
-pub fn special_regex_escape(v: &str) -> String {
+pub(crate) fn special_regex_escape(v: &str) -> String {
     let mut out = String::new();
     for c in v.chars() {
         match c {
@@ -180,7 +180,7 @@ pub fn special_regex_escape(v: &str) -> String {
 
 /// Which values of each variable the simulated user has selected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Choice {
+pub(crate) enum Choice {
     /// What a freshly opened dashboard shows: "All" for include-all
     /// variables, else the first value.
     Default,
@@ -191,7 +191,7 @@ pub enum Choice {
 
 /// A resolved template variable.
 #[derive(Clone, Debug)]
-pub struct Resolved {
+pub(crate) struct Resolved {
     pub name: String,
     pub values: Vec<String>,
     /// What `$name` becomes in a query.
@@ -200,7 +200,7 @@ pub struct Resolved {
 
 /// The dashboard time range, in ms since the epoch.
 #[derive(Clone, Copy, Debug)]
-pub struct Range {
+pub(crate) struct Range {
     pub from_ms: i64,
     pub to_ms: i64,
 }
@@ -208,7 +208,10 @@ pub struct Range {
 /// Replaces `$name`, `${name}`, `${name:fmt}` and `[[name]]` with `lookup`;
 /// an unknown name is an error (Grafana would send it verbatim and the
 /// query would fail to parse or match nothing).
-pub fn interpolate(expr: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub(crate) fn interpolate(
+    expr: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let ident = |s: &str| {
         s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
             .unwrap_or(s.len())
@@ -256,7 +259,7 @@ fn lookup_vars(vars: &[Resolved]) -> impl Fn(&str) -> Option<String> + '_ {
 }
 
 /// Splits `label_values(sel, label)` / `label_values(label)`.
-pub fn parse_label_values(q: &str) -> Result<(Option<String>, String), String> {
+pub(crate) fn parse_label_values(q: &str) -> Result<(Option<String>, String), String> {
     let inner = q
         .trim()
         .strip_prefix("label_values(")
@@ -293,7 +296,7 @@ fn secs_up(ms: i64) -> i64 {
 }
 
 /// Resolves every query variable of `dash` against `base` in order.
-pub fn resolve_variables(
+pub(crate) fn resolve_variables(
     base: &str,
     dash: &Value,
     range: Range,
@@ -393,7 +396,7 @@ fn num(s: &str) -> f64 {
 
 /// One panel target as Grafana sends it.
 #[derive(Clone, Debug)]
-pub struct Target {
+pub(crate) struct Target {
     pub panel_id: i64,
     pub panel_type: String,
     pub panel_title: String,
@@ -405,7 +408,7 @@ pub struct Target {
 }
 
 /// Every target of every panel (rows' nested panels too).
-pub fn targets(dash: &Value) -> Vec<Target> {
+pub(crate) fn targets(dash: &Value) -> Vec<Target> {
     let mut panels: Vec<Value> = Vec::new();
     for p in dash["panels"].as_array().cloned().unwrap_or_default() {
         panels.extend(p["panels"].as_array().cloned().unwrap_or_default());
@@ -433,7 +436,7 @@ pub fn targets(dash: &Value) -> Vec<Target> {
 }
 
 /// Panels whose targets are expected to return series.
-pub fn is_data_panel(panel_type: &str) -> bool {
+pub(crate) fn is_data_panel(panel_type: &str) -> bool {
     matches!(
         panel_type,
         "timeseries" | "stat" | "gauge" | "bargauge" | "table" | "graph" | "singlestat"
@@ -442,14 +445,14 @@ pub fn is_data_panel(panel_type: &str) -> bool {
 
 /// The `query_range` request Grafana makes for one target.
 #[derive(Clone, Debug)]
-pub struct RangeQuery {
+pub(crate) struct RangeQuery {
     pub expr: String,
     pub start: i64,
     pub end: i64,
     pub step_ms: i64,
 }
 
-pub fn range_query(
+pub(crate) fn range_query(
     t: &Target,
     vars: &[Resolved],
     range: Range,
@@ -500,7 +503,7 @@ pub fn range_query(
 
 /// The outcome of one target.
 #[derive(Debug)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub target: Target,
     pub query: RangeQuery,
     pub status: u16,
@@ -508,13 +511,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.status == 200
             && self.body["status"] == "success"
             && self.body["data"]["resultType"] == "matrix"
     }
 
-    pub fn series(&self) -> Vec<Value> {
+    pub(crate) fn series(&self) -> Vec<Value> {
         self.body["data"]["result"]
             .as_array()
             .cloned()
@@ -522,7 +525,7 @@ impl Outcome {
     }
 
     /// Series that have at least one point.
-    pub fn series_with_points(&self) -> usize {
+    pub(crate) fn series_with_points(&self) -> usize {
         self.series()
             .iter()
             .filter(|s| s["values"].as_array().is_some_and(|v| !v.is_empty()))
@@ -530,7 +533,7 @@ impl Outcome {
     }
 
     /// The last value of the first series.
-    pub fn last_value(&self) -> Option<f64> {
+    pub(crate) fn last_value(&self) -> Option<f64> {
         let s = self.series();
         let v = s.first()?["values"].as_array()?.last()?[1]
             .as_str()?
@@ -539,7 +542,7 @@ impl Outcome {
         Some(v)
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         format!(
             "panel {} {:?} target {}: POST query_range query={} start={} end={} step={}s -> {} {}",
             self.target.panel_id,
@@ -567,7 +570,7 @@ fn truncate(s: &str, n: usize) -> String {
 }
 
 /// Runs every target of `dash` as Grafana would.
-pub fn run_dashboard(
+pub(crate) fn run_dashboard(
     base: &str,
     dash: &Value,
     vars: &[Resolved],
@@ -607,7 +610,7 @@ pub fn run_dashboard(
 /// minutes for the first evaluation of the fleet-level groups, which read
 /// the node-level ones). Returns the glob for `--rules.file` and the number
 /// of recording rules.
-pub fn rules_with_interval(dir: &Path, interval: &str) -> (String, usize) {
+pub(crate) fn rules_with_interval(dir: &Path, interval: &str) -> (String, usize) {
     let mut records = 0;
     let mut files = 0;
     for entry in std::fs::read_dir(repo("deploy/rules")).expect("deploy/rules") {
@@ -651,7 +654,7 @@ pub fn rules_with_interval(dir: &Path, interval: &str) -> (String, usize) {
 }
 
 /// Every rule of `/api/v1/rules` is healthy; returns how many there are.
-pub fn healthy_rules(base: &str) -> Result<usize, String> {
+pub(crate) fn healthy_rules(base: &str) -> Result<usize, String> {
     let (status, body) =
         crate::common::get(&format!("{base}/api/v1/rules")).map_err(|e| e.to_string())?;
     let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
@@ -674,7 +677,7 @@ pub fn healthy_rules(base: &str) -> Result<usize, String> {
 }
 
 /// One instant query's result.
-pub fn instant(base: &str, q: &str) -> Vec<Value> {
+pub(crate) fn instant(base: &str, q: &str) -> Vec<Value> {
     let (status, body) = crate::common::post_form(&format!("{base}/api/v1/query"), &[("query", q)]);
     assert_eq!(status, 200, "{q}: {body}");
     body["data"]["result"]
@@ -683,7 +686,7 @@ pub fn instant(base: &str, q: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-pub fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -691,12 +694,12 @@ pub fn now_ms() -> i64 {
 }
 
 /// The first multiple of `step_ms` strictly after `t`.
-pub fn next_boundary(t: i64, step_ms: i64) -> i64 {
+pub(crate) fn next_boundary(t: i64, step_ms: i64) -> i64 {
     (t.div_euclid(step_ms) + 1) * step_ms
 }
 
 /// Which targets may return no series, and why.
-pub struct Expected {
+pub(crate) struct Expected {
     pub dashboard: &'static str,
     pub panel: &'static str,
     pub ref_id: &'static str,
@@ -709,7 +712,7 @@ pub struct Expected {
 
 /// Per-dashboard counts, printed as Grafana users would summarise them.
 #[derive(Default, Debug)]
-pub struct Summary {
+pub(crate) struct Summary {
     pub targets: usize,
     pub ok: usize,
     pub with_data: usize,
@@ -720,7 +723,7 @@ pub struct Summary {
 /// target has a series with points unless listed in `expected`, and a
 /// listed one really is empty (so the list cannot go stale). Failures are
 /// appended to `failures`.
-pub fn check(
+pub(crate) fn check(
     base: &str,
     dashboard: &str,
     outcomes: &[Outcome],
@@ -767,7 +770,7 @@ pub fn check(
 }
 
 /// The outcome of the target `panel`/`ref_id`.
-pub fn find<'a>(outcomes: &'a [Outcome], panel: &str, ref_id: &str) -> &'a Outcome {
+pub(crate) fn find<'a>(outcomes: &'a [Outcome], panel: &str, ref_id: &str) -> &'a Outcome {
     outcomes
         .iter()
         .find(|o| o.target.panel_title == panel && o.target.ref_id == ref_id)
@@ -778,7 +781,7 @@ pub fn find<'a>(outcomes: &'a [Outcome], panel: &str, ref_id: &str) -> &'a Outco
 /// variables with `choice`, run every target, check them against
 /// `expected` (failures collected), and print a one-line summary. Returns
 /// the variables and outcomes for the caller's own assertions.
-pub fn run_and_check(
+pub(crate) fn run_and_check(
     base: &str,
     name: &str,
     range: Range,
@@ -808,7 +811,7 @@ pub fn run_and_check(
 }
 
 /// The values a resolved variable offers (empty when it does not exist).
-pub fn values_of(vars: &[Resolved], name: &str) -> Vec<String> {
+pub(crate) fn values_of(vars: &[Resolved], name: &str) -> Vec<String> {
     vars.iter()
         .find(|v| v.name == name)
         .map(|v| v.values.clone())

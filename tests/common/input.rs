@@ -16,18 +16,18 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 /// The Debian packages the end-to-end tests drive.
-pub const PROMETHEUS_PACKAGES: &str = "apt-get install prometheus prometheus-node-exporter \
+pub(crate) const PROMETHEUS_PACKAGES: &str = "apt-get install prometheus prometheus-node-exporter \
      (scripts/test installs them when missing)";
 
 /// Is this a CI run (`CI` set and non-empty)?
-pub fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty())
 }
 
 /// Reports a missing input: panics in CI, else prints a visible skip and
 /// returns so the caller can return. `what` says what is missing, `fix`
 /// what to install or where the input is expected.
-pub fn missing(what: &str, fix: &str) {
+pub(crate) fn missing(what: &str, fix: &str) {
     if in_ci() {
         panic!("missing test input: {what}; {fix} (CI is set, so this fails instead of skipping)");
     }
@@ -38,7 +38,7 @@ pub fn missing(what: &str, fix: &str) {
 }
 
 /// Is `bin` on PATH? When not, reports it as [`missing`].
-pub fn installed(bin: &str) -> bool {
+pub(crate) fn installed(bin: &str) -> bool {
     let found = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()));
     if !found {
@@ -50,7 +50,7 @@ pub fn installed(bin: &str) -> bool {
 /// The directory named by the environment variable `var`, else `default`;
 /// `None` (after [`missing`]) when it does not exist. `what` names its
 /// contents, e.g. "the Prometheus PromQL test scripts".
-pub fn input_dir(var: &str, default: &Path, what: &str) -> Option<PathBuf> {
+pub(crate) fn input_dir(var: &str, default: &Path, what: &str) -> Option<PathBuf> {
     let dir = std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map_or_else(|| default.to_path_buf(), PathBuf::from);
@@ -69,7 +69,7 @@ pub fn input_dir(var: &str, default: &Path, what: &str) -> Option<PathBuf> {
 
 /// `<workspace>/../shared/<name>`, where the project's machines keep the
 /// shared inputs (`workspace` is the workspace root, as a path).
-pub fn shared_dir(workspace: &str, name: &str) -> PathBuf {
+pub(crate) fn shared_dir(workspace: &str, name: &str) -> PathBuf {
     let ws = Path::new(workspace);
     let ws = ws.canonicalize().unwrap_or_else(|_| ws.to_path_buf());
     let beside = ws.parent().map_or_else(|| ws.join(".."), Path::to_path_buf);
@@ -78,7 +78,7 @@ pub fn shared_dir(workspace: &str, name: &str) -> PathBuf {
 
 /// The Prometheus PromQL test scripts: `$TESSERA_PROMQL_TESTDATA`, default
 /// `<workspace>/../shared/promql-testdata`.
-pub fn promql_testdata(workspace: &str) -> Option<PathBuf> {
+pub(crate) fn promql_testdata(workspace: &str) -> Option<PathBuf> {
     input_dir(
         "TESSERA_PROMQL_TESTDATA",
         &shared_dir(workspace, "promql-testdata"),
@@ -88,7 +88,7 @@ pub fn promql_testdata(workspace: &str) -> Option<PathBuf> {
 
 /// The exporter fixtures: `$TESSERA_FIXTURES`, default
 /// `<workspace>/../shared/fixtures`.
-pub fn fixtures(workspace: &str) -> Option<PathBuf> {
+pub(crate) fn fixtures(workspace: &str) -> Option<PathBuf> {
     input_dir(
         "TESSERA_FIXTURES",
         &shared_dir(workspace, "fixtures"),

@@ -2,7 +2,7 @@
 //! a free loopback port, an HTTP client, and remote-write request builders.
 #![allow(dead_code)] // each test binary uses a different subset
 
-pub mod input;
+pub(crate) mod input;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use prost::Message;
 use tessera_ingest::proto;
 
 /// Runs `tessera <args> --data-dir <dir>` (the offline tools) to completion.
-pub fn tessera_cli(args: &[&str], dir: &Path) -> std::process::Output {
+pub(crate) fn tessera_cli(args: &[&str], dir: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(args)
         .arg("--data-dir")
@@ -24,7 +24,7 @@ pub fn tessera_cli(args: &[&str], dir: &Path) -> std::process::Output {
 
 /// A free TCP port on 127.0.0.1 (bound then released; a race with another
 /// process is possible but harmless in tests).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind an ephemeral port")
         .local_addr()
@@ -34,7 +34,7 @@ pub fn free_port() -> u16 {
 
 /// Percent-encodes the query part of `path?a=b&c=d`, so tests can write
 /// selectors like `{le!=""}` literally.
-pub fn encode_query(path: &str) -> String {
+pub(crate) fn encode_query(path: &str) -> String {
     let Some((p, q)) = path.split_once('?') else {
         return path.to_string();
     };
@@ -49,7 +49,7 @@ pub fn encode_query(path: &str) -> String {
 }
 
 /// A `tessera serve` child process, killed on drop.
-pub struct Tessera {
+pub(crate) struct Tessera {
     pub child: Child,
     pub port: u16,
     pub data_dir: PathBuf,
@@ -57,7 +57,7 @@ pub struct Tessera {
 }
 
 impl Tessera {
-    pub fn start(extra: &[&str]) -> Tessera {
+    pub(crate) fn start(extra: &[&str]) -> Tessera {
         let tmp = tempfile::tempdir().expect("temp dir");
         let dir = tmp.path().join("data");
         let mut t = Tessera::start_in(&dir, extra);
@@ -65,7 +65,7 @@ impl Tessera {
         t
     }
 
-    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Tessera {
+    pub(crate) fn start_in(data_dir: &Path, extra: &[&str]) -> Tessera {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -86,11 +86,11 @@ impl Tessera {
         t
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.port, encode_query(path))
     }
 
-    pub fn wait_ready(&self, timeout: Duration) {
+    pub(crate) fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(r) = get(&self.url("/-/ready"))
@@ -104,12 +104,12 @@ impl Tessera {
     }
 
     /// Remote-writes a request; returns status and body.
-    pub fn write(&self, req: &proto::WriteRequest) -> (u16, String) {
+    pub(crate) fn write(&self, req: &proto::WriteRequest) -> (u16, String) {
         post_raw(&self.url("/api/v1/write"), &snappy(&req.encode_to_vec()))
     }
 
     /// GET of a Prometheus API path, parsed as JSON.
-    pub fn api(&self, path_and_query: &str) -> (u16, serde_json::Value) {
+    pub(crate) fn api(&self, path_and_query: &str) -> (u16, serde_json::Value) {
         let (status, body) = get(&self.url(path_and_query)).expect("GET");
         let v = serde_json::from_str(&body)
             .unwrap_or_else(|e| panic!("{path_and_query}: not JSON ({e}): {body}"));
@@ -117,7 +117,7 @@ impl Tessera {
     }
 
     /// `data` of a successful API call.
-    pub fn data(&self, path_and_query: &str) -> serde_json::Value {
+    pub(crate) fn data(&self, path_and_query: &str) -> serde_json::Value {
         let (status, v) = self.api(path_and_query);
         assert_eq!(status, 200, "{path_and_query}: {v}");
         assert_eq!(v["status"], "success", "{v}");
@@ -140,13 +140,13 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-pub fn get(url: &str) -> Result<(u16, String), ureq::Error> {
+pub(crate) fn get(url: &str) -> Result<(u16, String), ureq::Error> {
     let mut r = agent().get(url).call()?;
     let status = r.status().as_u16();
     Ok((status, r.body_mut().read_to_string().unwrap_or_default()))
 }
 
-pub fn post_raw(url: &str, body: &[u8]) -> (u16, String) {
+pub(crate) fn post_raw(url: &str, body: &[u8]) -> (u16, String) {
     let mut r = agent()
         .post(url)
         .header("Content-Type", "application/x-protobuf")
@@ -158,7 +158,7 @@ pub fn post_raw(url: &str, body: &[u8]) -> (u16, String) {
     (status, r.body_mut().read_to_string().unwrap_or_default())
 }
 
-pub fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+pub(crate) fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let mut r = agent()
         .post(url)
         .send_form(form.iter().copied())
@@ -171,11 +171,11 @@ pub fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     )
 }
 
-pub fn snappy(b: &[u8]) -> Vec<u8> {
+pub(crate) fn snappy(b: &[u8]) -> Vec<u8> {
     snap::raw::Encoder::new().compress_vec(b).expect("snappy")
 }
 
-pub fn label(n: &str, v: &str) -> proto::Label {
+pub(crate) fn label(n: &str, v: &str) -> proto::Label {
     proto::Label {
         name: n.as_bytes().to_vec(),
         value: v.as_bytes().to_vec(),
@@ -183,7 +183,7 @@ pub fn label(n: &str, v: &str) -> proto::Label {
 }
 
 /// One series with the given labels and `(t, v)` samples.
-pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
+pub(crate) fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSeries {
     proto::TimeSeries {
         labels: labels.iter().map(|(n, v)| label(n, v)).collect(),
         samples: samples
@@ -197,7 +197,7 @@ pub fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> proto::TimeSer
     }
 }
 
-pub fn request(ts: Vec<proto::TimeSeries>) -> proto::WriteRequest {
+pub(crate) fn request(ts: Vec<proto::TimeSeries>) -> proto::WriteRequest {
     proto::WriteRequest {
         timeseries: ts,
         metadata: vec![],
@@ -206,6 +206,6 @@ pub fn request(ts: Vec<proto::TimeSeries>) -> proto::WriteRequest {
 
 /// Is a Debian-packaged binary installed? When not: a visible skip, or a
 /// failure in CI (see [`input`]).
-pub fn have(bin: &str) -> bool {
+pub(crate) fn have(bin: &str) -> bool {
     input::installed(bin)
 }

@@ -1,4 +1,4 @@
 //! Remote write receivers.
 
 pub mod proto;
-pub mod v1;
+pub(crate) mod v1;

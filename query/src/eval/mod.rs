@@ -42,7 +42,7 @@ pub(crate) struct Series {
 }
 
 impl Series {
-    pub fn new(labels: Labels, drop_name: bool, points: Vec<Sample>) -> Self {
+    pub(crate) fn new(labels: Labels, drop_name: bool, points: Vec<Sample>) -> Self {
         Series {
             labels,
             drop_name,
@@ -72,22 +72,22 @@ pub(crate) struct Grid {
 }
 
 impl Grid {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         if self.end < self.start {
             return 0;
         }
         ((self.end - self.start) / self.step) as usize + 1
     }
 
-    pub fn ts(&self, i: usize) -> i64 {
+    pub(crate) fn ts(&self, i: usize) -> i64 {
         self.start + i as i64 * self.step
     }
 
-    pub fn index_of(&self, t: i64) -> usize {
+    pub(crate) fn index_of(&self, t: i64) -> usize {
         ((t - self.start) / self.step) as usize
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = i64> + use<> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = i64> + use<> {
         let g = *self;
         (0..g.len()).map(move |i| g.ts(i))
     }
@@ -129,7 +129,7 @@ pub(crate) struct Evaluator<'a> {
 
 impl<'a> Evaluator<'a> {
     /// A child evaluator on another grid (subqueries).
-    pub fn with_grid(&self, grid: Grid) -> Evaluator<'a> {
+    pub(crate) fn with_grid(&self, grid: Grid) -> Evaluator<'a> {
         Evaluator {
             query: self.query,
             storage: self.storage,
@@ -140,12 +140,12 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    pub fn check(&self) -> Result<()> {
+    pub(crate) fn check(&self) -> Result<()> {
         self.ctx.check("query execution")
     }
 
     /// Records `n` more samples held in memory, failing past the budget.
-    pub fn add_samples(&self, n: usize) -> Result<()> {
+    pub(crate) fn add_samples(&self, n: usize) -> Result<()> {
         let cur = self.shared.current.get() + n;
         self.shared.current.set(cur);
         if cur > self.shared.peak.get() {
@@ -160,7 +160,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Records that `n` samples were released.
-    pub fn release_samples(&self, n: usize) {
+    pub(crate) fn release_samples(&self, n: usize) {
         let cur = self.shared.current.get().saturating_sub(n);
         self.shared.current.set(cur);
     }
@@ -168,11 +168,11 @@ impl<'a> Evaluator<'a> {
     /// ` (line:col)` of a sub-expression for annotations. The AST carries no
     /// positions, so the expression's text is looked up in the query; when
     /// it was written differently the suffix is left out.
-    pub fn pos(&self, e: &Expr) -> String {
+    pub(crate) fn pos(&self, e: &Expr) -> String {
         self.pos_of_text(&e.to_string())
     }
 
-    pub fn pos_of_text(&self, text: &str) -> String {
+    pub(crate) fn pos_of_text(&self, text: &str) -> String {
         match self.query.find(text) {
             Some(i) if !text.is_empty() => {
                 let before = &self.query[..i];
@@ -184,7 +184,7 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    pub fn warn(&self, msg: String) {
+    pub(crate) fn warn(&self, msg: String) {
         let mut w = self.shared.warnings.borrow_mut();
         if !w.contains(&msg) {
             w.push(msg);
@@ -192,7 +192,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates any expression on the current grid.
-    pub fn eval(&self, expr: &Expr) -> Result<Val> {
+    pub(crate) fn eval(&self, expr: &Expr) -> Result<Val> {
         self.check()?;
         match expr {
             Expr::NumberLiteral(n) => Ok(Val::Scalar(vec![n.val; self.grid.len()])),
@@ -255,7 +255,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates an expression that must yield an instant vector.
-    pub fn eval_vector(&self, expr: &Expr) -> Result<Vec<Series>> {
+    pub(crate) fn eval_vector(&self, expr: &Expr) -> Result<Vec<Series>> {
         match self.eval(expr)? {
             Val::Vector(v) => Ok(v),
             other => Err(QueryError::exec(format!(
@@ -266,7 +266,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Evaluates an expression that must yield a scalar (one value per step).
-    pub fn eval_scalar(&self, expr: &Expr) -> Result<Vec<f64>> {
+    pub(crate) fn eval_scalar(&self, expr: &Expr) -> Result<Vec<f64>> {
         match self.eval(expr)? {
             Val::Scalar(v) => Ok(v),
             other => Err(QueryError::exec(format!(
@@ -277,7 +277,7 @@ impl<'a> Evaluator<'a> {
     }
 
     /// Resolves an `@` modifier to milliseconds.
-    pub fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
+    pub(crate) fn at_ms(&self, at: &Option<AtModifier>) -> Option<i64> {
         match at {
             None => None,
             Some(AtModifier::Start) => Some(self.settings.query_start),
@@ -338,7 +338,7 @@ pub(crate) struct RangeArg {
 
 impl RangeArg {
     /// The exclusive start and inclusive end of the window at step `ts`.
-    pub fn window_bounds(&self, ts: i64) -> (i64, i64) {
+    pub(crate) fn window_bounds(&self, ts: i64) -> (i64, i64) {
         let end = self.at.unwrap_or(ts) - self.offset;
         (end - self.range, end)
     }

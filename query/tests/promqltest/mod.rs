@@ -6,7 +6,7 @@ use tessera_tsdb::Labels;
 
 /// One position of an expanded series description.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Item {
+pub(crate) enum Item {
     Value(f64),
     Stale,
     /// `_`: no sample at this position.
@@ -16,13 +16,13 @@ pub enum Item {
 }
 
 #[derive(Clone, Debug)]
-pub struct SeriesDesc {
+pub(crate) struct SeriesDesc {
     pub labels: Labels,
     pub items: Vec<Item>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum ExpectKind {
+pub(crate) enum ExpectKind {
     Fail,
     Warn,
     Info,
@@ -32,7 +32,7 @@ pub enum ExpectKind {
 }
 
 #[derive(Clone, Debug)]
-pub struct Expect {
+pub(crate) struct Expect {
     pub kind: ExpectKind,
     /// `msg:` text (exact) or `regex:` pattern.
     pub msg: Option<String>,
@@ -40,13 +40,13 @@ pub struct Expect {
 }
 
 #[derive(Clone, Debug)]
-pub enum EvalTime {
+pub(crate) enum EvalTime {
     Instant(i64),
     Range { start: i64, end: i64, step: i64 },
 }
 
 #[derive(Clone, Debug)]
-pub struct Eval {
+pub(crate) struct Eval {
     pub line: usize,
     pub time: EvalTime,
     pub expr: String,
@@ -59,14 +59,14 @@ pub struct Eval {
 }
 
 #[derive(Clone, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     Load { step: i64, series: Vec<SeriesDesc> },
     Clear,
     Eval(Box<Eval>),
 }
 
 /// A Prometheus duration (`1h30m`, `10s53ms`, `0`) in milliseconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<i64, String> {
     if s == "0" {
         return Ok(0);
     }
@@ -110,7 +110,7 @@ pub fn parse_duration(s: &str) -> Result<i64, String> {
 
 /// A number in a series description: decimal, `Inf`/`NaN`, underscores, or
 /// a duration standing for its seconds.
-pub fn parse_number(s: &str) -> Option<f64> {
+pub(crate) fn parse_number(s: &str) -> Option<f64> {
     let t = s.trim_start_matches(['+', '-']);
     let neg = s.starts_with('-');
     let lower = t.to_ascii_lowercase();
@@ -137,7 +137,7 @@ pub fn parse_number(s: &str) -> Option<f64> {
 
 /// A lone scalar expectation line: integers with Go base prefixes first,
 /// then floats.
-pub fn parse_scalar_line(s: &str) -> Option<f64> {
+pub(crate) fn parse_scalar_line(s: &str) -> Option<f64> {
     if s.contains(char::is_whitespace) || s.contains('{') {
         return None;
     }
@@ -182,7 +182,7 @@ pub fn parse_scalar_line(s: &str) -> Option<f64> {
 
 /// Reads a quoted PromQL string starting at `s[0]`; returns the value and
 /// the bytes consumed.
-pub fn parse_quoted(s: &str) -> Result<(String, usize), String> {
+pub(crate) fn parse_quoted(s: &str) -> Result<(String, usize), String> {
     let q = s.chars().next().ok_or("empty string")?;
     if !matches!(q, '"' | '\'' | '`') {
         return Err(format!("expected quote in {s:?}"));
@@ -237,7 +237,7 @@ pub fn parse_quoted(s: &str) -> Result<(String, usize), String> {
 }
 
 /// `name{a="b", ...}`, `{...}` or `name`; returns labels and the rest.
-pub fn parse_metric(s: &str) -> Result<(Labels, &str), String> {
+pub(crate) fn parse_metric(s: &str) -> Result<(Labels, &str), String> {
     let s = s.trim_start();
     let name_len = s
         .bytes()
@@ -284,7 +284,7 @@ pub fn parse_metric(s: &str) -> Result<(Labels, &str), String> {
 }
 
 /// Expands the value items of a series description.
-pub fn parse_items(s: &str) -> Result<Vec<Item>, String> {
+pub(crate) fn parse_items(s: &str) -> Result<Vec<Item>, String> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
@@ -358,7 +358,7 @@ pub fn parse_items(s: &str) -> Result<Vec<Item>, String> {
     Ok(out)
 }
 
-pub fn parse_series(line: &str) -> Result<SeriesDesc, String> {
+pub(crate) fn parse_series(line: &str) -> Result<SeriesDesc, String> {
     let (labels, rest) = parse_metric(line)?;
     Ok(SeriesDesc {
         labels,
@@ -392,7 +392,7 @@ fn parse_expect(rest: &str) -> Result<Expect, String> {
 }
 
 /// Splits a script into commands.
-pub fn parse_script(text: &str) -> Result<Vec<Command>, String> {
+pub(crate) fn parse_script(text: &str) -> Result<Vec<Command>, String> {
     let lines: Vec<String> = text
         .split('\n')
         .map(|l| {

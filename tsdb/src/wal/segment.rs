@@ -138,7 +138,7 @@ pub(crate) struct Scanner {
 
 impl Scanner {
     /// Opens `path`, taking `buf` to reuse (get it back with [`Self::into_buf`]).
-    pub fn open(path: &Path, buf: Vec<u8>) -> Result<Scanner, WalError> {
+    pub(super) fn open(path: &Path, buf: Vec<u8>) -> Result<Scanner, WalError> {
         let file = File::open(path).map_err(WalError::io("opening segment", path))?;
         let file_len = file
             .metadata()
@@ -157,25 +157,25 @@ impl Scanner {
         })
     }
 
-    pub fn into_buf(self) -> Vec<u8> {
+    pub(super) fn into_buf(self) -> Vec<u8> {
         self.buf
     }
 
-    pub fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn file_len(&self) -> u64 {
+    pub(super) fn file_len(&self) -> u64 {
         self.file_len
     }
 
     /// The segment's format version, once [`Self::next`] has read the header.
-    pub fn version(&self) -> Option<u8> {
+    pub(super) fn version(&self) -> Option<u8> {
         self.version
     }
 
     /// File offset of the next unconsumed byte.
-    pub fn offset(&self) -> u64 {
+    pub(super) fn offset(&self) -> u64 {
         self.buf_off + self.pos as u64
     }
 
@@ -216,7 +216,7 @@ impl Scanner {
         })
     }
 
-    pub fn next(&mut self) -> Result<Step<'_>, WalError> {
+    pub(super) fn next(&mut self) -> Result<Step<'_>, WalError> {
         if !self.header_checked {
             if let Some(bad) = self.check_header()? {
                 return Ok(Step::Damaged(bad));
