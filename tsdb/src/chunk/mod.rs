@@ -17,6 +17,7 @@ mod bstream;
 mod builder;
 mod fitted;
 mod iter;
+pub mod prom_xor;
 mod timestamps;
 mod values;
 
