@@ -54,14 +54,10 @@ pub enum IngestError {
         decoded: usize,
     },
 
-    #[error(
-        "invalid snappy block: header declares {declared} decoded bytes, \
-         more than {compressed} compressed bytes can hold"
-    )]
-    ImpossibleSnappyLength { declared: usize, compressed: usize },
-
-    #[error("invalid snappy block: {0}")]
-    InvalidSnappy(#[source] snap::Error),
+    /// Malformed, or declaring more than its bytes can hold (never
+    /// [`crate::snappy::SnappyError::TooLarge`]: that is `DecodedTooLarge`).
+    #[error("{0}")]
+    InvalidSnappy(#[source] crate::snappy::SnappyError),
 
     #[error("invalid protobuf WriteRequest: {0}")]
     InvalidProtobuf(#[source] ProtobufError),
@@ -115,9 +111,7 @@ impl IngestError {
             IngestError::DecodedTooLarge { .. } | IngestError::ExpandsTooMuch { .. } => {
                 "decoded_too_large"
             }
-            IngestError::ImpossibleSnappyLength { .. } | IngestError::InvalidSnappy(_) => {
-                "bad_snappy"
-            }
+            IngestError::InvalidSnappy(_) => "bad_snappy",
             IngestError::InvalidProtobuf(_) => "bad_protobuf",
         }
     }
@@ -128,9 +122,9 @@ impl IngestError {
             IngestError::BodyTooLarge { .. }
             | IngestError::DecodedTooLarge { .. }
             | IngestError::ExpandsTooMuch { .. } => StatusClass::TooLarge,
-            IngestError::ImpossibleSnappyLength { .. }
-            | IngestError::InvalidSnappy(_)
-            | IngestError::InvalidProtobuf(_) => StatusClass::BadRequest,
+            IngestError::InvalidSnappy(_) | IngestError::InvalidProtobuf(_) => {
+                StatusClass::BadRequest
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Remote-write ingestion for Tessera.
+//! Remote-write ingestion for Tessera, and the remote-read wire format.
 //!
 //! Owns decoding (snappy block format + protobuf), validation of what a
 //! client sent, relabeling at ingest, and the append path into
@@ -11,13 +11,18 @@
 //! samples ready to append, plus the [`Rejections`] to report) and
 //! [`write()`] (a validated write into the database, through [`append()`],
 //! which the server's recording rules use too). Everything public is
-//! re-exported here; the modules themselves are private.
+//! re-exported here; the modules themselves are private, except
+//! [`remote_read`] (messages, request decoding and both response encodings
+//! of `POST /api/v1/read`, for servers and clients alike) and [`snappy`]
+//! (block decompression with the declared length checked first).
 
 mod append;
 mod error;
 mod metadata;
 mod relabel;
+pub mod remote_read;
 mod remote_write;
+pub mod snappy;
 mod validate;
 
 pub use append::{WriteReport, append, write};

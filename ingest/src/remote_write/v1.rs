@@ -9,6 +9,7 @@
 
 use super::proto;
 use crate::error::IngestError;
+use crate::snappy::SnappyError;
 
 /// Size limits applied while decoding and validating one request.
 ///
@@ -62,9 +63,6 @@ impl Default for DecodeLimits {
     }
 }
 
-/// Upper bound of decoded bytes per compressed byte in snappy's block format.
-const MAX_SNAPPY_EXPANSION: usize = 22;
-
 /// Memory the decoded request's structs may take, as a multiple of
 /// [`DecodeLimits::max_decoded_bytes`]. Protobuf is dense: an empty series is
 /// 2 bytes on the wire and 96 in memory, so 32 MiB of them would take
@@ -76,7 +74,8 @@ pub const MAX_STRUCT_EXPANSION: usize = 4;
 /// `prometheus.WriteRequest`).
 ///
 /// Refuses with [`IngestError::BodyTooLarge`], [`IngestError::DecodedTooLarge`]
-/// or [`IngestError::ImpossibleSnappyLength`] before allocating anything, with
+/// or [`IngestError::InvalidSnappy`] (a header declaring more than the body
+/// can hold) before allocating anything, with
 /// [`IngestError::ExpandsTooMuch`] before allocating vectors past the memory
 /// budget ([`MAX_STRUCT_EXPANSION`]), and with [`IngestError::InvalidSnappy`]
 /// or [`IngestError::InvalidProtobuf`] for malformed input. A request with no
@@ -92,37 +91,14 @@ pub fn decode_v1(body: &[u8], limits: &DecodeLimits) -> Result<proto::WriteReque
             limit: limits.max_compressed_bytes,
         });
     }
-    let declared = match snap::raw::decompress_len(body) {
-        Ok(n) => n,
-        // snap refuses headers above u32::MAX itself; that is a bomb too, not
-        // a malformed block, so it gets the same answer as our own limit.
-        Err(snap::Error::TooBig { given, .. }) => {
-            return Err(IngestError::DecodedTooLarge {
-                declared: given,
-                limit: limits.max_decoded_bytes,
-            });
-        }
-        Err(e) => return Err(IngestError::InvalidSnappy(e)),
-    };
-    if declared > limits.max_decoded_bytes {
-        return Err(IngestError::DecodedTooLarge {
-            declared: declared as u64,
-            limit: limits.max_decoded_bytes,
-        });
-    }
-    // Snappy's densest element, a 3-byte copy of 64 bytes, expands 64/3 < 22
-    // times. A header declaring more is corrupt; refusing it here keeps a
-    // 10-byte body from making us zero-fill a max_decoded_bytes buffer.
-    if declared > body.len().saturating_mul(MAX_SNAPPY_EXPANSION) {
-        return Err(IngestError::ImpossibleSnappyLength {
-            declared,
-            compressed: body.len(),
-        });
-    }
-    let mut raw = vec![0u8; declared];
-    let n = snap::raw::Decoder::new()
-        .decompress(body, &mut raw)
-        .map_err(IngestError::InvalidSnappy)?;
+    let raw =
+        crate::snappy::decompress_bounded(body, limits.max_decoded_bytes).map_err(|e| match e {
+            SnappyError::TooLarge { declared, limit } => {
+                IngestError::DecodedTooLarge { declared, limit }
+            }
+            e => IngestError::InvalidSnappy(e),
+        })?;
+    let n = raw.len();
     let budget = limits
         .max_decoded_bytes
         .saturating_mul(MAX_STRUCT_EXPANSION);
@@ -519,7 +495,7 @@ mod tests {
         let body = snap::raw::Encoder::new().compress_vec(&raw).unwrap();
         let ratio = raw.len() as f64 / body.len() as f64;
         assert!(
-            ratio > 20.0 && ratio < MAX_SNAPPY_EXPANSION as f64,
+            ratio > 20.0 && ratio < crate::snappy::MAX_SNAPPY_EXPANSION as f64,
             "{ratio}"
         );
         // Zeros are not a valid WriteRequest (field number 0), so the error
