@@ -154,6 +154,29 @@ pub(crate) struct ServeArgs {
     #[arg(long = "api.default-window", default_value = "1d", value_parser = flags::duration)]
     api_default_window: Duration,
 
+    /// Samples one query of a remote-read SAMPLES answer may return (0: no
+    /// limit); over it: 400 `exceeded sample limit`. Streamed answers are
+    /// bounded by --query.max-samples instead.
+    #[arg(
+        long = "storage.remote.read-sample-limit",
+        default_value_t = 50_000_000
+    )]
+    remote_read_sample_limit: usize,
+
+    /// Remote-read requests answered at once; more wait for a slot (for as
+    /// long as their client waits). A gate of its own, apart from
+    /// --query.max-concurrency.
+    #[arg(long = "storage.remote.read-concurrent-limit", default_value_t = 10)]
+    remote_read_concurrent_limit: usize,
+
+    /// Target size in bytes of one frame of a streamed remote-read answer
+    /// (a frame may overshoot by one chunk).
+    #[arg(
+        long = "storage.remote.read-max-bytes-in-frame",
+        default_value_t = 1_048_576
+    )]
+    remote_read_max_bytes_in_frame: usize,
+
     #[command(flatten)]
     rules: RulesArgs,
 
@@ -236,6 +259,9 @@ async fn serve(
         query_max_concurrency: args.query_max_concurrency.unwrap_or(cpus),
         query_max_queue: args.query_max_queue,
         query_queue_timeout: args.query_queue_timeout,
+        remote_read_sample_limit: args.remote_read_sample_limit,
+        remote_read_concurrent_limit: args.remote_read_concurrent_limit,
+        remote_read_max_bytes_in_frame: args.remote_read_max_bytes_in_frame,
     };
     METRICS.touch_defaults();
     let engine = tessera_query::Engine::new(tessera_query::EngineOptions {

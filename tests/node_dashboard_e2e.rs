@@ -29,21 +29,12 @@ mod common;
 #[path = "common/grafana.rs"]
 mod grafana;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::Proc;
 use common::*;
 use grafana::{Choice, Expected, Range};
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Host-dependent panels: empty exactly when the host has nothing to show.
 const EXPECTED_EMPTY: &[Expected] = &[

@@ -9,32 +9,11 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::{self, Proc, promtool};
 use common::*;
-
-/// A child process killed on drop, so a failing assertion leaves nothing
-/// running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn promtool(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("promtool")
-        .args(args)
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
 
 fn names(url: &str) -> BTreeSet<String> {
     promtool(&["query", "labels", url, "__name__"])
@@ -188,66 +167,9 @@ fn prometheus_remote_writes_into_tessera_and_promtool_reads_the_same_series() {
     );
 }
 
-/// One query's result as `metric labels -> [(t, v)]`, from `promtool -o json`.
-fn result_map(json: &str) -> std::collections::BTreeMap<String, Vec<(f64, f64)>> {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    let mut out = std::collections::BTreeMap::new();
-    for s in v.as_array().cloned().unwrap_or_default() {
-        let key = s["metric"].to_string();
-        let pts: Vec<serde_json::Value> = match (s.get("value"), s.get("values")) {
-            (Some(p), _) => vec![p.clone()],
-            (_, Some(ps)) => ps.as_array().cloned().unwrap_or_default(),
-            _ => vec![],
-        };
-        let parse = |p: &serde_json::Value| -> (f64, f64) {
-            let v = p[1].as_str().unwrap();
-            let v = match v {
-                "+Inf" => f64::INFINITY,
-                "-Inf" => f64::NEG_INFINITY,
-                _ => v.parse().unwrap(),
-            };
-            (p[0].as_f64().unwrap(), v)
-        };
-        out.insert(key, pts.iter().map(parse).collect());
-    }
-    out
-}
-
-/// Runs `promtool <args> <server> <q>` against both servers and asserts the
-/// same series, timestamps and values (1e-6 relative).
+/// Asserts Tessera answers `q` as Prometheus does.
 fn assert_same_answers(p: &Pair, q: &str, args: &[&str]) {
-    let run = |url: &str| {
-        let mut a = args.to_vec();
-        a.extend([url, q]);
-        promtool(&a).unwrap_or_else(|e| panic!("{q} against {url}: {e}"))
-    };
-    let (want, got) = (
-        result_map(&run(&p.prom_url)),
-        result_map(&run(&p.tessera_url)),
-    );
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "series differ for {q}"
-    );
-    for (k, w) in &want {
-        let g = &got[k];
-        assert_eq!(g.len(), w.len(), "{q} {k}: points differ");
-        for (a, b) in g.iter().zip(w) {
-            assert_eq!(a.0, b.0, "timestamp differs for {q} {k}");
-            assert!(
-                close(a.1, b.1),
-                "{q} {k} at {}: Tessera {} vs Prometheus {}",
-                a.0,
-                a.1,
-                b.1
-            );
-        }
-    }
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a.is_nan() && b.is_nan()) || a == b || (a - b).abs() <= 1e-6 * a.abs().max(b.abs())
+    prometheus::assert_same_answers(&p.prom_url, &p.tessera_url, q, args);
 }
 
 #[test]

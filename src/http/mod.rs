@@ -3,6 +3,8 @@
 //!
 //! Handlers live one concern per file:
 //! - `write.rs`: `POST /api/v1/write` (remote write);
+//! - `remote_read.rs`: `POST /api/v1/read` (remote read: samples or
+//!   streamed XOR chunks, under its own gate);
 //! - `query.rs`: `/api/v1/query` and `/api/v1/query_range` (PromQL);
 //! - `metadata.rs`: `/api/v1/series`, `/api/v1/labels`,
 //!   `/api/v1/label/{name}/values` and `/api/v1/metadata`;
@@ -23,6 +25,7 @@ pub(crate) mod api;
 mod metadata;
 mod query;
 mod read;
+mod remote_read;
 mod rules;
 mod selector;
 mod status;
@@ -63,6 +66,11 @@ pub(crate) struct HttpOptions {
     pub query_max_concurrency: usize,
     pub query_max_queue: usize,
     pub query_queue_timeout: std::time::Duration,
+    /// Remote read: samples per query of a SAMPLES answer (0: no limit),
+    /// requests answered at once, and the target size of a streamed frame.
+    pub remote_read_sample_limit: usize,
+    pub remote_read_concurrent_limit: usize,
+    pub remote_read_max_bytes_in_frame: usize,
 }
 
 /// State shared by every handler.
@@ -83,6 +91,8 @@ pub(crate) struct AppState {
     /// the database is open.
     pub rules: Rules,
     pub admission: admission::Admission,
+    /// The gate of `POST /api/v1/read` and its in-flight count.
+    pub remote_read: remote_read::RemoteReadGate,
     /// Every `serve` flag with its value, for `/api/v1/status/flags`.
     pub flags: Vec<(String, String)>,
     /// The WAL replay of the database being opened reports here (`/metrics`
@@ -111,6 +121,7 @@ impl AppState {
                 opts.query_max_queue,
                 opts.query_queue_timeout,
             ),
+            remote_read: remote_read::RemoteReadGate::new(opts.remote_read_concurrent_limit),
             opts,
             start_time,
             cpus,
@@ -137,6 +148,7 @@ impl AppState {
 pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
+        .route("/api/v1/read", post(remote_read::remote_read))
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route(

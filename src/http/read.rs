@@ -63,6 +63,26 @@ where
     let db = state.db()?.clone();
     let timeout = timeout(p, state.engine.options().default_timeout)?;
     let ticket = state.admission.enter(endpoint, text).await?;
+    run_admitted(state, db, endpoint, text, timeout, ticket, f).await
+}
+
+/// Runs `f` under `timeout` once a gate has let it in: `ticket` (the gate's
+/// permit) moves onto the blocking pool with the work and is dropped when
+/// the work really ends.
+pub(super) async fn run_admitted<T, F, G>(
+    state: &Arc<AppState>,
+    db: Arc<Db>,
+    endpoint: &'static str,
+    text: &str,
+    timeout: Duration,
+    ticket: G,
+    f: F,
+) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&AppState, &Db, &QueryContext) -> Result<T, ApiError> + Send + 'static,
+    G: Send + 'static,
+{
     let ctx = QueryContext::new(timeout);
     let mut guard = CancelOnDrop {
         token: ctx.cancel_token(),

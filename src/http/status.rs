@@ -104,6 +104,14 @@ pub(super) async fn metrics(state: AppStateRef) -> Response {
         "gauge",
         state.admission.queued() as f64,
     );
+    metrics::single(
+        &mut out,
+        "tessera_remote_read_queries",
+        "Remote-read requests in flight (answered or waiting for \
+         --storage.remote.read-concurrent-limit); Prometheus calls it prometheus_api_remote_read_queries.",
+        "gauge",
+        state.remote_read.in_flight() as f64,
+    );
     let rp = state.replay_progress.snapshot();
     metrics::single(
         &mut out,

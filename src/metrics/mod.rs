@@ -36,6 +36,7 @@ pub(crate) struct Metrics {
     pub query_limit_hits: CounterVec,
     pub query_peak_samples: HistogramVec,
     pub read_duration: HistogramVec,
+    pub remote_read_refused: CounterVec,
 }
 
 pub(crate) static METRICS: Metrics = Metrics {
@@ -114,6 +115,12 @@ pub(crate) static METRICS: Metrics = Metrics {
         "Time spent running admitted reads (queries and metadata calls), by endpoint.",
         &["endpoint"],
     ),
+    remote_read_refused: CounterVec::new(
+        "tessera_remote_read_requests_refused_total",
+        "Remote-read requests answered 400, by reason (bad_request: malformed or unsupported; \
+         sample_limit: over --storage.remote.read-sample-limit).",
+        &["reason"],
+    ),
 };
 
 impl Metrics {
@@ -133,6 +140,7 @@ impl Metrics {
         self.query_limit_hits.render(out);
         self.query_peak_samples.render(out);
         self.read_duration.render(out);
+        self.remote_read_refused.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
@@ -161,6 +169,7 @@ impl Metrics {
             "query.max-queue",
             "query.queue-timeout",
             "api.max-series",
+            "storage.remote.read-sample-limit",
         ] {
             self.query_limit_hits.touch(&[f]);
         }
@@ -168,6 +177,9 @@ impl Metrics {
             for r in ["client", "timeout", "budget"] {
                 self.query_cancellations.touch(&[e, r]);
             }
+        }
+        for r in ["bad_request", "sample_limit"] {
+            self.remote_read_refused.touch(&[r]);
         }
         for r in [
             "body_too_large",

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 pub(crate) mod input;
+pub(crate) mod prometheus;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,21 @@ impl Tessera {
         post_raw(&self.url("/api/v1/write"), &snappy(&req.encode_to_vec()))
     }
 
+    /// POSTs a remote-read body (already snappy-compressed, or not: tests
+    /// send broken ones too).
+    pub(crate) fn read_raw(&self, body: &[u8]) -> Reply {
+        post_protobuf(
+            &self.url("/api/v1/read"),
+            body,
+            ("X-Prometheus-Remote-Read-Version", "0.1.0"),
+        )
+    }
+
+    /// Remote-reads a request.
+    pub(crate) fn read(&self, req: &tessera_ingest::remote_read::proto::ReadRequest) -> Reply {
+        self.read_raw(&snappy(&req.encode_to_vec()))
+    }
+
     /// GET of a Prometheus API path, parsed as JSON.
     pub(crate) fn api(&self, path_and_query: &str) -> (u16, serde_json::Value) {
         let (status, body) = get(&self.url(path_and_query)).expect("GET");
@@ -147,15 +163,46 @@ pub(crate) fn get(url: &str) -> Result<(u16, String), ureq::Error> {
 }
 
 pub(crate) fn post_raw(url: &str, body: &[u8]) -> (u16, String) {
+    let r = post_protobuf(url, body, ("X-Prometheus-Remote-Write-Version", "0.1.0"));
+    (r.status, String::from_utf8_lossy(&r.body).into_owned())
+}
+
+/// A reply to a protobuf POST, with the headers remote read sets.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// POSTs a snappy-compressed protobuf body as Prometheus' remote clients
+/// do, with their version header.
+pub(crate) fn post_protobuf(url: &str, body: &[u8], version: (&str, &str)) -> Reply {
     let mut r = agent()
         .post(url)
         .header("Content-Type", "application/x-protobuf")
         .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .header(version.0, version.1)
         .send(body)
         .expect("POST");
-    let status = r.status().as_u16();
-    (status, r.body_mut().read_to_string().unwrap_or_default())
+    let header = |n: &str| {
+        r.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (content_type, content_encoding) = (header("content-type"), header("content-encoding"));
+    Reply {
+        status: r.status().as_u16(),
+        content_type,
+        content_encoding,
+        body: r
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .unwrap_or_default(),
+    }
 }
 
 pub(crate) fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {

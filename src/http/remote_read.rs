@@ -1,0 +1,245 @@
+//! `POST /api/v1/read`: the Prometheus remote read server, so a Prometheus
+//! with `remote_read` (`read_recent: true`), a Thanos sidecar or a query
+//! tier can read this server's raw series.
+//!
+//! Both response types are served: `SAMPLES` (one snappy-compressed
+//! `ReadResponse`, what Prometheus before 2.55 always asks for) and
+//! `STREAMED_XOR_CHUNKS` (CRC-checked frames of Prometheus XOR chunks, one
+//! series per frame). The wire work is in `tessera_ingest::remote_read`;
+//! this file is the HTTP side and the limits, which follow Prometheus':
+//!
+//! - `--storage.remote.read-concurrent-limit`: a gate of its own, not the
+//!   query admission gate, as in Prometheus. Extra requests wait (no queue
+//!   limit, no timeout: the client's `remote_timeout` bounds the wait, and a
+//!   client that leaves stops waiting). Dashboards' queries and a global
+//!   Prometheus' reads thus cannot starve each other.
+//! - `--storage.remote.read-sample-limit`: samples per query of a `SAMPLES`
+//!   answer; over it, 400 `exceeded sample limit (N)`.
+//! - `--storage.remote.read-max-bytes-in-frame`: the target frame size of a
+//!   streamed answer.
+//! - A request body of at most 32 MiB, its snappy header's decoded length
+//!   checked before anything is allocated.
+//! - `--query.timeout` and client hang-up stop the read (`read.rs`).
+//!
+//! Every malformed request (bad snappy or protobuf, unknown response type or
+//! matcher type, invalid regex) is a 400 with a plain-text reason, as in
+//! Prometheus. A streamed answer is built whole before it is sent (so an
+//! error can still change the status code); it is bounded by
+//! `--query.max-samples` per query, since Tessera materialises a query's
+//! selection before encoding it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tessera_ingest::remote_read::{self, MAX_READ_REQUEST_BYTES, ResponseType, frame};
+use tessera_tsdb::{Matcher, ReadControl, ReadError};
+use tokio::sync::Semaphore;
+
+use super::api::{ApiError, ErrorType};
+use super::{AppStateRef, read};
+use crate::metrics::METRICS;
+
+/// The remote-read gate and its in-flight count.
+pub(crate) struct RemoteReadGate {
+    sem: Arc<Semaphore>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl RemoteReadGate {
+    pub(crate) fn new(concurrent_limit: usize) -> Self {
+        RemoteReadGate {
+            sem: Arc::new(Semaphore::new(concurrent_limit.max(1))),
+            in_flight: Arc::default(),
+        }
+    }
+
+    /// Remote-read requests being answered or waiting for the gate.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a request in flight from arrival until its work ends.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(n: &Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        InFlight(n.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut msg = msg.into();
+    msg.push('\n');
+    (status, msg).into_response()
+}
+
+fn bad_request(msg: impl Into<String>) -> Response {
+    METRICS.remote_read_refused.inc(&["bad_request"]);
+    text(StatusCode::BAD_REQUEST, msg)
+}
+
+/// One query of the request, ready for storage.
+struct Query {
+    mint: i64,
+    maxt: i64,
+    matchers: Vec<Matcher>,
+}
+
+pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
+    let db = match state.db() {
+        Ok(db) => db.clone(),
+        Err(e) => return text(e.kind.status(), e.message),
+    };
+    let in_flight = InFlight::new(&state.remote_read.in_flight);
+    let bytes = match Limited::new(body, MAX_READ_REQUEST_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            return bad_request(format!(
+                "remote-read request body exceeds {MAX_READ_REQUEST_BYTES} bytes"
+            ));
+        }
+        Err(e) => return bad_request(format!("reading request body: {e}")),
+    };
+    let req = match remote_read::decode_read_request(&bytes) {
+        Ok(r) => r,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    drop(bytes);
+    let kind = match remote_read::negotiate(&req.accepted_response_types) {
+        Ok(k) => k,
+        Err(e) => return bad_request(e.to_string()),
+    };
+    let mut queries = Vec::with_capacity(req.queries.len());
+    for (i, q) in req.queries.iter().enumerate() {
+        match remote_read::matchers(i, q) {
+            Ok(matchers) => queries.push(Query {
+                mint: q.start_timestamp_ms,
+                maxt: q.end_timestamp_ms,
+                matchers,
+            }),
+            Err(e) => return bad_request(e.to_string()),
+        }
+    }
+    let listing = describe(&queries);
+
+    // Waits as long as the client does: dropping this future (hang-up)
+    // abandons the wait.
+    let Ok(permit) = state.remote_read.sem.clone().acquire_owned().await else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "remote-read gate closed");
+    };
+    let timeout = state.engine.options().default_timeout;
+    let sample_limit = state.opts.remote_read_sample_limit;
+    let max_samples = state.engine.options().max_samples;
+    let frame_bytes = state.opts.remote_read_max_bytes_in_frame;
+    let r = read::run_admitted(
+        &state,
+        db,
+        "remote_read",
+        &listing,
+        timeout,
+        (permit, in_flight),
+        move |_, db, ctx| {
+            let stop = || ctx.check("remote read").is_err();
+            match kind {
+                ResponseType::Samples => {
+                    let mut results = Vec::with_capacity(queries.len());
+                    for q in &queries {
+                        let ctl = ReadControl::new(0, sample_limit, &stop);
+                        let series = db
+                            .select_with(&q.matchers, q.mint, q.maxt, &ctl)
+                            .map_err(|e| sample_limit_error(e, ctx))?;
+                        results.push(series);
+                    }
+                    Ok(remote_read::samples_response(results))
+                }
+                ResponseType::StreamedXorChunks => {
+                    let mut out = Vec::new();
+                    for (i, q) in queries.iter().enumerate() {
+                        let ctl = ReadControl::new(0, max_samples, &stop);
+                        let series =
+                            db.select_with(&q.matchers, q.mint, q.maxt, &ctl)
+                                .map_err(|e| {
+                                    read::read_error(e, ctx, "remote read", "--api.max-series")
+                                })?;
+                        for (n, s) in series.iter().enumerate() {
+                            if n % tessera_tsdb::CHECK_EVERY == 0 {
+                                ctl.check().map_err(|e| {
+                                    read::read_error(e, ctx, "remote read", "--api.max-series")
+                                })?;
+                            }
+                            remote_read::chunked_series(&mut out, i as i64, s, frame_bytes);
+                        }
+                    }
+                    Ok(out)
+                }
+            }
+        },
+    )
+    .await;
+    match r {
+        Ok(body) => {
+            let mut resp = body.into_response();
+            let h = resp.headers_mut();
+            match kind {
+                ResponseType::Samples => {
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(remote_read::SAMPLES_CONTENT_TYPE),
+                    );
+                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+                }
+                ResponseType::StreamedXorChunks => {
+                    h.insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static(frame::STREAMED_CONTENT_TYPE),
+                    );
+                }
+            }
+            resp
+        }
+        Err(e) => {
+            if e.kind == ErrorType::BadData {
+                METRICS.remote_read_refused.inc(&["sample_limit"]);
+            }
+            text(e.kind.status(), e.message)
+        }
+    }
+}
+
+/// A `SAMPLES` read stopped by the sample limit is Prometheus' 400
+/// `exceeded sample limit (N)`; other stops as for any read.
+fn sample_limit_error(e: ReadError, ctx: &tessera_query::QueryContext) -> ApiError {
+    match e {
+        ReadError::TooManySamples { limit } => {
+            METRICS
+                .query_limit_hits
+                .inc(&["storage.remote.read-sample-limit"]);
+            ApiError::bad_data(format!("exceeded sample limit ({limit})"))
+        }
+        e => read::read_error(e, ctx, "remote read", "--api.max-series"),
+    }
+}
+
+/// The listing of a request in `/api/v1/status/queries`: its selectors.
+fn describe(queries: &[Query]) -> String {
+    queries
+        .iter()
+        .map(|q| {
+            let m: Vec<String> = q.matchers.iter().map(|m| m.to_string()).collect();
+            format!("{{{}}}[{}..{}]", m.join(","), q.mint, q.maxt)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
