@@ -577,3 +577,80 @@ fn malformed_read_requests_get_400_and_the_server_keeps_serving() {
         "{metrics}"
     );
 }
+
+/// Not a check: the figures in BENCHMARKS.md ("Remote read"). A GPU-fleet
+/// workload from the capacity harness (`TESSERA_RR_NODES` nodes, default
+/// 23: 103,086 series; `TESSERA_RR_ROUNDS` rounds 15 s apart, default 20)
+/// is written into one Tessera,
+/// then every series is read back as SAMPLES and as STREAMED_XOR_CHUNKS;
+/// prints wire bytes per sample and the time of each read.
+#[test]
+#[ignore = "a measurement; run it with the command in BENCHMARKS.md"]
+fn measure_remote_read_wire_size_and_time() {
+    use tessera_bench::client::Client;
+    use tessera_bench::generator::{Fleet, FleetConfig};
+    use tessera_bench::modes::{LoadArgs, Rate, TargetArgs, ingest};
+
+    let env = |name: &str, default: usize| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (nodes, rounds) = (env("TESSERA_RR_NODES", 23), env("TESSERA_RR_ROUNDS", 20));
+    let t = Tessera::start(&[]);
+    let fleet = Fleet::new(FleetConfig {
+        nodes,
+        seed: 1,
+        ..FleetConfig::default()
+    });
+    let load = LoadArgs {
+        interval: Duration::from_secs(15),
+        rounds: rounds as u64,
+        rate: Rate::Max,
+        concurrency: 2,
+        batch_samples: 2000,
+        max_duration: Duration::from_secs(600),
+    };
+    let target = TargetArgs {
+        url: t.url(""),
+        name: "tessera".into(),
+        pid: None,
+        data_dir: None,
+        timeout: Duration::from_secs(60),
+        json: true,
+    };
+    let client = Client::new(Duration::from_secs(60), 3);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (rep, _) = rt.block_on(ingest::run(fleet, &load, &target, &client, false));
+    assert_eq!(rep.requests_failed + rep.requests_rejected, 0);
+    let all = || query(0, i64::MAX, vec![matcher(MATCH_RE, "__name__", ".+")]);
+    for (name, types) in [("SAMPLES", vec![0]), ("STREAMED_XOR_CHUNKS", vec![1])] {
+        let req = ReadRequest {
+            queries: vec![all()],
+            accepted_response_types: types,
+        };
+        let started = Instant::now();
+        let r = t.read(&req);
+        let took = started.elapsed();
+        assert_eq!(r.status, 200);
+        let (series, samples) = if name == "SAMPLES" {
+            let ts = &samples_answer(&r).results[0].timeseries;
+            (ts.len(), ts.iter().map(|s| s.samples.len()).sum::<usize>())
+        } else {
+            let fs = frames(&r);
+            let n: usize = fs
+                .iter()
+                .flat_map(|f| f.chunked_series[0].chunks.iter())
+                .map(|c| prom_xor::decode(&c.data).unwrap().len())
+                .sum();
+            (fs.len(), n)
+        };
+        assert_eq!(samples as u64, rep.samples_acked);
+        eprintln!(
+            "{name}: {series} series/frames, {samples} samples, {} bytes = {:.2} bytes/sample, read in {took:?} (debug build, whole body received)",
+            r.body.len(),
+            r.body.len() as f64 / samples as f64
+        );
+    }
+}
