@@ -112,7 +112,7 @@ pub(crate) static METRICS: Metrics = Metrics {
     ),
     read_duration: HistogramVec::new(
         "tessera_read_duration_seconds",
-        "Time spent running admitted reads (queries and metadata calls), by endpoint.",
+        "Time spent running admitted reads (queries, metadata calls and remote reads), by endpoint.",
         &["endpoint"],
     ),
     remote_read_refused: CounterVec::new(
@@ -173,7 +173,14 @@ impl Metrics {
         ] {
             self.query_limit_hits.touch(&[f]);
         }
-        for e in ["query", "query_range", "series", "labels", "label_values"] {
+        for e in [
+            "query",
+            "query_range",
+            "series",
+            "labels",
+            "label_values",
+            "remote_read",
+        ] {
             for r in ["client", "timeout", "budget"] {
                 self.query_cancellations.touch(&[e, r]);
             }
