@@ -279,3 +279,38 @@ fn a_remote_read_stops_at_the_query_timeout_and_when_its_client_hangs_up() {
         r.body.len()
     );
 }
+
+#[test]
+fn remote_reads_past_the_concurrent_limit_wait_for_a_slot() {
+    let t = Tessera::start(&["--storage.remote.read-concurrent-limit", "1"]);
+    load(&t, 100_000);
+    let listed = || {
+        let data = t.data("/api/v1/status/queries");
+        data["running"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["endpoint"] == "remote_read")
+            .count()
+    };
+    let mut most_in_flight = 0.0f64;
+    std::thread::scope(|s| {
+        let reads: Vec<_> = (0..3)
+            .map(|_| s.spawn(|| t.read(&read_all(1)).status))
+            .collect();
+        while !reads.iter().all(|r| r.is_finished()) {
+            // Never more than one running; the others wait at the gate.
+            assert!(listed() <= 1, "more remote reads running than the limit");
+            most_in_flight = most_in_flight.max(metric(&t, "tessera_remote_read_queries "));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for r in reads {
+            assert_eq!(r.join().unwrap(), 200);
+        }
+    });
+    assert!(
+        most_in_flight >= 2.0,
+        "the reads never overlapped (most in flight: {most_in_flight})"
+    );
+    assert_eq!(metric(&t, "tessera_remote_read_queries "), 0.0);
+}

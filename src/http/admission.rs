@@ -5,7 +5,8 @@
 //! Writes never pass through here: remote write has its own gate, so a
 //! query storm cannot stop ingestion. Running reads are listed for
 //! `/api/v1/status/queries` with their text, so an operator can see what is
-//! eating the CPU.
+//! eating the CPU; remote reads, admitted by their own gate
+//! (`remote_read.rs`), are listed there too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -46,13 +47,26 @@ struct Shared {
 /// leaves.
 pub(crate) struct Ticket {
     shared: Arc<Shared>,
-    id: u64,
+    _listed: Listed,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.shared.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A read's entry in the status list, removed when dropped. A [`Ticket`]
+/// holds one; reads admitted by a gate of their own (remote read) hold one
+/// from [`Admission::list_only`], so they are listed without taking a slot.
+pub(crate) struct Listed {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
         self.shared.list.lock().remove(&self.id);
     }
 }
@@ -124,6 +138,16 @@ impl Admission {
             }
         };
         self.shared.running.fetch_add(1, Ordering::Relaxed);
+        Ok(Ticket {
+            shared: self.shared.clone(),
+            _listed: self.list_only(endpoint, query),
+            _permit: permit,
+        })
+    }
+
+    /// Lists a read for `/api/v1/status/queries` without admitting it:
+    /// for reads another gate admitted.
+    pub(crate) fn list_only(&self, endpoint: &'static str, query: &str) -> Listed {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut q = query.to_string();
         truncate(&mut q, 500);
@@ -135,11 +159,10 @@ impl Admission {
                 started: SystemTime::now(),
             },
         );
-        Ok(Ticket {
+        Listed {
             shared: self.shared.clone(),
             id,
-            _permit: permit,
-        })
+        }
     }
 
     pub(crate) fn running(&self) -> usize {
@@ -183,6 +206,11 @@ mod tests {
         drop(t1);
         assert_eq!((a.running(), a.list().len()), (0, 0));
         let _t = a.enter("query", "y").await.unwrap();
+        // Listed without a slot: shown, not counted as running.
+        let l = a.list_only("remote_read", "{a=\"b\"}");
+        assert_eq!((a.running(), a.list().len()), (1, 2));
+        drop(l);
+        assert_eq!(a.list().len(), 1);
     }
 
     #[tokio::test]

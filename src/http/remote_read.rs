@@ -139,6 +139,8 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
     let Ok(permit) = state.remote_read.sem.clone().acquire_owned().await else {
         return text(StatusCode::INTERNAL_SERVER_ERROR, "remote-read gate closed");
     };
+    // Listed in /api/v1/status/queries with the other reads while it runs.
+    let listed = state.admission.list_only("remote_read", &listing);
     let timeout = state.engine.options().default_timeout;
     let sample_limit = state.opts.remote_read_sample_limit;
     let max_samples = state.engine.options().max_samples;
@@ -149,7 +151,7 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
         "remote_read",
         &listing,
         timeout,
-        (permit, in_flight),
+        (permit, in_flight, listed),
         move |_, db, ctx| {
             let stop = || ctx.check("remote read").is_err();
             match kind {
