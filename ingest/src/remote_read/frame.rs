@@ -33,8 +33,8 @@ pub fn write_frame(out: &mut Vec<u8>, msg: &ChunkedReadResponse) {
 
 /// Appends the frames of one series: its chunks in order, a new frame
 /// started once the current one reaches `max_bytes_in_frame` (labels
-/// included; a frame may overshoot by one chunk, as in Prometheus). A series
-/// with no chunks writes nothing.
+/// included; a frame may overshoot by one chunk, as in Prometheus'
+/// `StreamChunkedReadResponses`). A series with no chunks writes nothing.
 pub fn write_series(
     out: &mut Vec<u8>,
     query_index: i64,
@@ -42,15 +42,15 @@ pub fn write_series(
     chunks: Vec<Chunk>,
     max_bytes_in_frame: usize,
 ) {
-    let label_bytes: usize = labels
-        .iter()
-        .map(|l| prost::encoding::message::encoded_len(1, l))
-        .sum();
+    // Counted as Prometheus' chunked.go counts them (gogo `Size()`: each
+    // message's own bytes, without its field key and length), so frames
+    // split where Prometheus' would.
+    let label_bytes: usize = labels.iter().map(Message::encoded_len).sum();
     let mut pending = Vec::new();
     let mut left = max_bytes_in_frame as i64 - label_bytes as i64;
     let n = chunks.len();
     for (i, c) in chunks.into_iter().enumerate() {
-        left -= prost::encoding::message::encoded_len(2, &c) as i64;
+        left -= c.encoded_len() as i64;
         pending.push(c);
         if left > 0 && i + 1 < n {
             continue;
