@@ -475,6 +475,20 @@ fn streamed_chunks_are_byte_identical_to_what_prometheus_serves() {
     let (want, got) = (frames(&prom), frames(&t.read(&read)));
     assert_eq!(want.len(), 2, "{want:?}");
     assert_eq!(got, want, "Tessera's frames differ from Prometheus'");
+
+    // A query without matchers: Prometheus answers it with no series.
+    let none = ReadRequest {
+        queries: vec![query(0, i64::MAX, vec![])],
+        accepted_response_types: vec![],
+    };
+    let prom = post_protobuf(
+        &format!("{prom_url}/api/v1/read"),
+        &snappy(&none.encode_to_vec()),
+        ("X-Prometheus-Remote-Read-Version", "0.1.0"),
+    );
+    let want = samples_answer(&prom);
+    assert_eq!(want.results.len(), 1);
+    assert_eq!(samples_answer(&t.read(&none)), want);
 }
 
 #[test]
@@ -512,6 +526,11 @@ fn malformed_read_requests_get_400_and_the_server_keeps_serving() {
             "garbage protobuf",
             snappy(&[0x0a, 0xff, 0xff, 0x01, 0x02]),
             "protobuf",
+        ),
+        (
+            "1 MiB of empty queries",
+            snappy(&[0x0a, 0x00].repeat(1 << 19)),
+            "implausibly many",
         ),
         (
             "unknown response type",
@@ -573,7 +592,7 @@ fn malformed_read_requests_get_400_and_the_server_keeps_serving() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("tessera_remote_read_requests_refused_total{reason=\"bad_request\"} 8"),
+        metrics.contains("tessera_remote_read_requests_refused_total{reason=\"bad_request\"} 9"),
         "{metrics}"
     );
 }

@@ -36,7 +36,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tessera_ingest::remote_read::{self, MAX_READ_REQUEST_BYTES, ResponseType, frame};
-use tessera_tsdb::{Matcher, ReadControl, ReadError};
+use tessera_tsdb::{Db, Matcher, ReadControl, ReadError, SeriesSamples};
 use tokio::sync::Semaphore;
 
 use super::api::{ApiError, ErrorType};
@@ -95,6 +95,18 @@ struct Query {
     mint: i64,
     maxt: i64,
     matchers: Vec<Matcher>,
+}
+
+impl Query {
+    /// The query's series, sorted by labels. No matchers select nothing,
+    /// as in Prometheus (whose postings for an empty matcher list are
+    /// empty), rather than every series.
+    fn select(&self, db: &Db, ctl: &ReadControl<'_>) -> Result<Vec<SeriesSamples>, ReadError> {
+        if self.matchers.is_empty() {
+            return Ok(Vec::new());
+        }
+        db.select_with(&self.matchers, self.mint, self.maxt, ctl)
+    }
 }
 
 pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
@@ -159,9 +171,7 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
                     let mut results = Vec::with_capacity(queries.len());
                     for q in &queries {
                         let ctl = ReadControl::new(0, sample_limit, &stop);
-                        let series = db
-                            .select_with(&q.matchers, q.mint, q.maxt, &ctl)
-                            .map_err(|e| sample_limit_error(e, ctx))?;
+                        let series = q.select(db, &ctl).map_err(|e| sample_limit_error(e, ctx))?;
                         results.push(series);
                     }
                     Ok(remote_read::samples_response(results))
@@ -170,11 +180,9 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
                     let mut out = Vec::new();
                     for (i, q) in queries.iter().enumerate() {
                         let ctl = ReadControl::new(0, max_samples, &stop);
-                        let series =
-                            db.select_with(&q.matchers, q.mint, q.maxt, &ctl)
-                                .map_err(|e| {
-                                    read::read_error(e, ctx, "remote read", "--api.max-series")
-                                })?;
+                        let series = q.select(db, &ctl).map_err(|e| {
+                            read::read_error(e, ctx, "remote read", "--api.max-series")
+                        })?;
                         for (n, s) in series.iter().enumerate() {
                             if n % tessera_tsdb::CHECK_EVERY == 0 {
                                 ctl.check().map_err(|e| {

@@ -35,6 +35,13 @@ pub enum ReadRequestError {
     Snappy(#[from] SnappyError),
     #[error("invalid protobuf ReadRequest: {0}")]
     Protobuf(#[from] prost::DecodeError),
+    #[error("invalid protobuf ReadRequest: {0}")]
+    Wire(String),
+    #[error(
+        "read request would take {need} bytes of memory once decoded, over the limit of {limit}: \
+         it holds implausibly many tiny queries, matchers or response types"
+    )]
+    ExpandsTooMuch { need: usize, limit: usize },
     #[error(
         "none of the accepted response types {0:?} is supported (0 = SAMPLES, 1 = STREAMED_XOR_CHUNKS)"
     )]
@@ -70,7 +77,101 @@ pub fn decode_read_request(body: &[u8]) -> Result<proto::ReadRequest, ReadReques
         });
     }
     let raw = decompress_bounded(body, MAX_READ_REQUEST_BYTES)?;
+    let limit = MIN_STRUCT_BUDGET.max(raw.len().saturating_mul(crate::MAX_STRUCT_EXPANSION));
+    let need = wire::decoded_size(&raw).map_err(ReadRequestError::Wire)?;
+    if need > limit {
+        return Err(ReadRequestError::ExpandsTooMuch { need, limit });
+    }
     Ok(proto::ReadRequest::decode(raw.as_slice())?)
+}
+
+/// Memory a decoded request may always take, however small its protobuf:
+/// a real request (one query, a few matchers) takes a few hundred bytes of
+/// structs for a few dozen on the wire.
+const MIN_STRUCT_BUDGET: usize = 1 << 20;
+
+/// Sizing a `ReadRequest` before decoding it. An empty `Query` is 2 bytes on
+/// the wire and over 100 in memory, so 32 MiB of them would take gigabytes;
+/// like remote write (`MAX_STRUCT_EXPANSION`), the memory the decoded
+/// structs will take is counted from the wire first.
+mod wire {
+    use std::mem::size_of;
+
+    use prost::bytes::Buf;
+    use prost::encoding::{WireType, decode_key, decode_varint};
+
+    use super::proto::{LabelMatcher, Query, ReadRequest};
+
+    /// What [`fields`] calls for each field.
+    type OnField<'a> = dyn FnMut(u32, WireType, &[u8]) -> Result<(), String> + 'a;
+
+    /// Calls `f` with each field of a message: number, wire type and, for
+    /// length-delimited fields, the payload.
+    fn fields(mut buf: &[u8], f: &mut OnField<'_>) -> Result<(), String> {
+        while !buf.is_empty() {
+            let (tag, wire) = decode_key(&mut buf).map_err(|e| e.to_string())?;
+            let skip = match wire {
+                WireType::Varint => {
+                    decode_varint(&mut buf).map_err(|e| e.to_string())?;
+                    0
+                }
+                WireType::SixtyFourBit => 8,
+                WireType::ThirtyTwoBit => 4,
+                WireType::LengthDelimited => {
+                    decode_varint(&mut buf).map_err(|e| e.to_string())? as usize
+                }
+                WireType::StartGroup | WireType::EndGroup => {
+                    return Err(format!("field {tag}: groups are not supported"));
+                }
+            };
+            if skip > buf.len() {
+                return Err(format!(
+                    "field {tag} needs {skip} bytes, only {} left",
+                    buf.len()
+                ));
+            }
+            f(tag, wire, &buf[..skip])?;
+            buf.advance(skip);
+        }
+        Ok(())
+    }
+
+    /// Bytes the decoded request's structs and strings will take, at most.
+    pub(super) fn decoded_size(raw: &[u8]) -> Result<usize, String> {
+        let mut total = size_of::<ReadRequest>();
+        fields(raw, &mut |tag, wire, payload| {
+            match (tag, wire) {
+                (1, WireType::LengthDelimited) => {
+                    total += size_of::<Query>();
+                    fields(payload, &mut |tag, wire, payload| {
+                        match (tag, wire) {
+                            (3, WireType::LengthDelimited) => {
+                                total += size_of::<LabelMatcher>() + payload.len();
+                            }
+                            (4, WireType::LengthDelimited) => {
+                                // ReadHints: its repeated `grouping` strings.
+                                total += payload.len();
+                                fields(payload, &mut |tag, wire, _| {
+                                    if (tag, wire) == (5, WireType::LengthDelimited) {
+                                        total += size_of::<String>();
+                                    }
+                                    Ok(())
+                                })?;
+                            }
+                            _ => {}
+                        }
+                        Ok(())
+                    })?;
+                }
+                // accepted_response_types: an i32 per varint, packed or not.
+                (2, WireType::Varint) => total += size_of::<i32>(),
+                (2, WireType::LengthDelimited) => total += size_of::<i32>() * payload.len(),
+                _ => {}
+            }
+            Ok(())
+        })?;
+        Ok(total)
+    }
 }
 
 /// The first accepted type the server supports, `SAMPLES` when the list is
@@ -191,9 +292,11 @@ mod tests {
     use super::*;
 
     fn body(req: &proto::ReadRequest) -> Vec<u8> {
-        snap::raw::Encoder::new()
-            .compress_vec(&req.encode_to_vec())
-            .unwrap()
+        body_of(&req.encode_to_vec())
+    }
+
+    fn body_of(raw: &[u8]) -> Vec<u8> {
+        snap::raw::Encoder::new().compress_vec(raw).unwrap()
     }
 
     fn query(ms: Vec<(i32, &str, &str)>) -> proto::Query {
@@ -248,7 +351,24 @@ mod tests {
             .unwrap();
         assert!(matches!(
             decode_read_request(&junk),
-            Err(ReadRequestError::Protobuf(_))
+            Err(ReadRequestError::Wire(_))
+        ));
+        // 1 MiB of empty queries (2 bytes each, >100 in memory): refused
+        // before decoding. A normal request is far inside the budget.
+        let bomb: Vec<u8> = [0x0a, 0x00].repeat(1 << 19);
+        assert!(matches!(
+            decode_read_request(&body_of(&bomb)),
+            Err(ReadRequestError::ExpandsTooMuch { .. })
+        ));
+        let many = proto::ReadRequest {
+            queries: vec![query(vec![(proto::MATCH_EQ, "job", "x")]); 1000],
+            accepted_response_types: vec![],
+        };
+        assert_eq!(decode_read_request(&body(&many)).unwrap(), many);
+        // A group (wire type 3) is refused rather than skipped unsized.
+        assert!(matches!(
+            decode_read_request(&body_of(&[0x0b, 0x0c])),
+            Err(ReadRequestError::Wire(_))
         ));
         assert!(matches!(
             matchers(2, &query(vec![(4, "a", "b")])),
