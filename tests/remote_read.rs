@@ -8,7 +8,8 @@
 //!   framing rules (CRC32C, one series per frame, sorted, split at
 //!   `--storage.remote.read-max-bytes-in-frame`) into exactly the stored
 //!   samples, and Tessera's chunks are byte-identical to the ones
-//!   Prometheus 2.42 serves for the same samples;
+//!   Prometheus 2.42 serves for the same samples (its SAMPLES answer and
+//!   its answer to a query without matchers are the same too);
 //! - malformed requests get 400 and the server keeps serving.
 //!
 //! The Prometheus parts are skipped with a visible `SKIPPED:` when the
@@ -476,6 +477,29 @@ fn streamed_chunks_are_byte_identical_to_what_prometheus_serves() {
     assert_eq!(want.len(), 2, "{want:?}");
     assert_eq!(got, want, "Tessera's frames differ from Prometheus'");
 
+    // The SAMPLES answer too: same series, labels and sample bits.
+    let mut as_samples = read.clone();
+    as_samples.accepted_response_types = vec![0];
+    let prom = post_protobuf(
+        &format!("{prom_url}/api/v1/read"),
+        &snappy(&as_samples.encode_to_vec()),
+        ("X-Prometheus-Remote-Read-Version", "0.1.0"),
+    );
+    let flat = |r: &ReadResponse| -> Vec<(Vec<(String, String)>, SampleBits)> {
+        r.results[0]
+            .timeseries
+            .iter()
+            .map(|ts| {
+                let s: Vec<(i64, f64)> =
+                    ts.samples.iter().map(|s| (s.timestamp, s.value)).collect();
+                (label_pairs(ts), bits(&s))
+            })
+            .collect()
+    };
+    let want = flat(&samples_answer(&prom));
+    assert_eq!(want.len(), 2);
+    assert_eq!(flat(&samples_answer(&t.read(&as_samples))), want);
+
     // A query without matchers: Prometheus answers it with no series.
     let none = ReadRequest {
         queries: vec![query(0, i64::MAX, vec![])],
@@ -580,11 +604,13 @@ fn malformed_read_requests_get_400_and_the_server_keeps_serving() {
         .map(|c| prom_xor::decode(&c.data).unwrap().len())
         .sum();
     assert_eq!(n, 20);
-    // Under the limit, SAMPLES answers in full.
+    // At the limit (10 samples), SAMPLES answers in full; one more is over.
     let mut small = good(vec![0]);
-    small.queries[0].end_timestamp_ms = base + 5_000;
+    small.queries[0].end_timestamp_ms = base + 9_000;
     let ans = samples_answer(&t.read(&small));
-    assert_eq!(ans.results[0].timeseries[0].samples.len(), 6);
+    assert_eq!(ans.results[0].timeseries[0].samples.len(), 10);
+    small.queries[0].end_timestamp_ms = base + 10_000;
+    assert_eq!(t.read(&small).status, 400);
     // Nothing left in flight, and the refusals were counted.
     let (_, metrics) = get(&t.url("/metrics")).unwrap();
     assert!(
