@@ -23,10 +23,12 @@
 //!
 //! Every malformed request (bad snappy or protobuf, unknown response type or
 //! matcher type, invalid regex) is a 400 with a plain-text reason, as in
-//! Prometheus. A streamed answer is built whole before it is sent (so an
-//! error can still change the status code); it is bounded by
-//! `--query.max-samples` per query, since Tessera materialises a query's
-//! selection before encoding it.
+//! Prometheus. Every query's selection is made before the first byte is
+//! sent, so an error still sets the status code; a streamed answer then
+//! encodes its frames as the client reads them, freeing each series once
+//! sent, and holds the gate until its last frame is out. Its selections are
+//! bounded by `--query.max-samples` per query (Prometheus' streamed reads
+//! have no sample limit, but Tessera holds a query's selection in memory).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,13 +36,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tessera_ingest::remote_read::{self, MAX_READ_REQUEST_BYTES, ResponseType, frame};
 use tessera_tsdb::{Db, Matcher, ReadControl, ReadError, SeriesSamples};
 use tokio::sync::Semaphore;
 
 use super::api::{ApiError, ErrorType};
-use super::{AppStateRef, read};
+use super::{AppStateRef, read, stream};
 use crate::metrics::METRICS;
 
 /// The remote-read gate and its in-flight count.
@@ -157,68 +160,58 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
     let sample_limit = state.opts.remote_read_sample_limit;
     let max_samples = state.engine.options().max_samples;
     let frame_bytes = state.opts.remote_read_max_bytes_in_frame;
+    // The gate's permit and the in-flight count stay with the answer until
+    // it is sent (a streamed body holds them while it streams); the status
+    // listing ends with the storage work.
+    let hold = (permit, in_flight);
     let r = read::run_admitted(
         &state,
         db,
         "remote_read",
         &listing,
         timeout,
-        (permit, in_flight, listed),
+        listed,
         move |_, db, ctx| {
             let stop = || ctx.check("remote read").is_err();
-            match kind {
-                ResponseType::Samples => {
-                    let mut results = Vec::with_capacity(queries.len());
-                    for q in &queries {
+            let mut results = Vec::with_capacity(queries.len());
+            for q in &queries {
+                let series = match kind {
+                    ResponseType::Samples => {
                         let ctl = ReadControl::new(0, sample_limit, &stop);
-                        let series = q.select(db, &ctl).map_err(|e| sample_limit_error(e, ctx))?;
-                        results.push(series);
+                        q.select(db, &ctl).map_err(|e| sample_limit_error(e, ctx))?
                     }
-                    Ok(remote_read::samples_response(results))
-                }
-                ResponseType::StreamedXorChunks => {
-                    let mut out = Vec::new();
-                    for (i, q) in queries.iter().enumerate() {
+                    ResponseType::StreamedXorChunks => {
                         let ctl = ReadControl::new(0, max_samples, &stop);
-                        let series = q.select(db, &ctl).map_err(|e| {
+                        q.select(db, &ctl).map_err(|e| {
                             read::read_error(e, ctx, "remote read", "--api.max-series")
-                        })?;
-                        for (n, s) in series.iter().enumerate() {
-                            if n % tessera_tsdb::CHECK_EVERY == 0 {
-                                ctl.check().map_err(|e| {
-                                    read::read_error(e, ctx, "remote read", "--api.max-series")
-                                })?;
-                            }
-                            remote_read::chunked_series(&mut out, i as i64, s, frame_bytes);
-                        }
+                        })?
                     }
-                    Ok(out)
-                }
+                };
+                results.push(series);
             }
+            Ok(match kind {
+                ResponseType::Samples => Answer::Samples(remote_read::samples_response(results)),
+                ResponseType::StreamedXorChunks => Answer::Streamed(results),
+            })
         },
     )
     .await;
     match r {
-        Ok(body) => {
+        Ok(Answer::Samples(body)) => {
             let mut resp = body.into_response();
             let h = resp.headers_mut();
-            match kind {
-                ResponseType::Samples => {
-                    h.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(remote_read::SAMPLES_CONTENT_TYPE),
-                    );
-                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
-                }
-                ResponseType::StreamedXorChunks => {
-                    h.insert(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static(frame::STREAMED_CONTENT_TYPE),
-                    );
-                }
-            }
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(remote_read::SAMPLES_CONTENT_TYPE),
+            );
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+            drop(hold);
             resp
         }
+        Ok(Answer::Streamed(results)) => stream::bytes_stream(
+            frame::STREAMED_CONTENT_TYPE,
+            frames(results, frame_bytes, hold),
+        ),
         Err(e) => {
             if e.kind == ErrorType::BadData {
                 METRICS.remote_read_refused.inc(&["sample_limit"]);
@@ -226,6 +219,41 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
             text(e.kind.status(), e.message)
         }
     }
+}
+
+/// What the storage work hands back: a finished SAMPLES body, or the
+/// selections a streamed body encodes as it is sent.
+enum Answer {
+    Samples(Vec<u8>),
+    Streamed(Vec<Vec<SeriesSamples>>),
+}
+
+/// The frames of a streamed answer, encoded as the client reads them
+/// ([`stream::CHUNK_BYTES`] at a time, whole frames) rather than built
+/// whole: each series is freed once encoded, and a client that hangs up
+/// drops the rest. `hold` (the gate's permit) is released when the last
+/// frame is out or the body is dropped.
+fn frames(
+    results: Vec<Vec<SeriesSamples>>,
+    max_bytes_in_frame: usize,
+    hold: impl Send + 'static,
+) -> impl Iterator<Item = Bytes> + Send + 'static {
+    let mut series = results
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, v)| v.into_iter().map(move |s| (i as i64, s)));
+    let mut hold = Some(hold);
+    std::iter::from_fn(move || {
+        let mut out = Vec::new();
+        for (i, s) in series.by_ref() {
+            remote_read::chunked_series(&mut out, i, &s, max_bytes_in_frame);
+            if out.len() >= stream::CHUNK_BYTES {
+                return Some(Bytes::from(out));
+            }
+        }
+        drop(hold.take());
+        (!out.is_empty()).then(|| Bytes::from(out))
+    })
 }
 
 /// A `SAMPLES` read stopped by the sample limit is Prometheus' 400

@@ -1,7 +1,7 @@
-//! Streaming response bodies: large JSON results are rendered a chunk at a
-//! time as the client reads them, so a 100k-series answer never exists as
-//! one string, and a client that hangs up stops the rendering (the body is
-//! dropped with the connection).
+//! Streaming response bodies: large JSON results (and streamed remote-read
+//! frames) are rendered a chunk at a time as the client reads them, so a
+//! 100k-series answer never exists as one string, and a client that hangs
+//! up stops the rendering (the body is dropped with the connection).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -18,7 +18,7 @@ pub(super) const CHUNK_BYTES: usize = 64 << 10;
 
 /// A body whose frames come from an iterator of rendered chunks (boxed:
 /// a box is `Unpin` whatever it holds).
-struct IterBody(Box<dyn Iterator<Item = String> + Send>);
+struct IterBody(Box<dyn Iterator<Item = Bytes> + Send>);
 
 impl http_body::Body for IterBody {
     type Data = Bytes;
@@ -28,12 +28,7 @@ impl http_body::Body for IterBody {
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(
-            self.get_mut()
-                .0
-                .next()
-                .map(|s| Ok(Frame::data(Bytes::from(s)))),
-        )
+        Poll::Ready(self.get_mut().0.next().map(|b| Ok(Frame::data(b))))
     }
 }
 
@@ -42,12 +37,18 @@ pub(super) fn json_stream<I>(chunks: I) -> Response
 where
     I: Iterator<Item = String> + Send + 'static,
 {
+    bytes_stream("application/json", chunks.map(Bytes::from))
+}
+
+/// A 200 response of `content_type` streamed from `chunks`.
+pub(super) fn bytes_stream<I>(content_type: &'static str, chunks: I) -> Response
+where
+    I: Iterator<Item = Bytes> + Send + 'static,
+{
     let mut resp = Response::new(Body::new(IterBody(Box::new(chunks))));
     *resp.status_mut() = StatusCode::OK;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     resp
 }
 
