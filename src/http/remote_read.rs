@@ -21,9 +21,9 @@
 //!   checked before anything is allocated.
 //! - `--query.timeout` and client hang-up stop the read (`read.rs`).
 //!
-//! Every malformed request (bad snappy or protobuf, unknown response type or
-//! matcher type, invalid regex) is a 400 with a plain-text reason, as in
-//! Prometheus. Every query's selection is made before the first byte is
+//! Every malformed request (bad snappy or protobuf, one that would expand
+//! past its memory budget, unknown response type or matcher type, invalid
+//! regex) is a 400 with a plain-text reason, as in Prometheus. Every query's selection is made before the first byte is
 //! sent, so an error still sets the status code; a streamed answer then
 //! encodes its frames as the client reads them, freeing each series once
 //! sent, and holds the gate until its last frame is out. Its selections are
@@ -160,9 +160,10 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
     let sample_limit = state.opts.remote_read_sample_limit;
     let max_samples = state.engine.options().max_samples;
     let frame_bytes = state.opts.remote_read_max_bytes_in_frame;
-    // The gate's permit and the in-flight count stay with the answer until
-    // it is sent (a streamed body holds them while it streams); the status
-    // listing ends with the storage work.
+    // The gate's permit and the in-flight count go with the storage work
+    // (freed when it really ends, even if the client left), then with the
+    // answer until it is sent (a streamed body holds them while it
+    // streams); the status listing ends with the storage work.
     let hold = (permit, in_flight);
     let r = read::run_admitted(
         &state,
@@ -189,15 +190,16 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
                 };
                 results.push(series);
             }
-            Ok(match kind {
+            let answer = match kind {
                 ResponseType::Samples => Answer::Samples(remote_read::samples_response(results)),
                 ResponseType::StreamedXorChunks => Answer::Streamed(results),
-            })
+            };
+            Ok((answer, hold))
         },
     )
     .await;
     match r {
-        Ok(Answer::Samples(body)) => {
+        Ok((Answer::Samples(body), hold)) => {
             let mut resp = body.into_response();
             let h = resp.headers_mut();
             h.insert(
@@ -208,7 +210,7 @@ pub(super) async fn remote_read(state: AppStateRef, body: Body) -> Response {
             drop(hold);
             resp
         }
-        Ok(Answer::Streamed(results)) => stream::bytes_stream(
+        Ok((Answer::Streamed(results), hold)) => stream::bytes_stream(
             frame::STREAMED_CONTENT_TYPE,
             frames(results, frame_bytes, hold),
         ),
