@@ -9,21 +9,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// A child process killed on drop, so a failing assertion leaves nothing
-/// running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn promtool(args: &[&str]) -> Result<String, String> {
     let out = Command::new("promtool")

@@ -686,12 +686,7 @@ pub(crate) fn instant(base: &str, q: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
-}
+pub(crate) use crate::common::now_ms;
 
 /// The first multiple of `step_ms` strictly after `t`.
 pub(crate) fn next_boundary(t: i64, step_ms: i64) -> i64 {
