@@ -76,6 +76,12 @@ pub(crate) struct RulesArgs {
     #[arg(long = "external-label", value_name = "NAME=VALUE", value_parser = parse_external_label)]
     pub external_labels: Vec<(String, String)>,
 
+    /// The URL Tessera is reached at by people (behind a proxy, say):
+    /// `$externalURL` in alert templates, as Prometheus'
+    /// `--web.external-url`. Default: empty.
+    #[arg(long = "web.external-url", value_name = "URL", default_value = "")]
+    pub external_url: String,
+
     #[command(flatten)]
     pub alertmanager: AlertmanagerArgs,
 }
@@ -133,7 +139,7 @@ impl Rules {
                     for_outage_tolerance_ms: args.for_outage_tolerance.as_millis() as i64,
                     for_grace_period_ms: args.for_grace_period.as_millis() as i64,
                     external_labels: args.external_labels.clone(),
-                    external_url: String::new(),
+                    external_url: args.external_url.trim_end_matches('/').to_string(),
                 },
             };
             let (mut manager, summary) =
@@ -488,6 +494,7 @@ pub(crate) mod tests {
         assert_eq!(d.rules.resend_delay, Duration::from_secs(60));
         assert_eq!(d.rules.for_outage_tolerance, Duration::from_secs(3600));
         assert_eq!(d.rules.for_grace_period, Duration::from_secs(600));
+        assert_eq!(d.rules.external_url, "");
         let e = Cmd::try_parse_from([
             "tessera",
             "--external-label",

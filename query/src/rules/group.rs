@@ -335,7 +335,9 @@ impl RuleGroup {
                     self.eval_recording(engine, db, out, rule, query_ts, &ctx, &previous)
                 }
                 RuleKind::Alerting => {
-                    let mut alerts = std::mem::take(&mut self.state.lock().rules[i].alerts);
+                    // A copy, so the API keeps showing the alerts while
+                    // the rule evaluates.
+                    let mut alerts = self.state.lock().rules[i].alerts.clone();
                     let r = self.eval_alerting(
                         engine,
                         db,

@@ -87,7 +87,11 @@ impl Template {
                 before = before.trim_start();
             }
             let mut inner = &rest[start + 2..];
-            if let Some(s) = inner.strip_prefix("- ") {
+            // `{{- ` trims the space before (the dash must be followed by
+            // white space, or it is a negative number).
+            if let Some(s) = inner.strip_prefix('-')
+                && s.starts_with(char::is_whitespace)
+            {
                 before = before.trim_end();
                 inner = s;
             }
@@ -97,7 +101,9 @@ impl Template {
                 .ok_or_else(|| "unclosed action: missing \"}}\"".to_string())?;
             let mut body = &inner[..end];
             trim_next = false;
-            if let Some(b) = body.strip_suffix(" -") {
+            if let Some(b) = body.strip_suffix('-')
+                && b.ends_with(char::is_whitespace)
+            {
                 body = b;
                 trim_next = true;
             }
@@ -698,6 +704,8 @@ mod tests {
         assert_eq!(e("{{ $externalLabels.cluster }}"), "eu1");
         assert_eq!(e("{{ $labels.missing }}"), "<no value>");
         assert_eq!(e("a  {{- $labels.gpu -}}  b"), "a3b");
+        assert_eq!(e("a\n{{-\t$labels.gpu\n-}}\nb"), "a3b");
+        assert_eq!(e("{{ -1 }}"), "-1");
         assert_eq!(e("x{{/* note */}}y"), "xy");
         assert_eq!(e("{{ $externalURL }}"), "http://tessera:9480");
         assert_eq!(e("{{ $labels }}"), "map[gpu:3 instance:n1:9100]");
