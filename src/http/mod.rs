@@ -78,8 +78,8 @@ pub(crate) struct AppState {
     pub cpus: usize,
     pub engine: tessera_query::Engine,
     pub relabel: tessera_ingest::IngestRelabel,
-    /// The recording rules (none without `--rules.file`): listed by
-    /// `/api/v1/rules`, reloaded with the relabel config, and their
+    /// The recording and alerting rules (none without `--rules.file`):
+    /// listed by `/api/v1/rules` and `/api/v1/alerts`, reloaded with the relabel config, and their
     /// self-metrics in `/metrics`. `serve.rs` starts their evaluation once
     /// the database is open.
     pub rules: Rules,

@@ -89,7 +89,7 @@ struct GroupState {
 /// reload that changes the group).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GroupCounters {
-    /// Rule evaluations (one per recording rule per group evaluation).
+    /// Rule evaluations (one per rule per group evaluation).
     pub rule_evaluations: u64,
     pub rule_failures: u64,
     /// Slots scheduled, evaluated or missed.

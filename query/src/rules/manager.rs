@@ -95,7 +95,7 @@ struct Inner {
     target: Option<Target>,
 }
 
-/// Loads, runs and reloads recording-rule groups.
+/// Loads, runs and reloads rule groups.
 pub struct RuleManager {
     opts: ManagerOptions,
     engine: Engine,
