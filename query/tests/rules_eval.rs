@@ -382,6 +382,34 @@ fn for_state_is_restored_from_alerts_for_state_after_a_restart() {
 }
 
 #[test]
+fn a_reload_that_changes_the_group_keeps_the_alerts_and_their_clock() {
+    let db = Db::in_memory(1);
+    write_up(&db, "node", "b", 20 * MIN, |_| 0.0);
+    let load = |yaml: &str| {
+        RuleGroup::new(
+            parse_rule_file(Path::new("a.yml"), yaml).unwrap().remove(0),
+            MIN,
+            0,
+        )
+    };
+    let alert = "  - alert: NodeDown\n    expr: up == 0\n    for: 10m\n";
+    let old = load(&format!("groups:\n- name: g\n  rules:\n{alert}"));
+    let engine = Engine::default();
+    for m in 1..=3 {
+        old.evaluate(&engine, &db, &Direct(&db), m * MIN, m * MIN, 0);
+    }
+    // The reloaded group has one more rule: the alert keeps its activeAt.
+    let new = load(&format!(
+        "groups:\n- name: g\n  rules:\n  - record: x\n    expr: up\n{alert}"
+    ));
+    new.copy_state_from(&old);
+    new.evaluate(&engine, &db, &Direct(&db), 4 * MIN, 4 * MIN, 0);
+    let st = new.status();
+    assert_eq!(st.rules[1].alerts[0].active_at_ms, MIN);
+    assert_eq!(st.rules[1].state, AlertState::Pending);
+}
+
+#[test]
 fn query_offset_evaluates_and_stores_at_the_offset_time() {
     let db = Db::in_memory(1);
     write_up(&db, "api", "a", 10 * MIN, |t| t as f64);
