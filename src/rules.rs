@@ -78,7 +78,7 @@ pub(crate) struct RulesArgs {
 
     /// The URL Tessera is reached at by people (behind a proxy, say):
     /// `$externalURL` in alert templates, as Prometheus'
-    /// `--web.external-url`. Default: empty.
+    /// `--web.external-url`.
     #[arg(long = "web.external-url", value_name = "URL", default_value = "")]
     pub external_url: String,
 
