@@ -8,8 +8,8 @@
 //! `tessera_notifications_dropped_total`. One thread (`tessera-notifier`)
 //! takes up to [`MAX_BATCH`] alerts at a time, adds the external labels
 //! (an alert's own label wins) and POSTs them as JSON to every
-//! Alertmanager's v2 API (`<url>/api/v2/alerts`), each request bounded by
-//! `--alertmanager.timeout`. A batch that no Alertmanager accepted goes
+//! Alertmanager's v2 API (`<url>/api/v2/alerts`) at once (a scoped thread
+//! per Alertmanager), each request bounded by `--alertmanager.timeout`. A batch that no Alertmanager accepted goes
 //! back to the head of the queue and is retried with a backoff (100 ms
 //! doubling to 5 s), so while Alertmanager is down alerts wait in the queue
 //! up to its capacity; firing and resolved alerts are also re-sent by the
@@ -80,6 +80,32 @@ struct Target {
     errors: AtomicU64,
     latency_ms_sum: AtomicU64,
     requests: AtomicU64,
+}
+
+impl Target {
+    /// One POST of a batch of `n` alerts; counts it; true when accepted.
+    fn post(&self, agent: &ureq::Agent, body: &str, n: usize) -> bool {
+        let started = Instant::now();
+        let r = agent
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .send(body.as_bytes());
+        self.latency_ms_sum
+            .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        match r {
+            Ok(_) => {
+                self.sent.fetch_add(n as u64, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.errors.fetch_add(n as u64, Ordering::Relaxed);
+                tracing::warn!(alertmanager = %self.url, alerts = n, error = %e,
+                    "sending alerts to the Alertmanager failed");
+                false
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -283,28 +309,20 @@ impl Shared {
                 q.drain(..n).collect()
             };
             let body = self.body(&batch);
-            let mut delivered = false;
-            for t in &self.targets {
-                let started = Instant::now();
-                let r = agent
-                    .post(&t.url)
-                    .header("Content-Type", "application/json")
-                    .send(body.as_bytes());
-                t.latency_ms_sum
-                    .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-                t.requests.fetch_add(1, Ordering::Relaxed);
-                match r {
-                    Ok(_) => {
-                        t.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        delivered = true;
-                    }
-                    Err(e) => {
-                        t.errors.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        tracing::warn!(alertmanager = %t.url, alerts = batch.len(), error = %e,
-                            "sending alerts to the Alertmanager failed");
-                    }
-                }
-            }
+            // Every Alertmanager at once, so a slow one does not delay the
+            // others by its timeout.
+            let delivered = std::thread::scope(|scope| {
+                let sends: Vec<_> = self
+                    .targets
+                    .iter()
+                    .map(|t| scope.spawn(|| t.post(&agent, &body, batch.len())))
+                    .collect();
+                let accepted: Vec<bool> = sends
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(false))
+                    .collect();
+                accepted.contains(&true)
+            });
             if delivered {
                 backoff = BACKOFF_MIN;
                 continue;
