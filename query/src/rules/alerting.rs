@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use tessera_tsdb::{Labels, METRIC_NAME, Matcher, is_stale_nan};
 
 use super::file::RuleConfig;
-use super::template::{Template, TemplateData};
+use super::template::{self, TemplateData};
 
 /// How long a resolved alert is kept and re-sent (Prometheus' 15 m).
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
@@ -125,16 +125,13 @@ pub(crate) struct AlertingState {
     pub(crate) restored: bool,
 }
 
-/// Expands one template (validated at load; a parse error here can only
-/// come from a rule built by hand, and reads as Prometheus' error text).
-fn expand(text: &str, data: &TemplateData<'_>) -> String {
-    if !text.contains("{{") {
-        return text.to_string();
-    }
-    match Template::parse(text) {
-        Ok(t) => t.expand(data),
-        Err(e) => format!("<error expanding template: {e}>"),
-    }
+/// Expands one of `rule`'s templates (validated at load); an error is
+/// logged and becomes Prometheus' error text in the value.
+fn expand(rule: &RuleConfig, name: &str, text: &str, data: &TemplateData<'_>) -> String {
+    template::expand(text, data).unwrap_or_else(|e| {
+        tracing::warn!(alert = %rule.name, field = %name, error = %e, "expanding an alert template failed");
+        template::error_text(&e)
+    })
 }
 
 impl AlertingState {
@@ -165,7 +162,7 @@ impl AlertingState {
             };
             let mut labels = plain;
             for (k, v) in &rule.labels {
-                let v = expand(v, &data);
+                let v = expand(rule, k, v, &data);
                 if v.is_empty() {
                     labels.remove(k);
                 } else {
@@ -176,7 +173,7 @@ impl AlertingState {
             let annotations = rule
                 .annotations
                 .iter()
-                .map(|(k, v)| (k.clone(), expand(v, &data)))
+                .map(|(k, v)| (k.clone(), expand(rule, k, v, &data)))
                 .collect();
             if fresh.contains_key(&labels) {
                 return Err(

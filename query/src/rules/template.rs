@@ -118,29 +118,31 @@ impl Template {
         Ok(Template { nodes })
     }
 
-    /// Expands the template; errors become Prometheus' error text.
-    pub fn expand(&self, data: &TemplateData<'_>) -> String {
+    /// Expands the template; the error is what went wrong (see
+    /// [`error_text`]).
+    pub fn expand(&self, data: &TemplateData<'_>) -> Result<String, String> {
         let mut out = String::new();
         for n in &self.nodes {
             match n {
                 Node::Text(t) => out.push_str(t),
-                Node::Action(cmds) => match run_pipeline(cmds, data) {
-                    Ok(v) => out.push_str(&print(&v)),
-                    Err(e) => return format!("<error expanding template: {e}>"),
-                },
+                Node::Action(cmds) => out.push_str(&print(&run_pipeline(cmds, data)?)),
             }
         }
-        out
+        Ok(out)
     }
 }
 
-/// Parses and expands in one go (tests, one-off use); a parse error
-/// becomes the error text.
-pub fn expand(text: &str, data: &TemplateData<'_>) -> String {
-    match Template::parse(text) {
-        Ok(t) => t.expand(data),
-        Err(e) => format!("<error expanding template: {e}>"),
+/// Parses and expands `text` (text without actions as is).
+pub fn expand(text: &str, data: &TemplateData<'_>) -> Result<String, String> {
+    if !text.contains("{{") {
+        return Ok(text.to_string());
     }
+    Template::parse(text)?.expand(data)
+}
+
+/// What Prometheus puts in a label or annotation whose template failed.
+pub fn error_text(error: &str) -> String {
+    format!("<error expanding template: {error}>")
 }
 
 fn push_text(nodes: &mut Vec<Node>, s: &str) {
@@ -695,7 +697,7 @@ mod tests {
             external_labels: &ext,
             ..data(&labels, 91.5)
         };
-        let e = |t: &str| expand(t, &d);
+        let e = |t: &str| expand(t, &d).unwrap();
         assert_eq!(
             e("GPU {{ $labels.gpu }} on {{$labels.instance}} is at {{ $value }} C"),
             "GPU 3 on n1:9100 is at 91.5 C"
@@ -713,7 +715,7 @@ mod tests {
 
     #[test]
     fn prints_values_as_go_does() {
-        let f = |v: f64| expand("{{ $value }}", &data(&[], v));
+        let f = |v: f64| expand("{{ $value }}", &data(&[], v)).unwrap();
         assert_eq!(f(95.0), "95");
         assert_eq!(f(0.5), "0.5");
         assert_eq!(f(1e6), "1e+06");
@@ -727,7 +729,7 @@ mod tests {
 
     #[test]
     fn humanize_functions_match_prometheus() {
-        let f = |t: &str, v: f64| expand(t, &data(&[], v));
+        let f = |t: &str, v: f64| expand(t, &data(&[], v)).unwrap_or_else(|e| error_text(&e));
         assert_eq!(f("{{ $value | humanize }}", 1234567.0), "1.235M");
         assert_eq!(f("{{ humanize $value }}", 0.0123), "12.3m");
         assert_eq!(f("{{ humanize $value }}", 0.0), "0");
@@ -750,7 +752,7 @@ mod tests {
     #[test]
     fn printf_follows_go() {
         let labels = l(&[("device", "sda")]);
-        let f = |t: &str| expand(t, &data(&labels, 0.98765));
+        let f = |t: &str| expand(t, &data(&labels, 0.98765)).unwrap();
         assert_eq!(f("{{ printf \"%.2f\" $value }}"), "0.99");
         assert_eq!(f("{{ $value | printf \"%.1f%%\" }}"), "1.0%");
         assert_eq!(
