@@ -5,6 +5,7 @@ mod cpu;
 mod flags;
 mod http;
 mod metrics;
+mod notifier;
 mod rules;
 mod serve;
 mod tsdb_cmd;

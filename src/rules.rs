@@ -1,12 +1,14 @@
-//! Recording rules in the server: the `--rules.*` flags and [`Rules`], the
-//! process's handle on its rule manager: load at start, evaluation once the
-//! database is open, reload, stop and the rule self-metrics.
+//! Rules in the server: the `--rules.*` and `--external-label` flags and
+//! [`Rules`], the process's handle on its rule manager and Alertmanager
+//! notifier: load at start, evaluation once the database is open, reload,
+//! stop and the rule and notification self-metrics.
 //!
 //! The engine lives in `tessera_query::rules`; this file only wires it to
 //! the process. `serve.rs` loads the [`Rules`] before the server listens,
 //! keeps them in `AppState::rules` (so `/api/v1/rules`, `POST /-/reload`
 //! and `/metrics` reach them) and calls [`Rules::start`] with the database
-//! once it is open. The JSON of `/api/v1/rules` is in `http/rules.rs`.
+//! once it is open. The JSON of `/api/v1/rules` and `/api/v1/alerts` is in
+//! `http/rules.rs`; sending to Alertmanager in `notifier.rs`.
 //!
 //! Behaviour worth knowing as an operator:
 //! - a bad rule file refuses the start (the error names the file, line,
@@ -15,19 +17,23 @@
 //! - each group's first evaluation is at its next aligned slot after the
 //!   start; slots missed while Tessera was down are not backfilled (as in
 //!   Prometheus);
-//! - alerting rules are listed in `/api/v1/rules` with an explanation and a
-//!   warning at load, and never evaluated.
+//! - alerting rules write `ALERTS`/`ALERTS_FOR_STATE` through the same
+//!   append path and are sent to every `--alertmanager.url`; after a
+//!   restart their `for` clock is restored from `ALERTS_FOR_STATE`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
-use tessera_query::rules::{GroupStatus, LoadSummary, ManagerOptions, RuleKind, RuleManager};
+use tessera_query::rules::{
+    AlertOptions, GroupStatus, LoadSummary, ManagerOptions, RuleKind, RuleManager,
+};
 use tessera_tsdb::Db;
 
 use crate::flags;
 use crate::metrics;
+use crate::notifier::{AlertmanagerArgs, AlertmanagerNotifier};
 
 /// `tessera serve` flags for recording rules (flattened into `ServeArgs`).
 #[derive(clap::Args, Debug, Clone)]
@@ -48,6 +54,49 @@ pub(crate) struct RulesArgs {
     /// remote-write senders lag, so rules see complete data.
     #[arg(long = "rules.query-offset", default_value = "0s", value_parser = flags::duration)]
     pub query_offset: Duration,
+
+    /// Minimum time before a still-firing (or resolved) alert is sent to
+    /// Alertmanager again.
+    #[arg(long = "rules.alert.resend-delay", default_value = "1m", value_parser = flags::duration)]
+    pub resend_delay: Duration,
+
+    /// Longest downtime after which alerts' `for` state is still restored
+    /// from ALERTS_FOR_STATE at start-up.
+    #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h", value_parser = flags::duration)]
+    pub for_outage_tolerance: Duration,
+
+    /// Minimum time an alert restored at start-up still waits before
+    /// firing; rules with a shorter `for` are not restored.
+    #[arg(long = "rules.alert.for-grace-period", default_value = "10m", value_parser = flags::duration)]
+    pub for_grace_period: Duration,
+
+    /// Label added to alerts sent to Alertmanager (unless the alert has it)
+    /// and available to templates as `$externalLabels`, as Prometheus'
+    /// `global.external_labels`. Repeatable: `--external-label cluster=eu1`.
+    #[arg(long = "external-label", value_name = "NAME=VALUE", value_parser = parse_external_label)]
+    pub external_labels: Vec<(String, String)>,
+
+    /// The URL Tessera is reached at by people (behind a proxy, say):
+    /// `$externalURL` in alert templates, as Prometheus'
+    /// `--web.external-url`.
+    #[arg(long = "web.external-url", value_name = "URL", default_value = "")]
+    pub external_url: String,
+
+    #[command(flatten)]
+    pub alertmanager: AlertmanagerArgs,
+}
+
+fn parse_external_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: expected NAME=VALUE"))?;
+    if !tessera_tsdb::labels::is_valid_label_name(k) || k == tessera_tsdb::METRIC_NAME {
+        return Err(format!("{k:?} is not a valid label name"));
+    }
+    if v.is_empty() {
+        return Err(format!("{s:?}: the value must not be empty"));
+    }
+    Ok((k.to_string(), v.to_string()))
 }
 
 fn parse_interval(s: &str) -> Result<Duration, String> {
@@ -57,11 +106,12 @@ fn parse_interval(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// The process's recording rules: the manager (none without
-/// `--rules.file`) and the reload counters of
-/// `tessera_rule_config_reloads_total`.
+/// The process's rules: the manager (none without `--rules.file`), the
+/// Alertmanager notifier (none without `--alertmanager.url`) and the reload
+/// counters of `tessera_rule_config_reloads_total`.
 pub(crate) struct Rules {
     manager: Option<RuleManager>,
+    notifier: Option<Arc<AlertmanagerNotifier>>,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
 }
@@ -71,6 +121,12 @@ impl Rules {
     /// With no `--rules.file` there are no rules. A bad file is an error
     /// (refuse to start).
     pub(crate) fn load(args: &RulesArgs, engine: tessera_query::Engine) -> anyhow::Result<Rules> {
+        let notifier = (!args.alertmanager.urls.is_empty()).then(|| {
+            Arc::new(AlertmanagerNotifier::new(
+                &args.alertmanager,
+                args.external_labels.clone(),
+            ))
+        });
         let manager = if args.rules_file.is_empty() {
             None
         } else {
@@ -78,14 +134,30 @@ impl Rules {
                 patterns: args.rules_file.clone(),
                 default_interval: args.evaluation_interval,
                 default_query_offset: args.query_offset,
+                alert: AlertOptions {
+                    resend_delay_ms: args.resend_delay.as_millis() as i64,
+                    for_outage_tolerance_ms: args.for_outage_tolerance.as_millis() as i64,
+                    for_grace_period_ms: args.for_grace_period.as_millis() as i64,
+                    external_labels: args.external_labels.clone(),
+                    external_url: args.external_url.trim_end_matches('/').to_string(),
+                },
             };
-            let (manager, summary) =
-                RuleManager::load(opts, engine).context("loading the recording rules")?;
-            log_summary(&summary, "recording rules loaded");
+            let (mut manager, summary) =
+                RuleManager::load(opts, engine).context("loading the rules")?;
+            if let Some(n) = &notifier {
+                manager = manager.with_notifier(n.clone());
+            }
+            log_summary(&summary, "rules loaded");
+            if summary.alerting_rules > 0 && notifier.is_none() {
+                tracing::warn!(
+                    "alerting rules are evaluated but no --alertmanager.url is set: alerts are only visible in /api/v1/alerts and ALERTS"
+                );
+            }
             Some(manager)
         };
         Ok(Rules {
             manager,
+            notifier,
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
         })
@@ -94,6 +166,11 @@ impl Rules {
     /// Starts evaluating every group against the opened database. A failure
     /// to start the evaluation threads is logged; the server keeps serving.
     pub(crate) fn start(&self, db: Arc<Db>) {
+        if let Some(n) = &self.notifier
+            && let Err(e) = n.start()
+        {
+            tracing::error!(error = %e, "cannot start the Alertmanager notifier thread");
+        }
         let Some(m) = &self.manager else {
             return;
         };
@@ -114,7 +191,7 @@ impl Rules {
         match m.reload() {
             Ok(summary) => {
                 self.reloads_ok.fetch_add(1, Ordering::Relaxed);
-                log_summary(&summary, "reloaded the recording rules");
+                log_summary(&summary, "reloaded the rules");
                 Ok(())
             }
             Err(e) => {
@@ -125,10 +202,14 @@ impl Rules {
         }
     }
 
-    /// Stops rule evaluation (graceful shutdown, before the final WAL sync).
+    /// Stops rule evaluation, then the notifier (graceful shutdown, before
+    /// the final WAL sync).
     pub(crate) fn stop(&self) {
         if let Some(m) = &self.manager {
             m.stop();
+        }
+        if let Some(n) = &self.notifier {
+            n.stop();
         }
     }
 
@@ -166,6 +247,10 @@ impl Rules {
                 n.load(Ordering::Relaxed) as f64,
             );
         }
+        match &self.notifier {
+            Some(n) => n.render_metrics(out),
+            None => crate::notifier::render_metrics_absent(out),
+        }
     }
 }
 
@@ -174,12 +259,9 @@ fn log_summary(s: &LoadSummary, what: &str) {
         files = s.files.len(),
         groups = s.groups,
         recording_rules = s.recording_rules,
-        alerting_rules = s.alerting_rules.len(),
+        alerting_rules = s.alerting_rules,
         "{what}"
     );
-    for a in &s.alerting_rules {
-        tracing::warn!(rule = %a, "alerting rules are not supported by Tessera: listed in /api/v1/rules, not evaluated");
-    }
 }
 
 fn render_groups(out: &mut String, groups: &[GroupStatus]) {
@@ -263,7 +345,7 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
         let key = format!("{};{}", g.file, g.name);
         for (kind, label) in [
             (RuleKind::Recording, "recording"),
-            (RuleKind::Alerting, "alerting_unsupported"),
+            (RuleKind::Alerting, "alerting"),
         ] {
             let n = g.rules.iter().filter(|r| r.kind == kind).count();
             metrics::sample(
@@ -283,7 +365,8 @@ fn render_groups(out: &mut String, groups: &[GroupStatus]) {
 pub(crate) mod tests {
     use super::*;
     use clap::Parser;
-    use tessera_query::rules::{GroupCounters, Health, RuleStatus};
+    use tessera_query::rules::{Alert, AlertState, GroupCounters, Health, RuleStatus};
+    use tessera_tsdb::Labels;
 
     /// The flags flattened into a command, as `ServeArgs` does.
     #[derive(Parser)]
@@ -299,7 +382,10 @@ pub(crate) mod tests {
             query: "sum by (job) (up)".into(),
             labels: vec![("team".into(), "gpu".into())],
             for_ms: 300_000,
+            keep_firing_for_ms: 0,
             annotations: vec![],
+            state: AlertState::Inactive,
+            alerts: vec![],
             health,
             last_error: err.map(String::from),
             last_evaluation_ms: (health != Health::Unknown).then_some(1_700_000_000_120),
@@ -345,7 +431,26 @@ pub(crate) mod tests {
             g(
                 "alerts",
                 "/etc/rules/a.yml",
-                vec![rule(RuleKind::Alerting, "Down", Health::Unknown, None)],
+                vec![
+                    rule(RuleKind::Alerting, "Down", Health::Unknown, None),
+                    RuleStatus {
+                        annotations: vec![("summary".into(), "n1 is hot".into())],
+                        state: AlertState::Firing,
+                        alerts: vec![Alert {
+                            labels: Labels::from_pairs([("alertname", "Hot"), ("node", "n1")]),
+                            annotations: vec![("summary".into(), "n1 is hot".into())],
+                            state: AlertState::Firing,
+                            value: 91.5,
+                            active_at_ms: 1_700_000_000_000,
+                            fired_at_ms: Some(1_700_000_300_000),
+                            resolved_at_ms: None,
+                            last_sent_at_ms: None,
+                            valid_until_ms: 0,
+                            keep_firing_since_ms: None,
+                        }],
+                        ..rule(RuleKind::Alerting, "Hot", Health::Ok, None)
+                    },
+                ],
             ),
         ]
     }
@@ -360,7 +465,7 @@ pub(crate) mod tests {
             "tessera_rule_evaluation_failures_total{rule_group=\"/etc/rules/node.yml;node\"} 1\n",
             "tessera_rule_group_last_evaluation_timestamp_seconds{rule_group=\"/etc/rules/node.yml;node\"} 1699999999\n",
             "tessera_rule_group_interval_seconds{rule_group=\"/etc/rules/a.yml;alerts\"} 30\n",
-            "tessera_rule_group_rules{rule_group=\"/etc/rules/a.yml;alerts\",type=\"alerting_unsupported\"} 1\n",
+            "tessera_rule_group_rules{rule_group=\"/etc/rules/a.yml;alerts\",type=\"alerting\"} 2\n",
             "tessera_rule_group_rules{rule_group=\"/etc/rules/node.yml;node\",type=\"recording\"} 2\n",
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
@@ -386,6 +491,31 @@ pub(crate) mod tests {
         assert!(d.rules.rules_file.is_empty());
         assert_eq!(d.rules.evaluation_interval, Duration::from_secs(60));
         assert!(Cmd::try_parse_from(["tessera", "--rules.evaluation-interval", "0s"]).is_err());
+        assert_eq!(d.rules.resend_delay, Duration::from_secs(60));
+        assert_eq!(d.rules.for_outage_tolerance, Duration::from_secs(3600));
+        assert_eq!(d.rules.for_grace_period, Duration::from_secs(600));
+        assert_eq!(d.rules.external_url, "");
+        let e = Cmd::try_parse_from([
+            "tessera",
+            "--external-label",
+            "cluster=eu1",
+            "--external-label",
+            "replica=a=b",
+        ])
+        .unwrap();
+        assert_eq!(
+            e.rules.external_labels,
+            [
+                ("cluster".to_string(), "eu1".to_string()),
+                ("replica".to_string(), "a=b".to_string())
+            ]
+        );
+        for bad in ["cluster", "1x=y", "__name__=x", "cluster="] {
+            assert!(
+                Cmd::try_parse_from(["tessera", "--external-label", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
@@ -414,6 +544,9 @@ pub(crate) mod tests {
             "# TYPE tessera_rule_group_rules gauge\n",
             "tessera_rule_config_reloads_total{result=\"success\"} 0\n",
             "tessera_rule_config_reloads_total{result=\"failure\"} 0\n",
+            "tessera_notifications_dropped_total 0\n",
+            "# TYPE tessera_notifications_sent_total counter\n",
+            "tessera_notifications_alertmanagers_discovered 0\n",
         ] {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }

@@ -201,7 +201,7 @@ fn load_fleet(t: &Tessera, now: i64) -> Vec<(String, String)> {
 fn every_dashboard_panel_answers_grafanas_queries_with_data() {
     let started = Instant::now();
     let tmp = tempfile::tempdir().expect("tempdir");
-    let (rules_glob, records) = grafana::rules_with_interval(tmp.path(), "1s");
+    let (rules_glob, rules) = grafana::rules_with_interval(tmp.path(), "1s");
     // --api.max-series below the fleet's series count, so a bare series
     // call hits the limit and the "Limit hits by flag" panel has an event.
     let t = Tessera::start(&[
@@ -270,8 +270,8 @@ fn every_dashboard_panel_answers_grafanas_queries_with_data() {
     }
     let healthy = grafana::healthy_rules(&base).expect("rules healthy");
     assert_eq!(
-        healthy, records,
-        "every recording rule of deploy/rules is loaded and healthy"
+        healthy, rules,
+        "every rule of deploy/rules is loaded and healthy"
     );
     eprintln!(
         "{scrapes} self-scrapes; querying at {:?}",

@@ -32,7 +32,7 @@ mod grafana;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::prometheus::Proc;
+use common::Proc;
 use common::*;
 use grafana::{Choice, Expected, Range};
 
@@ -215,7 +215,7 @@ fn node_dashboard_panels_show_data_from_a_real_prometheus_and_node_exporter() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let rules_dir = tmp.path().join("rules");
     std::fs::create_dir(&rules_dir).unwrap();
-    let (rules_glob, records) = grafana::rules_with_interval(&rules_dir, "1s");
+    let (rules_glob, rules) = grafana::rules_with_interval(&rules_dir, "1s");
     let t = Tessera::start(&["--rules.file", &rules_glob]);
     let base = t.url("");
 
@@ -279,8 +279,8 @@ fn node_dashboard_panels_show_data_from_a_real_prometheus_and_node_exporter() {
     ));
     assert_eq!(
         grafana::healthy_rules(&base),
-        Ok(records),
-        "every recording rule healthy"
+        Ok(rules),
+        "every rule healthy"
     );
 
     let to_ms = grafana::now_ms();

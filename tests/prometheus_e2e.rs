@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::prometheus::{self, Proc, promtool};
+use common::prometheus::{self, promtool};
 use common::*;
 
 fn names(url: &str) -> BTreeSet<String> {

@@ -20,7 +20,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::prometheus::{Proc, assert_same_answers, promtool};
+use common::Proc;
+use common::prometheus::{assert_same_answers, promtool};
 use common::*;
 use prost::Message;
 use tessera_ingest::proto::TimeSeries;

@@ -8,7 +8,7 @@
 //!
 //! Start from [`Engine`] (with [`EngineOptions`]), a [`QueryContext`] per
 //! query, and a [`Storage`] such as [`tessera_tsdb::Db`]. [`rules`] runs
-//! recording rules; [`time`] owns the calendar, RFC 3339 formatting and the
+//! recording and alerting rules; [`time`] owns the calendar, RFC 3339 formatting and the
 //! Prometheus duration grammar that the binary shares.
 
 mod context;

@@ -6,7 +6,11 @@ mod common;
 use std::path::Path;
 
 use common::Direct;
-use tessera_query::rules::{Health, RuleGroup, parse_rule_file};
+use std::sync::{Arc, Mutex};
+
+use tessera_query::rules::{
+    AlertOptions, AlertState, Health, Notification, Notifier, RuleGroup, parse_rule_file,
+};
 use tessera_query::{Engine, QueryContext, Value};
 use tessera_tsdb::{Db, Labels, Matcher, Sample, is_stale_nan};
 
@@ -214,7 +218,7 @@ fn failing_rules_report_their_error_and_health() {
 }
 
 #[test]
-fn scalar_results_become_one_series_and_alerting_rules_are_skipped() {
+fn scalar_results_become_one_series_and_alerting_rules_write_alerts() {
     let db = Db::in_memory(1);
     let g = group(
         "groups:\n- name: g\n  rules:\n\
@@ -222,7 +226,7 @@ fn scalar_results_become_one_series_and_alerting_rules_are_skipped() {
          \x20 - record: answer\n    expr: '42'\n    labels: {kind: constant}\n",
     );
     let r = g.evaluate(&Engine::default(), &db, &Direct(&db), MIN, MIN, 0);
-    assert_eq!((r.rules_evaluated, r.failures), (1, 0));
+    assert_eq!((r.rules_evaluated, r.failures), (2, 0));
     let got = stored(&db, "answer");
     assert_eq!(got.len(), 1);
     assert_eq!(
@@ -230,16 +234,179 @@ fn scalar_results_become_one_series_and_alerting_rules_are_skipped() {
         series(&[("__name__", "answer"), ("kind", "constant")])
     );
     assert_eq!(got[0].1, vec![Sample::new(MIN, 42.0)]);
-    assert!(stored(&db, "ALERTS").is_empty());
-    let st = g.status();
-    assert_eq!(st.rules[0].health, Health::Unknown);
-    assert!(
-        st.rules[0]
-            .last_error
-            .as_deref()
-            .unwrap()
-            .contains("not supported")
+    let alerts = stored(&db, "ALERTS");
+    assert_eq!(
+        alerts[0].0,
+        series(&[
+            ("__name__", "ALERTS"),
+            ("alertname", "AlwaysFiring"),
+            ("alertstate", "firing")
+        ])
     );
+    let st = g.status();
+    assert_eq!(st.rules[0].health, Health::Ok);
+    assert_eq!(st.rules[0].state, AlertState::Firing);
+    assert_eq!(st.rules[0].alerts.len(), 1);
+}
+
+/// Collects what the group sends.
+#[derive(Default)]
+struct Sent(Mutex<Vec<Notification>>);
+
+impl Notifier for Sent {
+    fn send(&self, alerts: Vec<Notification>) {
+        self.0.lock().unwrap().extend(alerts);
+    }
+}
+
+#[test]
+fn alerts_go_pending_firing_resolved_with_series_and_notifications() {
+    let db = Db::in_memory(2);
+    // Instance b is down from 3m to 6m.
+    write_up(&db, "node", "a", 20 * MIN, |_| 1.0);
+    write_up(&db, "node", "b", 20 * MIN, |t| {
+        if (3 * MIN..6 * MIN).contains(&t) {
+            0.0
+        } else {
+            1.0
+        }
+    });
+    let sent = Arc::new(Sent::default());
+    let mut cfg = parse_rule_file(
+        Path::new("a.yml"),
+        "groups:\n- name: g\n  rules:\n  - alert: NodeDown\n    expr: up == 0\n    for: 1m\n\
+         \x20   labels: {severity: page}\n    annotations: {summary: '{{ $labels.instance }} of {{ $labels.job }} is down'}\n",
+    )
+    .unwrap();
+    let g = RuleGroup::new(cfg.remove(0), MIN, 0).with_alerting(
+        Arc::new(AlertOptions::default()),
+        Some(sent.clone() as Arc<dyn Notifier>),
+        false,
+    );
+    let engine = Engine::default();
+    let mut states = Vec::new();
+    for m in 1..=8 {
+        g.evaluate(&engine, &db, &Direct(&db), m * MIN, m * MIN, 0);
+        let st = g.status();
+        states.push(st.rules[0].state.as_str());
+    }
+    assert_eq!(
+        states,
+        [
+            "inactive", "inactive", "pending", "firing", "firing", "inactive", "inactive",
+            "inactive"
+        ]
+    );
+    let alert_series = stored(&db, "ALERTS");
+    let labels = |state: &str| {
+        series(&[
+            ("__name__", "ALERTS"),
+            ("alertname", "NodeDown"),
+            ("alertstate", state),
+            ("instance", "b"),
+            ("job", "node"),
+            ("severity", "page"),
+        ])
+    };
+    let pending = alert_series
+        .iter()
+        .find(|s| s.0 == labels("pending"))
+        .unwrap();
+    assert_eq!(pending.1[0], Sample::new(3 * MIN, 1.0));
+    assert!(
+        is_stale_nan(pending.1[1].v),
+        "pending series ends with a staleness marker"
+    );
+    let firing = alert_series
+        .iter()
+        .find(|s| s.0 == labels("firing"))
+        .unwrap();
+    assert_eq!(firing.1.len(), 3);
+    assert!(is_stale_nan(firing.1[2].v));
+    let for_state = stored(&db, "ALERTS_FOR_STATE");
+    assert_eq!(for_state[0].1[0].v, (3 * MIN / 1000) as f64);
+
+    let sent = sent.0.lock().unwrap();
+    // Firing at 4m (sent), 5m (resend delay 1m not passed), resolved at 6m,
+    // re-sent as resolved at 7m+ (every resend delay).
+    assert_eq!(sent[0].starts_at_ms, 4 * MIN);
+    assert_eq!(sent[0].ends_at_ms, 8 * MIN);
+    assert_eq!(
+        sent[0].annotations,
+        [("summary".into(), "b of node is down".into())]
+    );
+    assert_eq!(sent[0].labels.get("alertname"), Some("NodeDown"));
+    assert!(sent[0].labels.get("__name__").is_none());
+    let resolved: Vec<i64> = sent.iter().skip(1).map(|n| n.ends_at_ms).collect();
+    assert_eq!(resolved[0], 6 * MIN);
+    assert!(resolved.iter().all(|&e| e == 6 * MIN), "{resolved:?}");
+}
+
+#[test]
+fn for_state_is_restored_from_alerts_for_state_after_a_restart() {
+    let db = Db::in_memory(1);
+    write_up(&db, "node", "b", 60 * MIN, |_| 0.0);
+    let yaml =
+        "groups:\n- name: g\n  rules:\n  - alert: NodeDown\n    expr: up == 0\n    for: 30m\n";
+    let opts = Arc::new(AlertOptions::default());
+    let first = RuleGroup::new(
+        parse_rule_file(Path::new("a.yml"), yaml).unwrap().remove(0),
+        MIN,
+        0,
+    )
+    .with_alerting(opts.clone(), None, false);
+    let engine = Engine::default();
+    for m in 1..=10 {
+        first.evaluate(&engine, &db, &Direct(&db), m * MIN, m * MIN, 0);
+    }
+    assert_eq!(first.status().rules[0].alerts[0].active_at_ms, MIN);
+    // "Restart" after 5 minutes down: a new group that must restore.
+    let second = RuleGroup::new(
+        parse_rule_file(Path::new("a.yml"), yaml).unwrap().remove(0),
+        MIN,
+        0,
+    )
+    .with_alerting(opts, None, true);
+    assert!(second.restore_pending());
+    second.evaluate(&engine, &db, &Direct(&db), 15 * MIN, 15 * MIN, 0);
+    assert_eq!(
+        stored(&db, "ALERTS_FOR_STATE")[0].1.last().unwrap().t,
+        10 * MIN,
+        "nothing written before the restore"
+    );
+    assert_eq!(second.restore_for_state(&db, 16 * MIN), 1);
+    // Pending 9 of 30 minutes before going down at 10m, back at 16m: the
+    // clock resumes, shifted by the 6 minutes down.
+    assert_eq!(second.status().rules[0].alerts[0].active_at_ms, 7 * MIN);
+    assert!(!second.restore_pending());
+}
+
+#[test]
+fn a_reload_that_changes_the_group_keeps_the_alerts_and_their_clock() {
+    let db = Db::in_memory(1);
+    write_up(&db, "node", "b", 20 * MIN, |_| 0.0);
+    let load = |yaml: &str| {
+        RuleGroup::new(
+            parse_rule_file(Path::new("a.yml"), yaml).unwrap().remove(0),
+            MIN,
+            0,
+        )
+    };
+    let alert = "  - alert: NodeDown\n    expr: up == 0\n    for: 10m\n";
+    let old = load(&format!("groups:\n- name: g\n  rules:\n{alert}"));
+    let engine = Engine::default();
+    for m in 1..=3 {
+        old.evaluate(&engine, &db, &Direct(&db), m * MIN, m * MIN, 0);
+    }
+    // The reloaded group has one more rule: the alert keeps its activeAt.
+    let new = load(&format!(
+        "groups:\n- name: g\n  rules:\n  - record: x\n    expr: up\n{alert}"
+    ));
+    new.copy_state_from(&old);
+    new.evaluate(&engine, &db, &Direct(&db), 4 * MIN, 4 * MIN, 0);
+    let st = new.status();
+    assert_eq!(st.rules[1].alerts[0].active_at_ms, MIN);
+    assert_eq!(st.rules[1].state, AlertState::Pending);
 }
 
 #[test]

@@ -241,12 +241,7 @@ fn glob_patterns_load_every_matching_file_and_alerts_are_reported() {
         (summary.files.len(), summary.groups, summary.recording_rules),
         (2, 2, 2)
     );
-    assert_eq!(summary.alerting_rules.len(), 1);
-    assert!(
-        summary.alerting_rules[0].contains("alert \"A\""),
-        "{:?}",
-        summary.alerting_rules
-    );
+    assert_eq!(summary.alerting_rules, 1);
     // Same group name in two files is allowed.
     let groups = m.groups();
     assert_eq!(groups.len(), 2);

@@ -8,7 +8,8 @@
 //! - `query.rs`: `/api/v1/query` and `/api/v1/query_range` (PromQL);
 //! - `metadata.rs`: `/api/v1/series`, `/api/v1/labels`,
 //!   `/api/v1/label/{name}/values` and `/api/v1/metadata`;
-//! - `rules.rs`: `/api/v1/rules` (the recording rules' JSON and filters);
+//! - `rules.rs`: `/api/v1/rules` (the rules' JSON and filters) and
+//!   `/api/v1/alerts`;
 //! - `status.rs`: `/-/healthy`, `/-/ready`, `/-/reload`,
 //!   `/api/v1/status/buildinfo`, `/api/v1/status/queries` and `/metrics`;
 //! - `tsdb_status.rs`: `/api/v1/status/tsdb`, `/api/v1/status/runtimeinfo`
@@ -85,8 +86,8 @@ pub(crate) struct AppState {
     pub cpus: usize,
     pub engine: tessera_query::Engine,
     pub relabel: tessera_ingest::IngestRelabel,
-    /// The recording rules (none without `--rules.file`): listed by
-    /// `/api/v1/rules`, reloaded with the relabel config, and their
+    /// The recording and alerting rules (none without `--rules.file`):
+    /// listed by `/api/v1/rules` and `/api/v1/alerts`, reloaded with the relabel config, and their
     /// self-metrics in `/metrics`. `serve.rs` starts their evaluation once
     /// the database is open.
     pub rules: Rules,
@@ -164,6 +165,10 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route(
             "/api/v1/rules",
             get(rules::api_rules).post(rules::api_rules),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(rules::api_alerts).post(rules::api_alerts),
         )
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/queries", get(status::running_queries))

@@ -1,6 +1,7 @@
-//! `GET|POST /api/v1/rules`: the recording-rule groups in Prometheus' JSON
-//! shape, so Grafana's rule views work. Filters: `type=record|alert`,
-//! `rule_name[]`, `rule_group[]`, `file[]`, `exclude_alerts`.
+//! `GET|POST /api/v1/rules`: the rule groups in Prometheus' JSON shape, so
+//! Grafana's rule views work. Filters: `type=record|alert`, `rule_name[]`,
+//! `rule_group[]`, `file[]`, `exclude_alerts`. `GET|POST /api/v1/alerts`:
+//! every pending and firing alert.
 
 use std::collections::HashSet;
 
@@ -8,7 +9,8 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use tessera_query::rules::{ALERTING_UNSUPPORTED, GroupStatus, RuleKind};
+use tessera_query::rules::template::go_float;
+use tessera_query::rules::{Alert, GroupStatus, RuleKind};
 
 use super::AppStateRef;
 use super::api::{ApiError, Params, success};
@@ -29,6 +31,50 @@ pub(super) async fn api_rules(state: AppStateRef, req: Request<Body>) -> Respons
         Err(e) => return ApiError::bad_data(e).into_response(),
     };
     success(rules_json(&state.rules.groups(), &filter), &[])
+}
+
+pub(super) async fn api_alerts(state: AppStateRef) -> Response {
+    success(alerts_json(&state.rules.groups()), &[])
+}
+
+/// The `data` of `/api/v1/alerts`: `{"alerts": [...]}`.
+fn alerts_json(groups: &[GroupStatus]) -> Value {
+    let alerts: Vec<Value> = groups
+        .iter()
+        .flat_map(|g| &g.rules)
+        .flat_map(|r| &r.alerts)
+        .map(alert_json)
+        .collect();
+    json!({ "alerts": alerts })
+}
+
+/// One alert as Prometheus' API shows it (`value` in Go's `%e` shortest
+/// form, as Prometheus formats it).
+fn alert_json(a: &Alert) -> Value {
+    let pairs = |it: &mut dyn Iterator<Item = (String, String)>| -> Map<String, Value> {
+        it.map(|(k, v)| (k, json!(v))).collect()
+    };
+    let mut o = Map::new();
+    o.insert(
+        "labels".into(),
+        Value::Object(pairs(
+            &mut a
+                .labels
+                .iter()
+                .map(|l| (l.name.to_string(), l.value.to_string())),
+        )),
+    );
+    o.insert(
+        "annotations".into(),
+        Value::Object(pairs(&mut a.annotations.iter().cloned())),
+    );
+    o.insert("state".into(), json!(a.state.as_str()));
+    o.insert("activeAt".into(), json!(go_time(Some(a.active_at_ms))));
+    if let Some(t) = a.keep_firing_since_ms {
+        o.insert("keepFiringSince".into(), json!(go_time(Some(t))));
+    }
+    o.insert("value".into(), json!(go_float(a.value, 'e', None)));
+    Value::Object(o)
 }
 
 /// `/api/v1/rules` filters, as Prometheus reads them.
@@ -121,11 +167,14 @@ fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
                         }
                     }
                     RuleKind::Alerting => {
-                        o.insert("state".into(), json!("inactive"));
+                        o.insert("state".into(), json!(r.state.as_str()));
                         o.insert("name".into(), json!(r.name));
                         o.insert("query".into(), json!(r.query));
                         o.insert("duration".into(), json!(r.for_ms as f64 / 1000.0));
-                        o.insert("keepFiringFor".into(), json!(0));
+                        o.insert(
+                            "keepFiringFor".into(),
+                            json!(r.keep_firing_for_ms as f64 / 1000.0),
+                        );
                         o.insert("labels".into(), Value::Object(labels));
                         let ann: Map<String, Value> = r
                             .annotations
@@ -134,17 +183,13 @@ fn rules_json(groups: &[GroupStatus], f: &RulesFilter) -> Value {
                             .collect();
                         o.insert("annotations".into(), Value::Object(ann));
                         if !f.exclude_alerts {
-                            o.insert("alerts".into(), json!([]));
+                            let alerts: Vec<Value> = r.alerts.iter().map(alert_json).collect();
+                            o.insert("alerts".into(), Value::Array(alerts));
                         }
-                        o.insert("unsupported".into(), json!(true));
                     }
                 }
                 o.insert("health".into(), json!(r.health.as_str()));
-                let last_error = match r.kind {
-                    RuleKind::Alerting => Some(ALERTING_UNSUPPORTED),
-                    RuleKind::Recording => r.last_error.as_deref(),
-                };
-                if let Some(e) = last_error {
+                if let Some(e) = &r.last_error {
                     o.insert("lastError".into(), json!(e));
                 }
                 o.insert(
@@ -226,7 +271,31 @@ mod tests {
         assert_eq!(a["duration"], 300.0);
         assert_eq!(a["alerts"], json!([]));
         assert_eq!(a["lastEvaluation"], "0001-01-01T00:00:00Z");
-        assert!(a["lastError"].as_str().unwrap().contains("not supported"));
+        assert!(a.get("lastError").is_none());
+        let hot = &v["groups"][1]["rules"][1];
+        assert_eq!(hot["state"], "firing");
+        assert_eq!(hot["health"], "ok");
+        assert_eq!(hot["annotations"], json!({"summary": "n1 is hot"}));
+        assert_eq!(
+            hot["alerts"],
+            json!([{
+                "labels": {"alertname": "Hot", "node": "n1"},
+                "annotations": {"summary": "n1 is hot"},
+                "state": "firing",
+                "activeAt": "2023-11-14T22:13:20Z",
+                "value": "9.15e+01",
+            }])
+        );
+    }
+
+    #[test]
+    fn alerts_lists_every_active_alert() {
+        let v = alerts_json(&sample_groups());
+        let alerts = v["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0]["labels"]["alertname"], "Hot");
+        assert_eq!(alerts[0]["state"], "firing");
+        assert_eq!(alerts_json(&[]), json!({"alerts": []}));
     }
 
     #[test]
@@ -258,15 +327,15 @@ mod tests {
         };
         assert_eq!(
             names(f(None, &[], &[], &[])),
-            ["job:up:sum", "job:bad", "Down"]
+            ["job:up:sum", "job:bad", "Down", "Hot"]
         );
         assert_eq!(
             names(f(Some("record"), &[], &[], &[])),
             ["job:up:sum", "job:bad"]
         );
-        assert_eq!(names(f(Some("alert"), &[], &[], &[])), ["Down"]);
+        assert_eq!(names(f(Some("alert"), &[], &[], &[])), ["Down", "Hot"]);
         assert_eq!(names(f(None, &["job:bad"], &[], &[])), ["job:bad"]);
-        assert_eq!(names(f(None, &[], &["alerts"], &[])), ["Down"]);
+        assert_eq!(names(f(None, &[], &["alerts"], &[])), ["Down", "Hot"]);
         assert_eq!(
             names(f(None, &[], &[], &["/etc/rules/node.yml"])),
             ["job:up:sum", "job:bad"]

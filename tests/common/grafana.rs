@@ -609,9 +609,9 @@ pub(crate) fn run_dashboard(
 /// rewritten to `interval` (the shipped 30s/1m would make a test wait
 /// minutes for the first evaluation of the fleet-level groups, which read
 /// the node-level ones). Returns the glob for `--rules.file` and the number
-/// of recording rules.
+/// of rules (recording and alerting).
 pub(crate) fn rules_with_interval(dir: &Path, interval: &str) -> (String, usize) {
-    let mut records = 0;
+    let mut rules = 0;
     let mut files = 0;
     for entry in std::fs::read_dir(repo("deploy/rules")).expect("deploy/rules") {
         let path = entry.expect("entry").path();
@@ -628,8 +628,8 @@ pub(crate) fn rules_with_interval(dir: &Path, interval: &str) -> (String, usize)
                     rewritten += 1;
                     format!("{}interval: {interval}", &l[..l.len() - t.len()])
                 } else {
-                    if t.starts_with("- record:") {
-                        records += 1;
+                    if t.starts_with("- record:") || t.starts_with("- alert:") {
+                        rules += 1;
                     }
                     l.to_string()
                 }
@@ -649,8 +649,8 @@ pub(crate) fn rules_with_interval(dir: &Path, interval: &str) -> (String, usize)
             .expect("write rules");
         files += 1;
     }
-    assert!(files >= 2 && records > 0, "no rule files found");
-    (format!("{}/*.yml", dir.display()), records)
+    assert!(files >= 2 && rules > 0, "no rule files found");
+    (format!("{}/*.yml", dir.display()), rules)
 }
 
 /// Every rule of `/api/v1/rules` is healthy; returns how many there are.
@@ -686,12 +686,7 @@ pub(crate) fn instant(base: &str, q: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as i64
-}
+pub(crate) use crate::common::now_ms;
 
 /// The first multiple of `step_ms` strictly after `t`.
 pub(crate) fn next_boundary(t: i64, step_ms: i64) -> i64 {

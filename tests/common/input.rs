@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// The Debian packages the end-to-end tests drive.
 pub(crate) const PROMETHEUS_PACKAGES: &str = "apt-get install prometheus prometheus-node-exporter \
-     (scripts/test installs them when missing)";
+     prometheus-alertmanager (scripts/test installs them when missing)";
 
 /// Is this a CI run (`CI` set and non-empty)?
 pub(crate) fn in_ci() -> bool {

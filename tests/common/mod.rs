@@ -8,7 +8,7 @@ pub(crate) mod prometheus;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
 use tessera_ingest::proto;
@@ -255,4 +255,55 @@ pub(crate) fn request(ts: Vec<proto::TimeSeries>) -> proto::WriteRequest {
 /// failure in CI (see [`input`]).
 pub(crate) fn have(bin: &str) -> bool {
     input::installed(bin)
+}
+
+/// A child process killed on drop, so a failing assertion leaves nothing
+/// running.
+pub(crate) struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wall-clock now, ms since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Polls `f` every 100ms until it returns `Ok`, at most `timeout`; on
+/// timeout panics with the last `Err` (what was seen instead).
+pub(crate) fn eventually_within<T>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(seen) if Instant::now() >= deadline => {
+                panic!("timed out waiting for {what}; last seen: {seen}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// [`eventually_within`] 15 s.
+pub(crate) fn eventually<T>(what: &str, f: impl FnMut() -> Result<T, String>) -> T {
+    eventually_within(what, Duration::from_secs(15), f)
+}
+
+/// The value of the sample `series` (a name with its `{labels}` as
+/// rendered) in a `/metrics` text, if there is one.
+pub(crate) fn metric_value(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -4,18 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command};
-
-/// A child process killed on drop, so a failing assertion leaves nothing
-/// running.
-pub(crate) struct Proc(pub Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 /// Runs `promtool <args>`; its stdout, or its stderr as the error.
 pub(crate) fn promtool(args: &[&str]) -> Result<String, String> {

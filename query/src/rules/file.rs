@@ -3,9 +3,10 @@
 //!
 //! A file is all or nothing: the first invalid group or rule fails the whole
 //! file (and, at start-up or reload, every file), so a typo never silently
-//! drops a recording rule. Alerting rules are the exception: they are parsed
-//! and validated, then kept as [`RuleKind::Alerting`] so the caller can warn
-//! and list them, but Tessera does not evaluate them.
+//! drops a rule. Alerting rules' label and annotation templates are parsed
+//! here too (see [`super::template`]), so a template using something
+//! Tessera does not implement fails the load naming the rule and the
+//! function.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde_saphyr::Spanned;
 use tessera_tsdb::labels::{is_valid_label_name, is_valid_metric_name};
 use tessera_tsdb::{Labels, METRIC_NAME};
 
+use super::template::Template;
 use crate::time::parse_duration;
 
 /// Why rule files could not be loaded. Every variant names the file; group
@@ -53,8 +55,6 @@ pub enum RuleFileError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuleKind {
     Recording,
-    /// Parsed and listed, never evaluated: Tessera has no alert manager
-    /// integration.
     Alerting,
 }
 
@@ -73,6 +73,8 @@ pub struct RuleConfig {
     pub labels: Vec<(String, String)>,
     /// `for:` of an alerting rule, milliseconds.
     pub for_ms: i64,
+    /// `keep_firing_for:` of an alerting rule, milliseconds.
+    pub keep_firing_for_ms: i64,
     pub annotations: Vec<(String, String)>,
     /// Line of the rule in its file (1-based).
     pub line: u64,
@@ -87,6 +89,7 @@ impl RuleConfig {
             && self.expr == other.expr
             && self.labels == other.labels
             && self.for_ms == other.for_ms
+            && self.keep_firing_for_ms == other.keep_firing_for_ms
             && self.annotations == other.annotations
     }
 }
@@ -352,6 +355,20 @@ fn validate_rule(
         Some(s) => parse_duration(s).map_err(|e| format!("for: {e}"))?,
         None => 0,
     };
+    let keep_firing_for_ms = match r.keep_firing_for.as_deref() {
+        Some(s) => parse_duration(s).map_err(|e| format!("keep_firing_for: {e}"))?,
+        None => 0,
+    };
+    if kind == RuleKind::Alerting {
+        for (what, k, v) in group_labels
+            .iter()
+            .chain(&rule_labels)
+            .map(|(k, v)| ("label", k, v))
+            .chain(annotations.iter().map(|(k, v)| ("annotation", k, v)))
+        {
+            Template::parse(v).map_err(|e| format!("{what} {k:?}: {e}"))?;
+        }
+    }
     // Rule labels override group labels (Prometheus 3).
     let mut labels = group_labels.clone();
     labels.extend(rule_labels);
@@ -362,6 +379,7 @@ fn validate_rule(
         parsed,
         labels: labels.into_iter().collect(),
         for_ms,
+        keep_firing_for_ms,
         annotations: annotations.into_iter().collect(),
         line,
     })
@@ -514,6 +532,18 @@ mod tests {
             "for: not a valid duration string",
         );
         f(&rule("record: x\n    expr: up\n    bogus: 1"), "bogus");
+        f(
+            &rule("alert: A\n    expr: up\n    annotations: {d: '{{ query \"up\" }}'}"),
+            "rule 1 (\"A\"): annotation \"d\": template function \"query\" is not supported",
+        );
+        f(
+            &rule("alert: A\n    expr: up\n    labels: {x: '{{ if $value }}y{{ end }}'}"),
+            "rule 1 (\"A\"): label \"x\": template action \"if\" is not supported",
+        );
+        f(
+            &rule("alert: A\n    expr: up\n    keep_firing_for: 1x"),
+            "keep_firing_for: not a valid duration string",
+        );
         f(
             "groups:\n- name: g\n  rules: []\n- name: g\n  rules: []\n",
             "rule file rules/x.yml:4: group \"g\": groupname: \"g\" is repeated in the same file",

@@ -15,13 +15,20 @@
 //! - a failing rule (query error, duplicate output labels, `limit`
 //!   exceeded, storage error) stores nothing, keeps its previous series for
 //!   staleness, and records the error for `/api/v1/rules`.
+//!
+//! Alerting rules run in the same order and write `ALERTS` and
+//! `ALERTS_FOR_STATE` the same way (see [`super::alerting`]); after a
+//! successful evaluation their alerts due for sending go to the injected
+//! [`Notifier`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tessera_tsdb::{Db, Labels, Sample, stale_nan};
 
+use super::alerting::{Alert, AlertOptions, AlertState, AlertingState, Notifier, last_sample};
 use super::appender::Appender;
 use super::file::{GroupConfig, RuleConfig, RuleKind, output_labels};
 use super::schedule::group_offset_ms;
@@ -32,7 +39,7 @@ use crate::value::Value;
 /// Prometheus' rule health.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Health {
-    /// Not evaluated yet (and alerting rules, which Tessera never evaluates).
+    /// Not evaluated yet.
     Unknown,
     Ok,
     Err,
@@ -49,10 +56,6 @@ impl Health {
     }
 }
 
-/// The message an alerting rule carries in `/api/v1/rules`.
-pub const ALERTING_UNSUPPORTED: &str = "alerting rules are not supported by Tessera: this rule is listed but never evaluated; \
-     evaluate it in Prometheus or Grafana alerting";
-
 #[derive(Debug, Default)]
 struct RuleState {
     health: Option<Health>,
@@ -61,6 +64,8 @@ struct RuleState {
     evaluation_time: Duration,
     /// Output series written by the last successful evaluation.
     series: HashSet<Labels>,
+    /// Alerting rules: the alerts.
+    alerts: AlertingState,
 }
 
 #[derive(Debug, Default)]
@@ -74,13 +79,17 @@ struct GroupState {
     evaluation_time: Duration,
     last_samples: u64,
     counters: GroupCounters,
+    /// The `for` state of the alerting rules is still to be restored from
+    /// `ALERTS_FOR_STATE` (set at start-up, done after the first
+    /// evaluation).
+    restore_pending: bool,
 }
 
 /// Monotonic counts since the group was first loaded (carried over by a
 /// reload that changes the group).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GroupCounters {
-    /// Rule evaluations (one per recording rule per group evaluation).
+    /// Rule evaluations (one per rule per group evaluation).
     pub rule_evaluations: u64,
     pub rule_failures: u64,
     /// Slots scheduled, evaluated or missed.
@@ -115,7 +124,12 @@ pub struct RuleStatus {
     pub query: String,
     pub labels: Vec<(String, String)>,
     pub for_ms: i64,
+    pub keep_firing_for_ms: i64,
     pub annotations: Vec<(String, String)>,
+    /// Alerting rules: the most severe state of their alerts.
+    pub state: AlertState,
+    /// Alerting rules: the pending and firing alerts.
+    pub alerts: Vec<Alert>,
     pub health: Health,
     pub last_error: Option<String>,
     /// Wall-clock start of the last evaluation, ms since the epoch.
@@ -152,6 +166,8 @@ pub struct RuleGroup {
     eval_lock: Mutex<()>,
     /// The running evaluation's cancel handle.
     running: Mutex<Option<CancelToken>>,
+    alert_opts: Arc<AlertOptions>,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 impl RuleGroup {
@@ -165,7 +181,17 @@ impl RuleGroup {
         let query_offset_ms = config.query_offset_ms.unwrap_or(default_query_offset_ms);
         let slot_offset_ms = group_offset_ms(&config.file, &config.name, interval_ms);
         let state = GroupState {
-            rules: config.rules.iter().map(|_| RuleState::default()).collect(),
+            rules: config
+                .rules
+                .iter()
+                .map(|_| RuleState {
+                    alerts: AlertingState {
+                        restored: true,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         };
         RuleGroup {
@@ -176,7 +202,66 @@ impl RuleGroup {
             state: Mutex::new(state),
             eval_lock: Mutex::new(()),
             running: Mutex::new(None),
+            alert_opts: Arc::new(AlertOptions::default()),
+            notifier: None,
         }
+    }
+
+    /// Sets the alerting options and where alerts are sent. With `restore`
+    /// the group restores its alerts' `for` state from `ALERTS_FOR_STATE`
+    /// after its first evaluation (see [`RuleGroup::restore_for_state`])
+    /// and writes no `ALERTS` series until then, as Prometheus does at
+    /// start-up (groups without alerting rules have nothing to restore).
+    pub fn with_alerting(
+        mut self,
+        opts: Arc<AlertOptions>,
+        notifier: Option<Arc<dyn Notifier>>,
+        restore: bool,
+    ) -> Self {
+        self.alert_opts = opts;
+        self.notifier = notifier;
+        let has_alerts = self
+            .config
+            .rules
+            .iter()
+            .any(|r| r.kind == RuleKind::Alerting);
+        let restore = restore && has_alerts;
+        let st = self.state.get_mut();
+        st.restore_pending = restore;
+        for r in &mut st.rules {
+            r.alerts.restored = !restore;
+        }
+        self
+    }
+
+    /// Whether [`RuleGroup::restore_for_state`] is still to run.
+    pub fn restore_pending(&self) -> bool {
+        self.state.lock().restore_pending
+    }
+
+    /// Restores the `for` clock of every alerting rule's active alerts from
+    /// the `ALERTS_FOR_STATE` series in `db` (Prometheus'
+    /// `RestoreForState`, with `--rules.alert.for-outage-tolerance` and
+    /// `--rules.alert.for-grace-period`), at `ts`. Returns the alerts
+    /// restored.
+    pub fn restore_for_state(&self, db: &Db, ts: i64) -> usize {
+        let _serial = self.eval_lock.lock();
+        let mut st = self.state.lock();
+        st.restore_pending = false;
+        let mut n = 0;
+        for (rule, rs) in self.config.rules.iter().zip(&mut st.rules) {
+            if rule.kind == RuleKind::Alerting {
+                n += rs
+                    .alerts
+                    .restore(rule, ts, &self.alert_opts, &|l, mint, maxt| {
+                        last_sample(db, l, mint, maxt)
+                    });
+            }
+            rs.alerts.restored = true;
+        }
+        tracing::info!(group = %self.config.name, file = %self.config.file, alerts = n,
+            "restored the for state of alerts from ALERTS_FOR_STATE");
+        n
     }
 
     pub fn config(&self) -> &GroupConfig {
@@ -211,7 +296,7 @@ impl RuleGroup {
         }
     }
 
-    /// Evaluates every recording rule at `slot_ms` (an evaluation
+    /// Evaluates every rule at `slot_ms` (an evaluation
     /// timestamp) against `db`, writing through `out`; `wall_ms` is the
     /// wall-clock start reported as `lastEvaluation`, `missed` the slots
     /// skipped before this one.
@@ -242,13 +327,43 @@ impl RuleGroup {
             samples: 0,
         };
         for (i, rule) in self.config.rules.iter().enumerate() {
-            if rule.kind != RuleKind::Recording {
-                continue;
-            }
             let rule_started = Instant::now();
             report.rules_evaluated += 1;
             let previous = std::mem::take(&mut self.state.lock().rules[i].series);
-            let outcome = self.eval_rule(engine, db, out, rule, query_ts, &ctx, &previous);
+            let outcome = match rule.kind {
+                RuleKind::Recording => {
+                    self.eval_recording(engine, db, out, rule, query_ts, &ctx, &previous)
+                }
+                RuleKind::Alerting => {
+                    // A copy, so the API keeps showing the alerts while
+                    // the rule evaluates.
+                    let mut alerts = self.state.lock().rules[i].alerts.clone();
+                    let r = self.eval_alerting(
+                        engine,
+                        db,
+                        out,
+                        rule,
+                        (slot_ms, query_ts),
+                        &ctx,
+                        &previous,
+                        &mut alerts,
+                    );
+                    if r.is_ok()
+                        && let Some(n) = &self.notifier
+                    {
+                        let due = alerts.take_due(
+                            slot_ms,
+                            self.alert_opts.resend_delay_ms,
+                            self.interval_ms,
+                        );
+                        if !due.is_empty() {
+                            n.send(due);
+                        }
+                    }
+                    self.state.lock().rules[i].alerts = alerts;
+                    r
+                }
+            };
             let mut st = self.state.lock();
             let rs = &mut st.rules[i];
             rs.last_evaluation_ms = Some(wall_ms);
@@ -295,10 +410,56 @@ impl RuleGroup {
         report
     }
 
-    /// One rule: query, name, check, append results and staleness markers.
-    /// Returns the series written and the number of samples.
+    /// The rule's expression at `query_ts`, as `(labels, value)` pairs.
+    fn query(
+        engine: &Engine,
+        db: &Db,
+        rule: &RuleConfig,
+        query_ts: i64,
+        ctx: &QueryContext,
+    ) -> Result<Vec<(Labels, f64)>, String> {
+        let result = engine
+            .instant_query_expr(db, &rule.parsed, query_ts, ctx)
+            .map_err(|e| e.to_string())?;
+        match result.value {
+            Value::Vector(v) => Ok(v.into_iter().map(|s| (s.labels, s.v)).collect()),
+            Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+            Value::String { .. } | Value::Matrix(_) => {
+                Err("rule result is not a vector or scalar".into())
+            }
+        }
+    }
+
+    /// One alerting rule: query, advance the alerts' state, append `ALERTS`
+    /// and `ALERTS_FOR_STATE` and staleness markers. `times` is the
+    /// evaluation time (the alerts' clock) and the query time (samples).
     #[allow(clippy::too_many_arguments)]
-    fn eval_rule(
+    fn eval_alerting(
+        &self,
+        engine: &Engine,
+        db: &Db,
+        out: &dyn Appender,
+        rule: &RuleConfig,
+        (ts, query_ts): (i64, i64),
+        ctx: &QueryContext,
+        previous: &HashSet<Labels>,
+        alerts: &mut AlertingState,
+    ) -> Result<(HashSet<Labels>, u64), String> {
+        let result = Self::query(engine, db, rule, query_ts, ctx)?;
+        let (vector, active) = alerts.eval(rule, result, ts, &self.alert_opts)?;
+        let limit = self.config.limit;
+        if limit > 0 && active > limit {
+            alerts.active.clear();
+            return Err(format!("exceeded limit of {limit} with {active} alerts"));
+        }
+        self.write(out, rule, vector, query_ts, previous)
+    }
+
+    /// One recording rule: query, name, check, append results and
+    /// staleness markers. Returns the series written and the number of
+    /// samples.
+    #[allow(clippy::too_many_arguments)]
+    fn eval_recording(
         &self,
         engine: &Engine,
         db: &Db,
@@ -308,19 +469,10 @@ impl RuleGroup {
         ctx: &QueryContext,
         previous: &HashSet<Labels>,
     ) -> Result<(HashSet<Labels>, u64), String> {
-        let result = engine
-            .instant_query_expr(db, &rule.parsed, query_ts, ctx)
-            .map_err(|e| e.to_string())?;
-        let mut vector: Vec<(Labels, f64)> = match result.value {
-            Value::Vector(v) => v
-                .into_iter()
-                .map(|s| (output_labels(&s.labels, rule), s.v))
-                .collect(),
-            Value::Scalar { v, .. } => vec![(output_labels(&Labels::empty(), rule), v)],
-            Value::String { .. } | Value::Matrix(_) => {
-                return Err("rule result is not a vector or scalar".into());
-            }
-        };
+        let mut vector: Vec<(Labels, f64)> = Self::query(engine, db, rule, query_ts, ctx)?
+            .into_iter()
+            .map(|(l, v)| (output_labels(&l, rule), v))
+            .collect();
         vector.sort_by(|a, b| a.0.cmp(&b.0));
         if vector.windows(2).any(|w| w[0].0 == w[1].0) {
             return Err(
@@ -334,6 +486,19 @@ impl RuleGroup {
                 vector.len()
             ));
         }
+        self.write(out, rule, vector, query_ts, previous)
+    }
+
+    /// Appends a rule's output at `query_ts` and staleness markers for the
+    /// series of `previous` it no longer has.
+    fn write(
+        &self,
+        out: &dyn Appender,
+        rule: &RuleConfig,
+        vector: Vec<(Labels, f64)>,
+        query_ts: i64,
+        previous: &HashSet<Labels>,
+    ) -> Result<(HashSet<Labels>, u64), String> {
         let current: HashSet<Labels> = vector.iter().map(|(l, _)| l.clone()).collect();
         let stale = [Sample::new(query_ts, stale_nan())];
         let samples: Vec<(Labels, [Sample; 1])> = vector
@@ -389,6 +554,7 @@ impl RuleGroup {
         to.evaluation_time = from.evaluation_time;
         to.last_samples = from.last_samples;
         to.counters = from.counters;
+        to.restore_pending = from.restore_pending;
         let mut taken = vec![false; old.config.rules.len()];
         for (i, rule) in self.config.rules.iter().enumerate() {
             let found = old.config.rules.iter().enumerate().position(|(fi, r)| {
@@ -403,6 +569,7 @@ impl RuleGroup {
                 tr.last_error = fr.last_error.clone();
                 tr.last_evaluation_ms = fr.last_evaluation_ms;
                 tr.evaluation_time = fr.evaluation_time;
+                tr.alerts = std::mem::take(&mut fr.alerts);
             }
         }
         let mut stale = std::mem::take(&mut from.stale_series);
@@ -435,21 +602,19 @@ impl RuleGroup {
             .iter()
             .zip(&st.rules)
             .map(|(r, s)| {
-                let (health, last_error) = match r.kind {
-                    RuleKind::Alerting => (Health::Unknown, Some(ALERTING_UNSUPPORTED.to_string())),
-                    RuleKind::Recording => {
-                        (s.health.unwrap_or(Health::Unknown), s.last_error.clone())
-                    }
-                };
+                let alerts = s.alerts.active_alerts();
                 RuleStatus {
+                    state: alerts.iter().map(|a| a.state).max().unwrap_or_default(),
+                    alerts,
+                    keep_firing_for_ms: r.keep_firing_for_ms,
                     kind: r.kind,
                     name: r.name.clone(),
                     query: r.parsed.to_string(),
                     labels: r.labels.clone(),
                     for_ms: r.for_ms,
                     annotations: r.annotations.clone(),
-                    health,
-                    last_error,
+                    health: s.health.unwrap_or(Health::Unknown),
+                    last_error: s.last_error.clone(),
                     last_evaluation_ms: s.last_evaluation_ms,
                     evaluation_time: s.evaluation_time,
                 }

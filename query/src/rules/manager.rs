@@ -9,6 +9,11 @@
 //! group's state (previous series, health, counters); a removed group's
 //! series get staleness markers two intervals later, giving a group that
 //! was renamed or moved time to write them first.
+//!
+//! Alerting: groups loaded at start-up restore their alerts' `for` state
+//! from `ALERTS_FOR_STATE` at their second slot (Prometheus waits one
+//! evaluation so that recording rules and scrapes have caught up); groups
+//! a reload adds start fresh.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +23,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tessera_tsdb::Db;
 
+use super::alerting::{AlertOptions, Notifier};
 use super::appender::Appender;
 use super::file::{GroupConfig, RuleFileError, RuleKind, expand_patterns, load_file};
 use super::group::{EvalReport, GroupStatus, RuleGroup, append_stale_markers};
@@ -33,6 +39,8 @@ pub struct ManagerOptions {
     pub default_interval: Duration,
     /// Query offset of groups without `query_offset:`.
     pub default_query_offset: Duration,
+    /// Alerting rules' resend delay, `for` restore and template data.
+    pub alert: AlertOptions,
 }
 
 impl Default for ManagerOptions {
@@ -41,6 +49,7 @@ impl Default for ManagerOptions {
             patterns: Vec::new(),
             default_interval: Duration::from_secs(60),
             default_query_offset: Duration::ZERO,
+            alert: AlertOptions::default(),
         }
     }
 }
@@ -51,9 +60,7 @@ pub struct LoadSummary {
     pub files: Vec<PathBuf>,
     pub groups: usize,
     pub recording_rules: usize,
-    /// `file: group "g", alert "A"` for each alerting rule (listed, never
-    /// evaluated): the caller logs one warning per entry.
-    pub alerting_rules: Vec<String>,
+    pub alerting_rules: usize,
 }
 
 /// Called after every group evaluation (self-metrics, tests).
@@ -88,12 +95,14 @@ struct Inner {
     target: Option<Target>,
 }
 
-/// Loads, runs and reloads recording-rule groups.
+/// Loads, runs and reloads rule groups.
 pub struct RuleManager {
     opts: ManagerOptions,
     engine: Engine,
     clock: Arc<dyn Clock>,
     observer: Option<EvalObserver>,
+    alert_opts: Arc<AlertOptions>,
+    notifier: Option<Arc<dyn Notifier>>,
     inner: Mutex<Inner>,
     /// Fired by [`RuleManager::stop`]: ends delayed stale-marker writers.
     shutdown: Arc<StopSignal>,
@@ -112,6 +121,8 @@ impl RuleManager {
             engine,
             clock: Arc::new(SystemClock),
             observer: None,
+            alert_opts: Arc::new(opts.alert.clone()),
+            notifier: None,
             inner: Mutex::new(Inner::default()),
             shutdown: Arc::new(StopSignal::default()),
             opts,
@@ -119,7 +130,7 @@ impl RuleManager {
         m.inner.lock().groups = configs
             .into_iter()
             .map(|c| Running {
-                group: Arc::new(m.new_group(c)),
+                group: Arc::new(m.new_group(c, true)),
                 stop: Arc::new(StopSignal::default()),
                 thread: None,
             })
@@ -140,12 +151,28 @@ impl RuleManager {
         self
     }
 
-    fn new_group(&self, c: GroupConfig) -> RuleGroup {
+    /// Sends alerts through `n` (the server's Alertmanager queue). Call
+    /// before [`start`](Self::start): groups built earlier get it at start.
+    pub fn with_notifier(mut self, n: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(n);
+        let groups = std::mem::take(&mut self.inner.get_mut().groups);
+        self.inner.get_mut().groups = groups
+            .into_iter()
+            .map(|r| Running {
+                group: Arc::new(self.new_group(r.group.config().clone(), true)),
+                ..r
+            })
+            .collect();
+        self
+    }
+
+    fn new_group(&self, c: GroupConfig, restore: bool) -> RuleGroup {
         RuleGroup::new(
             c,
             self.opts.default_interval.as_millis() as i64,
             self.opts.default_query_offset.as_millis() as i64,
         )
+        .with_alerting(self.alert_opts.clone(), self.notifier.clone(), restore)
     }
 
     /// Starts evaluating every group against `db`, each at its next slot;
@@ -177,11 +204,17 @@ impl RuleManager {
             .spawn(move || {
                 let mut schedule =
                     Schedule::new(group.interval_ms(), group.slot_offset_ms(), clock.now_ms());
+                let mut evaluated = false;
                 while clock.sleep_until(schedule.next_ms(), &stop) {
                     let now = clock.now_ms();
                     let Some(due) = schedule.poll(now) else {
                         continue;
                     };
+                    if evaluated && group.restore_pending() {
+                        group.restore_for_state(&target.db, now);
+                        continue;
+                    }
+                    evaluated = true;
                     let report = group.evaluate(
                         &engine,
                         &target.db,
@@ -210,7 +243,7 @@ impl RuleManager {
                 .iter()
                 .position(|r| r.group.name() == c.name && r.group.file() == c.file);
             let previous = pos.map(|i| old.swap_remove(i));
-            let fresh = self.new_group(c);
+            let fresh = self.new_group(c, false);
             match previous {
                 Some(r)
                     if r.group.config().same_definition(fresh.config())
@@ -327,10 +360,7 @@ fn load_all(patterns: &[String]) -> Result<(Vec<GroupConfig>, LoadSummary), Rule
             for r in &g.rules {
                 match r.kind {
                     RuleKind::Recording => summary.recording_rules += 1,
-                    RuleKind::Alerting => summary.alerting_rules.push(format!(
-                        "{}: group {:?}, alert {:?}",
-                        g.file, g.name, r.name
-                    )),
+                    RuleKind::Alerting => summary.alerting_rules += 1,
                 }
             }
             configs.push(g);
