@@ -143,9 +143,14 @@ pub(crate) fn scale(values: &[f64]) -> Option<Scaled> {
             best = (div_up_to, k, false);
         }
     }
+    // On a tie the scale with fewer decimals wins: its integers (and so
+    // its residuals) are smaller. A value like 4194714.600000001 is exact
+    // as 41947146 × 0.1 and as 4194714600000001 / 10⁹; the first costs a
+    // few bits per sample, the second about thirty.
     for k in 0..=MAX_DECIMALS {
-        if mul_at[k as usize] > best.0 {
-            best = (mul_at[k as usize], k, true);
+        let n = mul_at[k as usize];
+        if n > best.0 || (n == best.0 && n > 0 && k < best.1) {
+            best = (n, k, true);
         }
     }
     let (_, decimals, mul) = best;
