@@ -8,6 +8,7 @@ mod metrics;
 mod rules;
 mod serve;
 mod tsdb_cmd;
+mod web;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 

@@ -29,21 +29,11 @@ mod common;
 #[path = "common/grafana.rs"]
 mod grafana;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use grafana::{Choice, Expected, Range};
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Host-dependent panels: empty exactly when the host has nothing to show.
 const EXPECTED_EMPTY: &[Expected] = &[
@@ -233,30 +223,12 @@ fn node_dashboard_panels_show_data_from_a_real_prometheus_and_node_exporter() {
         "prometheus-node-exporter",
         &[format!("--web.listen-address={node_addr}")],
     );
-    let prom_addr = format!("127.0.0.1:{}", free_port());
+    let prom_port = free_port();
+    let prom_addr = format!("127.0.0.1:{prom_port}");
     let shipped =
         std::fs::read_to_string(grafana::repo("deploy/prometheus/remote-write.yml")).unwrap();
     let config = derived_config(&shipped, &prom_addr, &node_addr, &base);
-    let cfg = tmp.path().join("prometheus.yml");
-    std::fs::write(&cfg, &config).unwrap();
-    let check = Command::new("promtool")
-        .args(["check", "config"])
-        .arg(&cfg)
-        .output()
-        .expect("promtool");
-    assert!(
-        check.status.success(),
-        "derived config invalid: {}\n{config}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let _prom = spawn(
-        "prometheus",
-        &[
-            format!("--config.file={}", cfg.display()),
-            format!("--storage.tsdb.path={}", tmp.path().join("prom").display()),
-            format!("--web.listen-address={prom_addr}"),
-        ],
-    );
+    let _prom = start_prometheus(&config, tmp.path(), prom_port);
 
     // Raw series, then node-level rules (rate5m needs two scrapes), then
     // fleet-level rules built on them, and Tessera's own metrics.

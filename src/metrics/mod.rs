@@ -36,6 +36,8 @@ pub(crate) struct Metrics {
     pub query_limit_hits: CounterVec,
     pub query_peak_samples: HistogramVec,
     pub read_duration: HistogramVec,
+    pub web_refused: CounterVec,
+    pub web_config_reloads: CounterVec,
 }
 
 pub(crate) static METRICS: Metrics = Metrics {
@@ -114,6 +116,20 @@ pub(crate) static METRICS: Metrics = Metrics {
         "Time spent running admitted reads (queries and metadata calls), by endpoint.",
         &["endpoint"],
     ),
+    web_refused: CounterVec::new(
+        "tessera_http_refused_total",
+        "Connections and requests refused before a handler ran, by reason (no_credentials, \
+         bad_credentials: 401; tls_handshake: failed handshake, e.g. a client certificate \
+         from another CA; plaintext: plain HTTP sent to the TLS port; timeout: headers or \
+         handshake not complete within --web.read-header-timeout).",
+        &["reason"],
+    ),
+    web_config_reloads: CounterVec::new(
+        "tessera_web_config_reloads_total",
+        "Reloads of --web.config.file (SIGHUP, POST /-/reload) and of the certificates it \
+         names when they change on disk, by result.",
+        &["result"],
+    ),
 };
 
 impl Metrics {
@@ -133,6 +149,8 @@ impl Metrics {
         self.query_limit_hits.render(out);
         self.query_peak_samples.render(out);
         self.read_duration.render(out);
+        self.web_refused.render(out);
+        self.web_config_reloads.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
@@ -153,6 +171,16 @@ impl Metrics {
         }
         for r in ["success", "failure"] {
             self.relabel_reloads.touch(&[r]);
+            self.web_config_reloads.touch(&[r]);
+        }
+        for r in [
+            "no_credentials",
+            "bad_credentials",
+            "tls_handshake",
+            "plaintext",
+            "timeout",
+        ] {
+            self.web_refused.touch(&[r]);
         }
         self.ingest_series_rejected.touch(&["invalid_labels"]);
         for f in [
