@@ -32,12 +32,16 @@ struct Setup {
 }
 
 fn setup(extra: &[&str]) -> Setup {
+    setup_with_cost(extra, COST)
+}
+
+fn setup_with_cost(extra: &[&str], cost: u32) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let pki = Pki::create(tmp.path());
     let web_config = tmp.path().join("web.yml");
     std::fs::write(
         &web_config,
-        pki.web_config(&[("prometheus", "remote-pw"), ("grafana", "read-pw")], COST),
+        pki.web_config(&[("prometheus", "remote-pw"), ("grafana", "read-pw")], cost),
     )
     .unwrap();
     let tessera = Tessera::start_https(extra, &web_config, pki.agent(Some("client")));
@@ -296,6 +300,46 @@ fn rotated_certificates_are_used_without_a_reload() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Figures for BENCHMARKS.md, printed (run with `--nocapture`), never
+/// asserted: at bcrypt cost 10, a credential's first request pays the
+/// bcrypt, later ones hit the cache; wrong passwords pay it every time.
+#[test]
+fn bcrypt_cache_figures() {
+    let s = setup_with_cost(&[], 10);
+    let agent = s.pki.agent(None);
+    // The TLS connection is open before anything is timed.
+    assert_eq!(get_auth(&agent, &s.tessera, "/-/healthy", None).0, 200);
+    let timed = |auth: &str, want: u16| {
+        let began = Instant::now();
+        let status = get_auth(&agent, &s.tessera, "/api/v1/status/buildinfo", Some(auth)).0;
+        assert_eq!(status, want);
+        began.elapsed()
+    };
+    let good = basic("prometheus", "remote-pw");
+    let first = timed(&good, 200);
+    let mut cached: Vec<Duration> = (0..50).map(|_| timed(&good, 200)).collect();
+    cached.sort();
+    let wrong: Vec<Duration> = (0..5)
+        .map(|_| timed(&basic("prometheus", "wrong"), 401))
+        .collect();
+    let no_auth: Vec<Duration> = (0..50)
+        .map(|_| {
+            let began = Instant::now();
+            assert_eq!(get_auth(&agent, &s.tessera, "/-/healthy", None).0, 200);
+            began.elapsed()
+        })
+        .collect();
+    let mean = |v: &[Duration]| v.iter().sum::<Duration>() / v.len() as u32;
+    println!(
+        "bcrypt cost 10 over TLS: first request {first:?}; cached: mean {:?} p99 {:?} (n=50); \
+         wrong password: mean {:?} (n=5); open probe without auth: mean {:?} (n=50)",
+        mean(&cached),
+        cached[49],
+        mean(&wrong),
+        mean(&no_auth),
+    );
 }
 
 fn promtool(args: &[&str], ca: &str) -> Result<String, String> {
