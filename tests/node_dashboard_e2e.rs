@@ -175,7 +175,16 @@ fn derived_config(shipped: &str, prom: &str, node: &str, tessera: &str) -> Strin
         Some(format!("{indent}- targets: ['{node}']"))
     });
 
-    let mut remote = section(&s, "remote_write").to_vec();
+    // The shipped TLS and basic-auth settings point at files of a cluster;
+    // this Tessera speaks plain HTTP.
+    let mut remote: Vec<String> = section(&s, "remote_write")
+        .iter()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("basic_auth:") && !l.starts_with("tls_config:")
+        })
+        .cloned()
+        .collect();
     replace_one(&mut remote, "- url:", |l| {
         let indent = &l[..l.len() - l.trim_start().len()];
         Some(format!("{indent}- url: {tessera}/api/v1/write"))

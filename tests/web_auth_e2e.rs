@@ -342,6 +342,34 @@ fn bcrypt_cache_figures() {
     );
 }
 
+/// deploy/web/web-config.yml, beside certificates named as Secret
+/// `tessera-tls` names them, is accepted by Tessera and by promtool; its
+/// placeholder hashes match no password.
+#[test]
+fn shipped_web_config_is_accepted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(tmp.path());
+    for (from, to) in [("server.crt", "tls.crt"), ("server.key", "tls.key")] {
+        std::fs::copy(tmp.path().join(from), tmp.path().join(to)).unwrap();
+    }
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/web/web-config.yml");
+    let web_config = tmp.path().join("web-config.yml");
+    std::fs::copy(shipped, &web_config).unwrap();
+    let t = Tessera::start_https(&[], &web_config, pki.agent(None));
+    let agent = pki.agent(Some("client"));
+    assert_eq!(get_auth(&agent, &t, "/-/ready", None).0, 200);
+    for user in ["prometheus", "grafana"] {
+        let auth = basic(user, "");
+        assert_eq!(get_auth(&agent, &t, "/api/v1/labels", Some(&auth)).0, 401);
+    }
+    if have("promtool") {
+        let ca = pki.path("ca.crt");
+        promtool(&["check", "web-config", web_config.to_str().unwrap()], &ca)
+            .unwrap_or_else(|e| panic!("promtool refuses deploy/web/web-config.yml: {e}"));
+    }
+}
+
 fn promtool(args: &[&str], ca: &str) -> Result<String, String> {
     let out = Command::new("promtool")
         .args(args)
