@@ -370,6 +370,70 @@ fn shipped_web_config_is_accepted() {
     }
 }
 
+/// tessera-bench's client speaks TLS (with a client certificate) and basic
+/// auth: a short fleet ingest is acknowledged whole; with a wrong password
+/// every request is refused (401 is final, not retried).
+#[test]
+fn tessera_bench_ingests_over_tls_with_basic_auth() {
+    use tessera_bench::client::{Client, ClientAuth};
+    use tessera_bench::generator::{Fleet, FleetConfig};
+    use tessera_bench::modes::{LoadArgs, Rate, TargetArgs, ingest};
+    let s = setup(&[]);
+    let password_file = s.pki.dir.join("password");
+    let target = |password: &str| {
+        std::fs::write(&password_file, format!("{password}\n")).unwrap();
+        TargetArgs {
+            url: s.tessera.url(""),
+            name: "tessera".into(),
+            pid: None,
+            data_dir: None,
+            timeout: Duration::from_secs(30),
+            json: true,
+            auth: ClientAuth {
+                ca_file: Some(s.pki.dir.join("ca.crt")),
+                cert_file: Some(s.pki.dir.join("client.crt")),
+                key_file: Some(s.pki.dir.join("client.key")),
+                username: Some("prometheus".into()),
+                password_file: Some(password_file.clone()),
+            },
+        }
+    };
+    let load = LoadArgs {
+        interval: Duration::from_secs(15),
+        rounds: 2,
+        rate: Rate::Max,
+        concurrency: 2,
+        batch_samples: 2000,
+        max_duration: Duration::from_secs(60),
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        for (password, accepted) in [("remote-pw", true), ("wrong", false)] {
+            let t = target(password);
+            let client = Client::with_auth(t.timeout, 3, &t.auth).unwrap();
+            let fleet = Fleet::new(FleetConfig {
+                nodes: 1,
+                ..FleetConfig::default()
+            });
+            let active = fleet.active_series() as u64;
+            let (rep, _) = ingest::run(fleet, &load, &t, &client, false).await;
+            if accepted {
+                assert_eq!(
+                    rep.requests_failed + rep.requests_rejected,
+                    0,
+                    "{:?}",
+                    rep.first_error
+                );
+                assert_eq!(rep.samples_acked, active * 2);
+            } else {
+                assert_eq!(rep.samples_acked, 0);
+                let err = rep.first_error.unwrap_or_default();
+                assert!(err.contains("401"), "{err}");
+            }
+        }
+    });
+}
+
 fn promtool(args: &[&str], ca: &str) -> Result<String, String> {
     let out = Command::new("promtool")
         .args(args)
