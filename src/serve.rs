@@ -183,6 +183,11 @@ pub(crate) struct ServeArgs {
     #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = flags::duration)]
     web_read_header_timeout: Duration,
 
+    /// Longest a remote-write body may take to arrive once its headers are
+    /// in (it is read while holding an ingest slot); slower: 408.
+    #[arg(long = "web.read-timeout", default_value = "1m", value_parser = flags::duration)]
+    web_read_timeout: Duration,
+
     /// Largest request line plus headers, in bytes (431 above; at least
     /// 8192).
     #[arg(long = "web.max-header-bytes", default_value_t = 256 << 10)]
@@ -274,6 +279,7 @@ async fn serve(
         query_queue_timeout: args.query_queue_timeout,
         auth_required: args.web_auth_required,
         enable_lifecycle: args.web_enable_lifecycle,
+        body_read_timeout: args.web_read_timeout,
     };
     METRICS.touch_defaults();
     let engine = tessera_query::Engine::new(tessera_query::EngineOptions {

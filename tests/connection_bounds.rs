@@ -3,10 +3,14 @@
 //! `--web.max-header-bytes 16384`): three times as many connections as
 //! slots trickle their headers a byte at a time or idle without a request,
 //! while an honest client keeps remote-writing and querying. Every honest
-//! request is answered, the server closes the trickling connections itself,
+//! request is answered, the server closes the trickling connections itself
+//! (by the header timeout below the limit; past it, the idlest connection
+//! gives way to a new one),
 //! an oversized header gets 431, and everything the honest client wrote is
 //! stored. The honest writes' latencies are printed (run with
-//! `--nocapture`; BENCHMARKS.md records them), never asserted.
+//! `--nocapture`; BENCHMARKS.md records them), never asserted. A trickled
+//! remote-write body gets 408 after `--web.read-timeout` and frees its
+//! ingest slot.
 
 mod common;
 
@@ -165,4 +169,57 @@ fn slow_clients_are_cut_off_and_honest_ones_served() {
         "{v}"
     );
     assert_eq!(get(&t.url("/-/healthy")).unwrap().0, 200);
+    // Past the limit, idle connections gave way to new ones.
+    let (_, metrics) = get(&t.url("/metrics")).unwrap();
+    let evicted: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_http_refused_total{reason=\"evicted\"} "))
+        .expect("the evicted counter")
+        .parse()
+        .unwrap();
+    assert!(evicted > 0.0, "no idle connection was evicted");
+}
+
+/// A remote write whose body trickles in holds one of the
+/// `--ingest.max-inflight` slots only until `--web.read-timeout`: it gets
+/// 408, and an honest write waiting for that slot is then served.
+#[test]
+fn a_trickled_body_gets_408_and_frees_its_ingest_slot() {
+    let t = Tessera::start(&["--web.read-timeout", "1s", "--ingest.max-inflight", "1"]);
+    let mut slow = TcpStream::connect(("127.0.0.1", t.port)).unwrap();
+    slow.write_all(
+        b"POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n\
+          Content-Encoding: snappy\r\nContent-Length: 100000\r\n\r\n",
+    )
+    .unwrap();
+    let trickler = std::thread::spawn(move || {
+        slow.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let mut answer = Vec::new();
+        for _ in 0..TRICKLE_BYTES {
+            if slow.write_all(b"x").is_err() {
+                break;
+            }
+            let mut buf = [0u8; 1024];
+            match slow.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    // Give the trickler the only ingest slot first.
+    std::thread::sleep(Duration::from_millis(200));
+    let req = request(vec![series(
+        &[("__name__", "after_slow_body")],
+        &[(1, 1.0)],
+    )]);
+    let (status, body) = t.write(&req);
+    assert_eq!(status, 204, "{body}");
+    let answer = trickler.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }

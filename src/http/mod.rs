@@ -72,6 +72,8 @@ pub(crate) struct HttpOptions {
     pub auth_required: crate::web::AuthRequired,
     /// `POST /-/reload` answers only with `--web.enable-lifecycle`.
     pub enable_lifecycle: bool,
+    /// Longest a remote-write body may take to arrive (`--web.read-timeout`).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// State shared by every handler.

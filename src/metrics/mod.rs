@@ -75,7 +75,7 @@ pub(crate) static METRICS: Metrics = Metrics {
     ingest_requests_refused: CounterVec::new(
         "tessera_ingest_requests_refused_total",
         "Remote-write requests refused as a whole, by reason (body_too_large, \
-         decoded_too_large, bad_snappy, bad_protobuf, overloaded, not_ready, storage_error).",
+         decoded_too_large, bad_snappy, bad_protobuf, overloaded, not_ready, storage_error, body_timeout).",
         &["reason"],
     ),
     ingest_metadata: CounterVec::new(
@@ -121,7 +121,8 @@ pub(crate) static METRICS: Metrics = Metrics {
         "Connections and requests refused before a handler ran, by reason (no_credentials, \
          bad_credentials: 401; tls_handshake: failed handshake, e.g. a client certificate \
          from another CA; plaintext: plain HTTP sent to the TLS port; timeout: headers or \
-         handshake not complete within --web.read-header-timeout).",
+         handshake not complete within --web.read-header-timeout; evicted: an idle \
+         connection closed because every --web.max-connections slot was taken).",
         &["reason"],
     ),
     web_config_reloads: CounterVec::new(
@@ -179,6 +180,7 @@ impl Metrics {
             "tls_handshake",
             "plaintext",
             "timeout",
+            "evicted",
         ] {
             self.web_refused.touch(&[r]);
         }
@@ -205,6 +207,7 @@ impl Metrics {
             "overloaded",
             "not_ready",
             "storage_error",
+            "body_timeout",
         ] {
             self.ingest_requests_refused.touch(&[r]);
         }

@@ -7,14 +7,17 @@
 //!   certificate files change;
 //! - [`auth`]: bcrypt verification with its cache, and the middleware
 //!   (installed by `http::router`) that answers 401;
-//! - [`server`]: the accept loop (connection limit, TLS handshake,
-//!   plaintext-on-TLS refusal, header read timeout and size);
+//! - [`server`]: the accept loop (TLS handshake, plaintext-on-TLS refusal,
+//!   header read timeout and size);
+//! - [`slots`]: the connection limit, and which idle connection gives way
+//!   when it is reached;
 //! - here: [`WebHandle`], the configuration in force and its reload, and
 //!   [`Access`]/[`AuthRequired`], which requests need credentials.
 
 pub(crate) mod auth;
 pub(crate) mod config;
 pub(crate) mod server;
+pub(crate) mod slots;
 pub(crate) mod tls;
 
 use std::path::{Path, PathBuf};

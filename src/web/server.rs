@@ -1,6 +1,6 @@
 //! The accept loop: at most `--web.max-connections` connections at once
-//! (more wait in the kernel's backlog, as Prometheus' limit listener does),
-//! the TLS handshake when the web config has `tls_server_config`, a clean
+//! (see [`super::slots`] for who gives way when they are all taken), the
+//! TLS handshake when the web config has `tls_server_config`, a clean
 //! refusal of plain HTTP sent to the TLS port, and HTTP/1.1 with a header
 //! read timeout and size bound, so clients that trickle headers or idle on
 //! keep-alive connections are cut off instead of holding a slot forever.
@@ -9,15 +9,22 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::convert::Infallible;
+
 use axum::Router;
+use axum::body::Body;
+use axum::http::Request;
+use axum::response::Response;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 use super::WebHandle;
+use super::slots::{ConnState, Slots};
 use crate::metrics::METRICS;
 
 /// Connection bounds, from the `--web.*` flags.
@@ -51,7 +58,7 @@ pub(crate) async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let slots = Slots::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -60,10 +67,6 @@ pub(crate) async fn serve(
     let http = Arc::new(http);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => p.expect("the slot semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -76,34 +79,27 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Accepted first, so an idle connection gives way only when someone
+        // is actually waiting for its slot.
+        let slot = tokio::select! {
+            s = slots.acquire() => s,
+            () = &mut shutdown => break,
+        };
         let _ = stream.set_nodelay(true);
         let acceptor = web.current().tls.as_ref().map(|t| t.acceptor());
-        let svc = TowerToHyperService::new(app.clone());
+        let svc = busy_tracking(TowerToHyperService::new(app.clone()), slot.state.clone());
         let http = http.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _permit = permit;
-            let Some(acceptor) = acceptor else {
-                let conn = http.serve_connection(TokioIo::new(stream), svc);
-                let _ = watcher.watch(conn).await;
-                return;
-            };
-            let tls = match tokio::time::timeout(limits.header_timeout, handshake(stream, acceptor))
-                .await
-            {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(reason)) => {
-                    tracing::info!(%peer, reason, "TLS connection refused");
-                    return;
+            let evicted = slot.state.clone();
+            tokio::select! {
+                () = connection(stream, peer, acceptor, http, svc, watcher, limits) => {}
+                () = evicted.evicted() => {
+                    METRICS.web_refused.inc(&["evicted"]);
+                    tracing::debug!(%peer, "closed an idle connection: every slot was taken");
                 }
-                Err(_) => {
-                    METRICS.web_refused.inc(&["timeout"]);
-                    tracing::info!(%peer, "TLS handshake not complete within --web.read-header-timeout; closed");
-                    return;
-                }
-            };
-            let conn = http.serve_connection(TokioIo::new(tls), svc);
-            let _ = watcher.watch(conn).await;
+            }
+            drop(slot);
         });
     }
     drop(listener);
@@ -114,6 +110,71 @@ pub(crate) async fn serve(
         tracing::warn!("connections still open {DRAIN:?} after shutdown began; closing them");
     }
     Ok(())
+}
+
+/// `svc`, marking the connection busy from each request until its response
+/// body is dropped (sent or abandoned).
+fn busy_tracking(
+    svc: TowerToHyperService<Router>,
+    conn: Arc<ConnState>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<Response, Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    let svc = Arc::new(svc);
+    hyper::service::service_fn(move |req: Request<Incoming>| {
+        let busy = conn.busy();
+        let fut = hyper::service::Service::call(&*svc, req);
+        async move {
+            let resp = fut.await?;
+            Ok(resp.map(|body| {
+                Body::new(body.map_frame(move |frame| {
+                    let _held = &busy;
+                    frame
+                }))
+            }))
+        }
+    })
+}
+
+/// Serves one connection: the TLS handshake when `acceptor` is set, then
+/// HTTP/1.1 until the client or the shutdown closes it.
+async fn connection<S>(
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    http: Arc<hyper::server::conn::http1::Builder>,
+    svc: S,
+    watcher: hyper_util::server::graceful::Watcher,
+    limits: ServerLimits,
+) where
+    S: hyper::service::HttpService<Incoming, ResBody = Body> + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let Some(acceptor) = acceptor else {
+        let conn = http.serve_connection(TokioIo::new(stream), svc);
+        let _ = watcher.watch(conn).await;
+        return;
+    };
+    let tls = match tokio::time::timeout(limits.header_timeout, handshake(stream, acceptor)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(reason)) => {
+            tracing::info!(%peer, reason, "TLS connection refused");
+            return;
+        }
+        Err(_) => {
+            METRICS.web_refused.inc(&["timeout"]);
+            tracing::info!(%peer, "TLS handshake not complete within --web.read-header-timeout; closed");
+            return;
+        }
+    };
+    let conn = http.serve_connection(TokioIo::new(tls), svc);
+    let _ = watcher.watch(conn).await;
 }
 
 /// Completes the TLS handshake, or says why not: a first byte that is not
