@@ -248,6 +248,41 @@ fn refuses_strangers_and_keeps_serving() {
     );
 }
 
+/// SIGHUP rereads the web config (as POST /-/reload does): the new
+/// password takes over, the old one is refused.
+#[test]
+fn sighup_reloads_the_web_config() {
+    let s = setup(&[]);
+    let agent = s.pki.agent(None);
+    let labels = |pw: &str| {
+        get_auth(
+            &agent,
+            &s.tessera,
+            "/api/v1/labels",
+            Some(&basic("grafana", pw)),
+        )
+        .0
+    };
+    assert_eq!(labels("read-pw"), 200);
+    std::fs::write(
+        &s.web_config,
+        s.pki.web_config(&[("grafana", "new-pw")], COST),
+    )
+    .unwrap();
+    // SAFETY: kill(2) on the child's pid, which this test owns.
+    let rc = unsafe { libc::kill(s.tessera.child.id() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while labels("new-pw") != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload the web config"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(labels("read-pw"), 401);
+}
+
 #[test]
 fn lifecycle_is_off_by_default_and_reads_can_be_left_open() {
     // Without --web.enable-lifecycle, POST /-/reload is refused (SIGHUP is
