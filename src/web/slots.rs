@@ -1,19 +1,25 @@
 //! Connection slots (`--web.max-connections`). When every slot is taken, a
 //! new connection closes the one that has been idle longest, i.e. that has
 //! no request in flight (a keep-alive connection between requests, or one
-//! still sending its request head), and takes its slot; only when every
-//! connection has a request in flight does it wait (and the connections
-//! after it in the listen backlog).
+//! still sending its request head) for at least [`GRACE`], and takes its
+//! slot; when none qualifies it waits (and the connections after it in the
+//! listen backlog) for a slot to free or a connection to pass its grace.
 //! So slow clients holding every slot cannot lock honest ones out for the
-//! length of the header timeout: they are the idle ones.
+//! length of the header timeout: they are the idle ones. The grace keeps a
+//! flood of reconnections from closing an honest connection before its
+//! request head has been read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+/// How long a connection must have been idle before a new one may take its
+/// slot.
+pub(crate) const GRACE: Duration = Duration::from_millis(250);
 
 /// What the slots know of one connection.
 pub(crate) struct ConnState {
@@ -78,17 +84,25 @@ impl Slots {
     }
 
     /// A slot for the next connection: a free one, else one taken from
-    /// the connection idle longest, else (all busy) the next one freed.
+    /// the connection idle longest (past its grace), else the next one
+    /// freed.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Slot {
-        let permit = match self.sem.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                self.evict_idlest();
-                self.sem
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .expect("the slot semaphore is never closed")
+        let permit = loop {
+            if let Ok(p) = self.sem.clone().try_acquire_owned() {
+                break p;
+            }
+            let retry = match self.evict_idlest(Instant::now()) {
+                Eviction::Told => None,
+                Eviction::NotBefore(t) => Some(t),
+                Eviction::AllBusy => Some(Instant::now() + GRACE),
+            };
+            let acquire = self.sem.clone().acquire_owned();
+            match retry {
+                None => break acquire.await.expect("the slot semaphore is never closed"),
+                Some(t) => tokio::select! {
+                    p = acquire => break p.expect("the slot semaphore is never closed"),
+                    () = tokio::time::sleep_until(t.into()) => {}
+                },
             }
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -108,8 +122,8 @@ impl Slots {
     }
 
     /// Tells the connection idle longest (none in flight, not told yet) to
-    /// close; false when every connection is busy.
-    fn evict_idlest(&self) -> bool {
+    /// close, if it has been idle for [`GRACE`] at `now`.
+    fn evict_idlest(&self, now: Instant) -> Eviction {
         let conns = self.conns.lock();
         let victim = conns
             .values()
@@ -117,16 +131,29 @@ impl Slots {
                 c.in_flight.load(Ordering::Acquire) == 0 && !c.evicted.load(Ordering::Acquire)
             })
             .min_by_key(|c| *c.idle_since.lock());
-        match victim {
-            Some(c) => {
-                c.evicted.store(true, Ordering::Release);
-                // Stored if the connection is not waiting yet.
-                c.evict.notify_one();
-                true
-            }
-            None => false,
+        let Some(c) = victim else {
+            return Eviction::AllBusy;
+        };
+        let eligible = *c.idle_since.lock() + GRACE;
+        if eligible > now {
+            return Eviction::NotBefore(eligible);
         }
+        c.evicted.store(true, Ordering::Release);
+        // Stored if the connection is not waiting yet.
+        c.evict.notify_one();
+        Eviction::Told
     }
+}
+
+/// What [`Slots::evict_idlest`] did.
+#[derive(Debug, PartialEq, Eq)]
+enum Eviction {
+    /// A connection was told to close.
+    Told,
+    /// The idlest connection is still in its grace until then.
+    NotBefore(Instant),
+    /// Every connection has a request in flight (or was told already).
+    AllBusy,
 }
 
 #[cfg(test)]
@@ -139,8 +166,13 @@ mod tests {
         let a = slots.acquire().await;
         let b = slots.acquire().await;
         let _busy = a.state.busy();
-        // `a` is busy, so a third connection evicts `b`, and gets its slot
-        // once `b` closes.
+        // Within its grace `b` is kept.
+        assert!(matches!(
+            slots.evict_idlest(Instant::now()),
+            Eviction::NotBefore(_)
+        ));
+        // Past it, `a` being busy, a third connection evicts `b`, and gets
+        // its slot once `b` closes.
         let waiter = tokio::spawn({
             let slots = slots.clone();
             async move { slots.acquire().await }
@@ -150,9 +182,10 @@ mod tests {
         drop(b);
         let c = waiter.await.unwrap();
         // With `a` busy and `c` idle, the next eviction picks `c`.
-        assert!(slots.evict_idlest());
+        let later = Instant::now() + GRACE;
+        assert_eq!(slots.evict_idlest(later), Eviction::Told);
         c.state.evicted().await;
         // Nobody is idle and untold any more.
-        assert!(!slots.evict_idlest());
+        assert_eq!(slots.evict_idlest(later), Eviction::AllBusy);
     }
 }
