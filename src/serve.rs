@@ -172,6 +172,16 @@ pub(crate) struct ServeArgs {
     #[arg(long = "web.auth-required", default_value = "write,read", value_parser = web::AuthRequired::parse)]
     web_auth_required: web::AuthRequired,
 
+    /// Users of basic_auth_users that may write (and POST /-/reload),
+    /// comma-separated; others get 403. Default: every user.
+    #[arg(long = "web.writers", value_delimiter = ',')]
+    web_writers: Vec<String>,
+
+    /// Users of basic_auth_users that may read (queries, metadata, status,
+    /// /metrics), comma-separated; others get 403. Default: every user.
+    #[arg(long = "web.readers", value_delimiter = ',')]
+    web_readers: Vec<String>,
+
     /// Enable POST /-/reload (off by default, as in Prometheus: 403 without
     /// it). SIGHUP reloads either way.
     #[arg(long = "web.enable-lifecycle")]
@@ -277,7 +287,11 @@ async fn serve(
         query_max_concurrency: args.query_max_concurrency.unwrap_or(cpus),
         query_max_queue: args.query_max_queue,
         query_queue_timeout: args.query_queue_timeout,
-        auth_required: args.web_auth_required,
+        permissions: web::Permissions {
+            required: args.web_auth_required,
+            writers: args.web_writers,
+            readers: args.web_readers,
+        },
         enable_lifecycle: args.web_enable_lifecycle,
         body_read_timeout: args.web_read_timeout,
     };

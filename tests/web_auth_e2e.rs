@@ -283,6 +283,33 @@ fn sighup_reloads_the_web_config() {
     assert_eq!(labels("read-pw"), 401);
 }
 
+/// `--web.writers` and `--web.readers` keep Grafana's credential from
+/// writing and Prometheus' from reading: 403, nothing stored.
+#[test]
+fn writers_and_readers_are_told_apart() {
+    let s = setup(&["--web.writers", "prometheus", "--web.readers", "grafana"]);
+    let agent = s.pki.agent(None);
+    let url = s.tessera.url("/api/v1/write");
+    let req = |name: &str| request(vec![series(&[("__name__", name)], &[(now_ms(), 1.0)])]);
+    let write = |user: &str, pw: &str, name: &str| {
+        write_with(&agent, &url, Some(&basic(user, pw)), &req(name))
+            .unwrap()
+            .0
+    };
+    assert_eq!(write("grafana", "read-pw", "written_by_grafana"), 403);
+    assert_eq!(
+        write("prometheus", "remote-pw", "written_by_prometheus"),
+        204
+    );
+    let read = |user: &str, pw: &str| {
+        get_auth(&agent, &s.tessera, "/api/v1/labels", Some(&basic(user, pw))).0
+    };
+    assert_eq!(read("prometheus", "remote-pw"), 403);
+    assert_eq!(read("grafana", "read-pw"), 200);
+    assert_eq!(stored(&s, "written_by_grafana"), 0);
+    assert_eq!(stored(&s, "written_by_prometheus"), 1);
+}
+
 #[test]
 fn lifecycle_is_off_by_default_and_reads_can_be_left_open() {
     // Without --web.enable-lifecycle, POST /-/reload is refused (SIGHUP is

@@ -67,9 +67,9 @@ pub(crate) struct HttpOptions {
     pub query_max_concurrency: usize,
     pub query_max_queue: usize,
     pub query_queue_timeout: std::time::Duration,
-    /// Which requests need credentials when the web config has users
-    /// (`--web.auth-required`).
-    pub auth_required: crate::web::AuthRequired,
+    /// Which requests need credentials when the web config has users, and
+    /// which users may write or read.
+    pub permissions: crate::web::Permissions,
     /// `POST /-/reload` answers only with `--web.enable-lifecycle`.
     pub enable_lifecycle: bool,
     /// Longest a remote-write body may take to arrive (`--web.read-timeout`).
@@ -181,7 +181,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn_with_state(
             crate::web::auth::Guard {
                 web: state.web.clone(),
-                required: state.opts.auth_required,
+                perms: state.opts.permissions.clone(),
             },
             crate::web::auth::enforce,
         ))

@@ -119,7 +119,8 @@ pub(crate) static METRICS: Metrics = Metrics {
     web_refused: CounterVec::new(
         "tessera_http_refused_total",
         "Connections and requests refused before a handler ran, by reason (no_credentials, \
-         bad_credentials: 401; tls_handshake: failed handshake, e.g. a client certificate \
+         bad_credentials: 401; forbidden: 403, a user not in --web.writers or \
+         --web.readers; tls_handshake: failed handshake, e.g. a client certificate \
          from another CA; plaintext: plain HTTP sent to the TLS port; timeout: headers or \
          handshake not complete within --web.read-header-timeout; evicted: an idle \
          connection closed because every --web.max-connections slot was taken).",
@@ -181,6 +182,7 @@ impl Metrics {
             "plaintext",
             "timeout",
             "evicted",
+            "forbidden",
         ] {
             self.web_refused.touch(&[r]);
         }

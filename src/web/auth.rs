@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use ring::digest;
 
-use super::{Access, AuthRequired, WebHandle};
+use super::{Access, Permissions, WebHandle};
 use crate::metrics::METRICS;
 
 /// Verified credentials remembered at most; the cache is emptied when full
@@ -110,63 +110,85 @@ fn basic_credentials(v: &HeaderValue) -> Option<(String, String)> {
     Some((u.to_string(), p.to_string()))
 }
 
-/// The 401 every refused request gets.
-fn unauthorized() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, "Basic")],
-        "Unauthorized\n",
-    )
-        .into_response()
+/// Counts and logs a refused request (`reason` is the
+/// `tessera_http_refused_total` label) and answers it: 403 for
+/// `forbidden`, else 401 with the basic-auth challenge.
+fn refuse(reason: &str, path: &str, user: &str, why: &str) -> Response {
+    METRICS.web_refused.inc(&[reason]);
+    tracing::info!(path, user, "{why}");
+    if reason == "forbidden" {
+        (
+            StatusCode::FORBIDDEN,
+            format!("user {user:?} may not make this request (--web.writers, --web.readers)\n"),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic")],
+            "Unauthorized\n",
+        )
+            .into_response()
+    }
 }
 
-/// What the middleware needs: the web config in force and
-/// `--web.auth-required`.
+/// What the middleware needs: the web config in force and the
+/// permission flags.
 #[derive(Clone)]
 pub(crate) struct Guard {
     pub web: Arc<WebHandle>,
-    pub required: AuthRequired,
+    pub perms: Permissions,
 }
 
 /// Middleware: checks credentials where the web config and
-/// `--web.auth-required` ask for them, then adds the configured headers.
+/// `--web.auth-required` ask for them (401) and the user's permission
+/// (`--web.writers`, `--web.readers`: 403), then adds the configured
+/// headers.
 pub(crate) async fn enforce(State(guard): State<Guard>, req: Request, next: Next) -> Response {
     let web = guard.web.current();
     let access = Access::of(req.uri().path());
-    let needed = !web.config.users.is_empty() && guard.required.covers(access);
-    let mut resp = if needed {
+    let needed = !web.config.users.is_empty() && guard.perms.required.covers(access);
+    let mut resp = if !needed {
+        next.run(req).await
+    } else {
+        let path = req.uri().path().to_string();
         match req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(basic_credentials)
         {
-            None => {
-                METRICS.web_refused.inc(&["no_credentials"]);
-                tracing::info!(path = req.uri().path(), "401: no basic-auth credentials");
-                unauthorized()
-            }
+            None => refuse(
+                "no_credentials",
+                &path,
+                "",
+                "401: no basic-auth credentials",
+            ),
             Some((user, pw)) => {
                 let hash = web.config.users.get(&user).map(String::as_str);
-                if guard
+                let verified = guard
                     .web
                     .cache
                     .verify(hash, &web.dummy_hash, &user, &pw)
-                    .await
-                {
-                    next.run(req).await
+                    .await;
+                if !verified {
+                    refuse(
+                        "bad_credentials",
+                        &path,
+                        &user,
+                        "401: unknown user or wrong password",
+                    )
+                } else if !guard.perms.allows(&user, access) {
+                    refuse(
+                        "forbidden",
+                        &path,
+                        &user,
+                        "403: user not in --web.writers / --web.readers",
+                    )
                 } else {
-                    METRICS.web_refused.inc(&["bad_credentials"]);
-                    tracing::info!(
-                        path = req.uri().path(),
-                        user,
-                        "401: unknown user or wrong password"
-                    );
-                    unauthorized()
+                    next.run(req).await
                 }
             }
         }
-    } else {
-        next.run(req).await
     };
     for (name, value) in &web.config.headers {
         resp.headers_mut().insert(name.clone(), value.clone());

@@ -94,6 +94,29 @@ impl AuthRequired {
     }
 }
 
+/// `--web.auth-required`, `--web.writers` and `--web.readers`: which
+/// requests need credentials, and which users may write or read.
+#[derive(Clone, Debug)]
+pub(crate) struct Permissions {
+    pub required: AuthRequired,
+    /// Users that may write and reload; empty: every configured user.
+    pub writers: Vec<String>,
+    /// Users that may read; empty: every configured user.
+    pub readers: Vec<String>,
+}
+
+impl Permissions {
+    /// May the authenticated `user` make a request of kind `a`?
+    pub(crate) fn allows(&self, user: &str, a: Access) -> bool {
+        let list = match a {
+            Access::Probe => return true,
+            Access::Write | Access::Admin => &self.writers,
+            Access::Read => &self.readers,
+        };
+        list.is_empty() || list.iter().any(|u| u == user)
+    }
+}
+
 /// A web configuration in force.
 pub(crate) struct Active {
     pub config: WebConfig,
@@ -207,5 +230,19 @@ mod tests {
                 .covers(Access::of("/metrics"))
         );
         assert!(AuthRequired::parse("writes").is_err());
+    }
+
+    #[test]
+    fn writers_and_readers_lists_restrict_users() {
+        let p = Permissions {
+            required: AuthRequired::parse("write,read").unwrap(),
+            writers: vec!["prometheus".into()],
+            readers: vec![],
+        };
+        assert!(p.allows("prometheus", Access::Write));
+        assert!(!p.allows("grafana", Access::Write));
+        assert!(!p.allows("grafana", Access::Admin));
+        assert!(p.allows("grafana", Access::Read));
+        assert!(p.allows("anyone", Access::Probe));
     }
 }
