@@ -9,6 +9,7 @@ mod notifier;
 mod rules;
 mod serve;
 mod tsdb_cmd;
+mod web;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 

@@ -94,6 +94,7 @@ fn target(base: &str, pid: Option<u32>, dir: Option<PathBuf>) -> TargetArgs {
         data_dir: dir,
         timeout: Duration::from_secs(30),
         json: true,
+        auth: Default::default(),
     }
 }
 

@@ -43,7 +43,12 @@ fn relabels_at_ingest_and_reloads_safely() {
          - regex: Hostname\n  action: labeldrop\n",
     )
     .unwrap();
-    let t = Tessera::start(&["--ingest.relabel-config", rules.to_str().unwrap()]);
+    let t = Tessera::start(&[
+        "--ingest.relabel-config",
+        rules.to_str().unwrap(),
+        // POST /-/reload is part of the lifecycle API.
+        "--web.enable-lifecycle",
+    ]);
     let w = |name: &str, ts: i64| {
         t.write(&request(vec![series(
             &[("__name__", name), ("Hostname", "gpu-1")],

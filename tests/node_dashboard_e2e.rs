@@ -176,7 +176,16 @@ fn derived_config(shipped: &str, prom: &str, node: &str, tessera: &str) -> Strin
         Some(format!("{indent}- targets: ['{node}']"))
     });
 
-    let mut remote = section(&s, "remote_write").to_vec();
+    // The shipped TLS and basic-auth settings point at files of a cluster;
+    // this Tessera speaks plain HTTP.
+    let mut remote: Vec<String> = section(&s, "remote_write")
+        .iter()
+        .filter(|l| {
+            let l = l.trim_start();
+            !l.starts_with("basic_auth:") && !l.starts_with("tls_config:")
+        })
+        .cloned()
+        .collect();
     replace_one(&mut remote, "- url:", |l| {
         let indent = &l[..l.len() - l.trim_start().len()];
         Some(format!("{indent}- url: {tessera}/api/v1/write"))
@@ -224,30 +233,12 @@ fn node_dashboard_panels_show_data_from_a_real_prometheus_and_node_exporter() {
         "prometheus-node-exporter",
         &[format!("--web.listen-address={node_addr}")],
     );
-    let prom_addr = format!("127.0.0.1:{}", free_port());
+    let prom_port = free_port();
+    let prom_addr = format!("127.0.0.1:{prom_port}");
     let shipped =
         std::fs::read_to_string(grafana::repo("deploy/prometheus/remote-write.yml")).unwrap();
     let config = derived_config(&shipped, &prom_addr, &node_addr, &base);
-    let cfg = tmp.path().join("prometheus.yml");
-    std::fs::write(&cfg, &config).unwrap();
-    let check = Command::new("promtool")
-        .args(["check", "config"])
-        .arg(&cfg)
-        .output()
-        .expect("promtool");
-    assert!(
-        check.status.success(),
-        "derived config invalid: {}\n{config}",
-        String::from_utf8_lossy(&check.stderr)
-    );
-    let _prom = spawn(
-        "prometheus",
-        &[
-            format!("--config.file={}", cfg.display()),
-            format!("--storage.tsdb.path={}", tmp.path().join("prom").display()),
-            format!("--web.listen-address={prom_addr}"),
-        ],
-    );
+    let _prom = start_prometheus(&config, tmp.path(), prom_port);
 
     // Raw series, then node-level rules (rate5m needs two scrapes), then
     // fleet-level rules built on them, and Tessera's own metrics.

@@ -85,23 +85,7 @@ fn start_pair() -> Option<Pair> {
             .join("\n"),
         tessera.url("/api/v1/write"),
     );
-    let cfg_path = tmp.path().join("prometheus.yml");
-    std::fs::write(&cfg_path, &config).unwrap();
-    promtool(&["check", "config", cfg_path.to_str().unwrap()])
-        .unwrap_or_else(|e| panic!("generated config is invalid: {e}\n{config}"));
-    let prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                tmp.path().join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let prom = start_prometheus(&config, tmp.path(), prom_port);
     let prom_url = format!("http://127.0.0.1:{prom_port}");
     let tessera_url = tessera.url("");
 

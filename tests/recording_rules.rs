@@ -31,6 +31,8 @@ fn recording_rules_write_series_readable_through_the_query_api() {
     std::fs::write(&rules, RULES).unwrap();
     let pattern = format!("{}/*.yml", dir.path().display());
     let t = Tessera::start(&[
+        // POST /-/reload is part of the lifecycle API.
+        "--web.enable-lifecycle",
         "--rules.file",
         &pattern,
         "--rules.evaluation-interval",

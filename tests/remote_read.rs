@@ -665,6 +665,7 @@ fn measure_remote_read_wire_size_and_time() {
         data_dir: None,
         timeout: Duration::from_secs(60),
         json: true,
+        auth: Default::default(),
     };
     let client = Client::new(Duration::from_secs(60), 3);
     let rt = tokio::runtime::Runtime::new().unwrap();

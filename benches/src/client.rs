@@ -4,15 +4,95 @@
 //! Retry policy follows Prometheus' remote-write queue manager: 5xx and 429
 //! are retried with backoff (honouring `Retry-After`), other 4xx are final —
 //! a 400 means the receiver rejected samples and resending cannot help.
+//!
+//! `https://` URLs are spoken with rustls, trusting the CA of
+//! `--tls.ca-file` (optionally with a client certificate), and every request
+//! can carry basic-auth credentials: see [`ClientAuth`].
 
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// TLS and basic-auth settings of the client (`--tls.*`,
+/// `--basic-auth.*`); the default is plain HTTP without credentials.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ClientAuth {
+    /// PEM CA certificate(s) to trust for `https://` URLs (required for
+    /// them).
+    #[arg(long = "tls.ca-file")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM client certificate to present (mTLS), with --tls.key-file.
+    #[arg(long = "tls.cert-file", requires = "key_file")]
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM private key of --tls.cert-file.
+    #[arg(long = "tls.key-file", requires = "cert_file")]
+    pub key_file: Option<std::path::PathBuf>,
+    /// Basic-auth user sent with every request.
+    #[arg(long = "basic-auth.username", requires = "password_file")]
+    pub username: Option<String>,
+    /// File holding the basic-auth password (trailing newline ignored).
+    #[arg(long = "basic-auth.password-file", requires = "username")]
+    pub password_file: Option<std::path::PathBuf>,
+}
+
+impl ClientAuth {
+    /// The rustls client configuration: the CA of `ca_file` (none: an
+    /// empty trust store, so `https://` fails with "unknown issuer") and the
+    /// client certificate when given.
+    fn tls_config(&self) -> anyhow::Result<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        if let Some(ca) = &self.ca_file {
+            for cert in CertificateDer::pem_file_iter(ca)
+                .with_context(|| format!("--tls.ca-file {}", ca.display()))?
+            {
+                roots
+                    .add(cert.with_context(|| format!("--tls.ca-file {}", ca.display()))?)
+                    .with_context(|| format!("--tls.ca-file {}", ca.display()))?;
+            }
+        }
+        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
+        Ok(match (&self.cert_file, &self.key_file) {
+            (Some(c), Some(k)) => {
+                let certs = CertificateDer::pem_file_iter(c)
+                    .with_context(|| format!("--tls.cert-file {}", c.display()))?
+                    .collect::<Result<Vec<_>, _>>()
+                    .with_context(|| format!("--tls.cert-file {}", c.display()))?;
+                let key = PrivateKeyDer::from_pem_file(k)
+                    .with_context(|| format!("--tls.key-file {}", k.display()))?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .context("--tls.cert-file and --tls.key-file")?
+            }
+            _ => builder.with_no_client_auth(),
+        })
+    }
+
+    /// The `Authorization` header value, when a user is set.
+    fn authorization(&self) -> anyhow::Result<Option<HeaderValue>> {
+        use base64::Engine as _;
+        let (Some(user), Some(file)) = (&self.username, &self.password_file) else {
+            return Ok(None);
+        };
+        let pw = std::fs::read_to_string(file)
+            .with_context(|| format!("--basic-auth.password-file {}", file.display()))?;
+        let token = base64::engine::general_purpose::STANDARD
+            .encode(format!("{user}:{}", pw.trim_end_matches(['\r', '\n'])));
+        let mut v =
+            HeaderValue::from_str(&format!("Basic {token}")).context("basic-auth credentials")?;
+        v.set_sensitive(true);
+        Ok(Some(v))
+    }
+}
 
 /// The result of one remote-write request after retries.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +124,9 @@ pub struct GetResult {
 /// Shared HTTP/1 client with connection reuse.
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpConnector, Full<Bytes>>,
+    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// `Authorization` sent with every request.
+    authorization: Option<HeaderValue>,
     /// Per-request deadline.
     pub timeout: Duration,
     /// Retries of retryable failures per write.
@@ -52,16 +134,47 @@ pub struct Client {
 }
 
 impl Client {
+    /// A plain-HTTP client without credentials.
     pub fn new(timeout: Duration, max_retries: u32) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
+        Client::with_auth(timeout, max_retries, &ClientAuth::default())
+            .expect("no files to read without TLS or auth settings")
+    }
+
+    /// A client with `auth`'s TLS settings and credentials; an error names
+    /// the flag whose file could not be used.
+    pub fn with_auth(
+        timeout: Duration,
+        max_retries: u32,
+        auth: &ClientAuth,
+    ) -> anyhow::Result<Self> {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(auth.tls_config()?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let inner = HyperClient::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Client {
+        Ok(Client {
             inner,
+            authorization: auth.authorization()?,
             timeout,
             max_retries,
+        })
+    }
+
+    /// A request builder with the client's credentials.
+    fn request(&self, method: Method, url: &str) -> hyper::http::request::Builder {
+        let b = Request::builder()
+            .method(method)
+            .uri(url)
+            .header("User-Agent", "tessera-bench");
+        match &self.authorization {
+            Some(v) => b.header(hyper::header::AUTHORIZATION, v.clone()),
+            None => b,
         }
     }
 
@@ -71,12 +184,10 @@ impl Client {
         let mut backoff = Duration::from_millis(50);
         loop {
             let started = Instant::now();
-            let req = Request::builder()
-                .method(Method::POST)
-                .uri(url)
+            let req = self
+                .request(Method::POST, url)
                 .header("Content-Type", "application/x-protobuf")
                 .header("Content-Encoding", "snappy")
-                .header("User-Agent", "tessera-bench")
                 .header("X-Prometheus-Remote-Write-Version", "0.1.0")
                 .body(Full::new(body.clone()))
                 .expect("static request parts are valid");
@@ -155,10 +266,8 @@ impl Client {
     /// GETs `url` within `timeout`; `Err` on transport error or timeout.
     pub async fn get(&self, url: &str, timeout: Duration) -> Result<GetResult, String> {
         let started = Instant::now();
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(url)
-            .header("User-Agent", "tessera-bench")
+        let req = self
+            .request(Method::GET, url)
             .header("Accept", "application/json")
             .body(Full::new(Bytes::new()))
             .map_err(|e| format!("bad URL {url}: {e}"))?;

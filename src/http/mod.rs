@@ -10,10 +10,14 @@
 //!   `/api/v1/label/{name}/values` and `/api/v1/metadata`;
 //! - `rules.rs`: `/api/v1/rules` (the rules' JSON and filters) and
 //!   `/api/v1/alerts`;
-//! - `status.rs`: `/-/healthy`, `/-/ready`, `/-/reload`,
+//! - `status.rs`: `/-/healthy`, `/-/ready`, `/-/reload` (with
+//!   `--web.enable-lifecycle`),
 //!   `/api/v1/status/buildinfo`, `/api/v1/status/queries` and `/metrics`;
 //! - `tsdb_status.rs`: `/api/v1/status/tsdb`, `/api/v1/status/runtimeinfo`
 //!   and `/api/v1/status/flags`.
+//!
+//! Every route passes `crate::web::auth::enforce` (basic authentication
+//! per `--web.config.file` and `--web.auth-required`, response headers).
 //!
 //! What they share: `api.rs` (the Prometheus API conventions: envelope,
 //! errors, parameters, times and durations), `admission.rs` (the read
@@ -72,6 +76,13 @@ pub(crate) struct HttpOptions {
     pub remote_read_sample_limit: usize,
     pub remote_read_concurrent_limit: usize,
     pub remote_read_max_bytes_in_frame: usize,
+    /// Which requests need credentials when the web config has users, and
+    /// which users may write or read.
+    pub permissions: crate::web::Permissions,
+    /// `POST /-/reload` answers only with `--web.enable-lifecycle`.
+    pub enable_lifecycle: bool,
+    /// Longest a remote-write body may take to arrive (`--web.read-timeout`).
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// State shared by every handler.
@@ -99,6 +110,8 @@ pub(crate) struct AppState {
     /// The WAL replay of the database being opened reports here (`/metrics`
     /// shows it while `db` is not set yet).
     pub replay_progress: tessera_tsdb::ReplayProgress,
+    /// `--web.config.file` in force: TLS, users, response headers.
+    pub web: Arc<crate::web::WebHandle>,
 }
 
 impl AppState {
@@ -109,6 +122,7 @@ impl AppState {
         relabel: tessera_ingest::IngestRelabel,
         rules: Rules,
         flags: Vec<(String, String)>,
+        web: Arc<crate::web::WebHandle>,
     ) -> Self {
         let start_time = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -131,6 +145,7 @@ impl AppState {
             rules,
             flags,
             replay_progress: Default::default(),
+            web,
         }
     }
 
@@ -179,6 +194,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/-/ready", get(status::ready))
         .route("/-/reload", post(status::reload).put(status::reload))
         .route("/metrics", get(status::metrics))
+        // Authentication runs inside the accounting, so 401s are counted.
+        .layer(middleware::from_fn_with_state(
+            crate::web::auth::Guard {
+                web: state.web.clone(),
+                perms: state.opts.permissions.clone(),
+            },
+            crate::web::auth::enforce,
+        ))
         .layer(middleware::from_fn(account))
         .with_state(state)
 }
@@ -198,10 +221,11 @@ async fn account(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Re-reads the reloadable configuration (the ingest relabel file and the
-/// rule files), as on SIGHUP and `POST /-/reload`. A bad file keeps what was
-/// in force.
+/// Re-reads the reloadable configuration (the web config, the ingest
+/// relabel file and the rule files), as on SIGHUP and `POST /-/reload`. A
+/// bad file keeps what was in force.
 pub(crate) fn reload(state: &AppState) -> Result<(), String> {
+    let web = state.web.reload();
     let relabel = match state.relabel.reload() {
         Ok(n) => {
             METRICS.relabel_reloads.inc(&["success"]);
@@ -215,10 +239,14 @@ pub(crate) fn reload(state: &AppState) -> Result<(), String> {
         }
     };
     let rules = state.rules.reload();
-    match (relabel, rules) {
-        (Ok(()), Ok(())) => Ok(()),
-        (Err(a), Err(b)) => Err(format!("{a}; {b}")),
-        (Err(e), _) | (_, Err(e)) => Err(e),
+    let errors: Vec<String> = [web, relabel, rules]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
 }
 

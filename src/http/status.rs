@@ -30,8 +30,13 @@ pub(super) async fn ready(state: AppStateRef) -> Response {
 }
 
 /// `POST /-/reload`: 200 when the configuration was reloaded, 500 with the
-/// reason (and the old configuration still in force) when not.
+/// reason (and the old configuration still in force) when not; 403 without
+/// `--web.enable-lifecycle` (as Prometheus; SIGHUP still reloads).
 pub(super) async fn reload(state: AppStateRef) -> Response {
+    if !state.opts.enable_lifecycle {
+        tracing::info!("403: POST /-/reload without --web.enable-lifecycle");
+        return (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.\n").into_response();
+    }
     match super::reload(&state) {
         Ok(()) => (StatusCode::OK, "configuration reloaded\n").into_response(),
         Err(e) => (

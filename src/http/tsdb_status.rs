@@ -57,7 +57,8 @@ pub(super) async fn runtimeinfo(state: AppStateRef) -> Response {
         json!({
             "startTime": rfc3339(start),
             "CWD": cwd,
-            "reloadConfigSuccess": crate::metrics::METRICS.relabel_reloads.get(&["failure"]) == 0.0,
+            "reloadConfigSuccess": crate::metrics::METRICS.relabel_reloads.get(&["failure"]) == 0.0
+                && crate::metrics::METRICS.web_config_reloads.get(&["failure"]) == 0.0,
             "lastConfigTime": rfc3339(start),
             "corruptionCount": 0,
             "goroutineCount": 0,

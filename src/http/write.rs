@@ -70,10 +70,24 @@ pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: B
         }
     };
 
-    let bytes = match Limited::new(body, limits.max_compressed_bytes)
-        .collect()
-        .await
-    {
+    // The body is read while holding an ingest slot: a client that
+    // trickles it gets 408 after --web.read-timeout instead of keeping the
+    // slot from honest writers.
+    let read = tokio::time::timeout(
+        state.opts.body_read_timeout,
+        Limited::new(body, limits.max_compressed_bytes).collect(),
+    )
+    .await;
+    let Ok(read) = read else {
+        METRICS.ingest_requests_refused.inc(&["body_timeout"]);
+        let msg = format!(
+            "the remote-write body did not arrive within --web.read-timeout ({:?})",
+            state.opts.body_read_timeout
+        );
+        warn!(reason = %msg, "refused remote-write request");
+        return text(StatusCode::REQUEST_TIMEOUT, msg);
+    };
+    let bytes = match read {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
             METRICS.ingest_requests_refused.inc(&["body_too_large"]);

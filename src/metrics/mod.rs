@@ -37,6 +37,8 @@ pub(crate) struct Metrics {
     pub query_peak_samples: HistogramVec,
     pub read_duration: HistogramVec,
     pub remote_read_refused: CounterVec,
+    pub web_refused: CounterVec,
+    pub web_config_reloads: CounterVec,
 }
 
 pub(crate) static METRICS: Metrics = Metrics {
@@ -74,7 +76,7 @@ pub(crate) static METRICS: Metrics = Metrics {
     ingest_requests_refused: CounterVec::new(
         "tessera_ingest_requests_refused_total",
         "Remote-write requests refused as a whole, by reason (body_too_large, \
-         decoded_too_large, bad_snappy, bad_protobuf, overloaded, not_ready, storage_error).",
+         decoded_too_large, bad_snappy, bad_protobuf, overloaded, not_ready, storage_error, body_timeout).",
         &["reason"],
     ),
     ingest_metadata: CounterVec::new(
@@ -121,6 +123,22 @@ pub(crate) static METRICS: Metrics = Metrics {
          sample_limit: over --storage.remote.read-sample-limit).",
         &["reason"],
     ),
+    web_refused: CounterVec::new(
+        "tessera_http_refused_total",
+        "Connections and requests refused before a handler ran, by reason (no_credentials, \
+         bad_credentials: 401; forbidden: 403, a user not in --web.writers or \
+         --web.readers; tls_handshake: failed handshake, e.g. a client certificate \
+         from another CA; plaintext: plain HTTP sent to the TLS port; timeout: headers or \
+         handshake not complete within --web.read-header-timeout; evicted: an idle \
+         connection closed because every --web.max-connections slot was taken).",
+        &["reason"],
+    ),
+    web_config_reloads: CounterVec::new(
+        "tessera_web_config_reloads_total",
+        "Reloads of --web.config.file (SIGHUP, POST /-/reload) and of the certificates it \
+         names when they change on disk, by result.",
+        &["result"],
+    ),
 };
 
 impl Metrics {
@@ -141,6 +159,8 @@ impl Metrics {
         self.query_peak_samples.render(out);
         self.read_duration.render(out);
         self.remote_read_refused.render(out);
+        self.web_refused.render(out);
+        self.web_config_reloads.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
@@ -161,6 +181,18 @@ impl Metrics {
         }
         for r in ["success", "failure"] {
             self.relabel_reloads.touch(&[r]);
+            self.web_config_reloads.touch(&[r]);
+        }
+        for r in [
+            "no_credentials",
+            "bad_credentials",
+            "tls_handshake",
+            "plaintext",
+            "timeout",
+            "evicted",
+            "forbidden",
+        ] {
+            self.web_refused.touch(&[r]);
         }
         self.ingest_series_rejected.touch(&["invalid_labels"]);
         for f in [
@@ -196,6 +228,7 @@ impl Metrics {
             "overloaded",
             "not_ready",
             "storage_error",
+            "body_timeout",
         ] {
             self.ingest_requests_refused.touch(&[r]);
         }

@@ -4,6 +4,7 @@
 
 pub(crate) mod input;
 pub(crate) mod prometheus;
+pub(crate) mod tls;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,11 @@ pub(crate) struct Tessera {
     pub child: Child,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// `http` or, with a web config that has TLS, `https`.
+    pub scheme: &'static str,
+    /// The client `wait_ready` polls with (one that trusts the test CA for
+    /// `https`).
+    pub agent: ureq::Agent,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -67,6 +73,27 @@ impl Tessera {
     }
 
     pub(crate) fn start_in(data_dir: &Path, extra: &[&str]) -> Tessera {
+        Tessera::start_with(data_dir, extra, "http", agent())
+    }
+
+    /// Starts with `--web.config.file <web_config>` (which has TLS), polling
+    /// readiness over `https` with `agent`.
+    pub(crate) fn start_https(extra: &[&str], web_config: &Path, agent: ureq::Agent) -> Tessera {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("data");
+        let mut args = vec!["--web.config.file", web_config.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let mut t = Tessera::start_with(&dir, &args, "https", agent);
+        t._tmp = Some(tmp);
+        t
+    }
+
+    fn start_with(
+        data_dir: &Path,
+        extra: &[&str],
+        scheme: &'static str,
+        agent: ureq::Agent,
+    ) -> Tessera {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
@@ -81,6 +108,8 @@ impl Tessera {
             child,
             port,
             data_dir: data_dir.to_path_buf(),
+            scheme,
+            agent,
             _tmp: None,
         };
         t.wait_ready(Duration::from_secs(30));
@@ -88,13 +117,18 @@ impl Tessera {
     }
 
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{}", self.port, encode_query(path))
+        format!(
+            "{}://127.0.0.1:{}{}",
+            self.scheme,
+            self.port,
+            encode_query(path)
+        )
     }
 
     pub(crate) fn wait_ready(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
-            if let Ok(r) = get(&self.url("/-/ready"))
+            if let Ok(r) = get_with(&self.agent, &self.url("/-/ready"))
                 && r.0 == 200
             {
                 return;
@@ -148,16 +182,24 @@ impl Drop for Tessera {
     }
 }
 
-fn agent() -> ureq::Agent {
+/// The plain-HTTP client: statuses are answers, not errors.
+pub(crate) fn agent() -> ureq::Agent {
+    agent_config().build().into()
+}
+
+/// What every test client shares; `tls` adds its TLS settings.
+pub(crate) fn agent_config() -> ureq::config::ConfigBuilder<ureq::typestate::AgentScope> {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
 }
 
 pub(crate) fn get(url: &str) -> Result<(u16, String), ureq::Error> {
-    let mut r = agent().get(url).call()?;
+    get_with(&agent(), url)
+}
+
+pub(crate) fn get_with(agent: &ureq::Agent, url: &str) -> Result<(u16, String), ureq::Error> {
+    let mut r = agent.get(url).call()?;
     let status = r.status().as_u16();
     Ok((status, r.body_mut().read_to_string().unwrap_or_default()))
 }
@@ -251,12 +293,6 @@ pub(crate) fn request(ts: Vec<proto::TimeSeries>) -> proto::WriteRequest {
     }
 }
 
-/// Is a Debian-packaged binary installed? When not: a visible skip, or a
-/// failure in CI (see [`input`]).
-pub(crate) fn have(bin: &str) -> bool {
-    input::installed(bin)
-}
-
 /// A child process killed on drop, so a failing assertion leaves nothing
 /// running.
 pub(crate) struct Proc(pub Child);
@@ -266,6 +302,44 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Writes `config` to `<dir>/prometheus.yml`, checks it with `promtool
+/// check config` (a failure panics with the reason and the text), and
+/// starts a real Prometheus on `127.0.0.1:<port>` keeping its TSDB under
+/// `dir`.
+pub(crate) fn start_prometheus(config: &str, dir: &Path, port: u16) -> Proc {
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let check = Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&cfg)
+        .output()
+        .expect("run promtool");
+    assert!(
+        check.status.success(),
+        "generated Prometheus config is invalid: {}\n{config}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    Proc(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prom").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    )
+}
+
+/// Is a Debian-packaged binary installed? When not: a visible skip, or a
+/// failure in CI (see [`input`]).
+pub(crate) fn have(bin: &str) -> bool {
+    input::installed(bin)
 }
 
 /// Wall-clock now, ms since the epoch.

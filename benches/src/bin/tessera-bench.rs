@@ -118,7 +118,7 @@ async fn main() -> anyhow::Result<()> {
             target,
         } => {
             let fleet = Fleet::new(fleet.config(target.json));
-            let client = Client::new(target.timeout, 3);
+            let client = Client::with_auth(target.timeout, 3, &target.auth)?;
             let (ing, _) = ingest::run(fleet, &load, &target, &client, true).await;
             let failed = ing.requests_failed;
             let r = Report {
@@ -134,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Query { query: q, target } => {
-            let client = Client::new(target.timeout, 0);
+            let client = Client::with_auth(target.timeout, 0, &target.auth)?;
             let rep = query::run(&q, &target, &client).await;
             emit(
                 &Report {
@@ -145,7 +145,7 @@ async fn main() -> anyhow::Result<()> {
             )?;
         }
         Cmd::SeriesFlood { flood, target } => {
-            let client = Client::new(target.timeout, 0);
+            let client = Client::with_auth(target.timeout, 0, &target.auth)?;
             let rep = series_flood::run(&flood, &target, &client).await;
             emit(
                 &Report {
@@ -162,7 +162,7 @@ async fn main() -> anyhow::Result<()> {
             target,
         } => {
             let fleet = Fleet::new(fleet.config(target.json));
-            let client = Client::new(target.timeout, 3);
+            let client = Client::with_auth(target.timeout, 3, &target.auth)?;
             let rep = restart::run(&args, fleet, &load, &target, &client).await?;
             emit(
                 &Report {

@@ -199,6 +199,9 @@ pub struct TargetArgs {
     /// Print the report as JSON on stdout (the human summary goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// TLS and basic auth towards the server.
+    #[command(flatten)]
+    pub auth: crate::client::ClientAuth,
 }
 
 /// Whether `dir` looks usable as a data directory to measure.
