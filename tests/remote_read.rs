@@ -17,7 +17,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::Proc;
@@ -107,25 +106,8 @@ fn bits(samples: &[(i64, f64)]) -> SampleBits {
 
 /// Starts a Prometheus with `config`; returns it and its URL once ready.
 fn start_prometheus(tmp: &std::path::Path, config: &str, extra: &[&str]) -> (Proc, String) {
-    let cfg = tmp.join("prometheus.yml");
-    std::fs::write(&cfg, config).unwrap();
-    promtool(&["check", "config", cfg.to_str().unwrap()])
-        .unwrap_or_else(|e| panic!("generated config is invalid: {e}\n{config}"));
     let port = free_port();
-    let prom = Proc(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                tmp.join("prom").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
-    );
+    let prom = start_prometheus_with(config, tmp, port, extra);
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !get(&format!("{url}/-/ready")).is_ok_and(|r| r.0 == 200) {

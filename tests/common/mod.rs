@@ -307,8 +307,8 @@ impl Drop for Proc {
 /// Writes `config` to `<dir>/prometheus.yml`, checks it with `promtool
 /// check config` (a failure panics with the reason and the text), and
 /// starts a real Prometheus on `127.0.0.1:<port>` keeping its TSDB under
-/// `dir`.
-pub(crate) fn start_prometheus(config: &str, dir: &Path, port: u16) -> Proc {
+/// `dir`, with `extra` flags.
+pub(crate) fn start_prometheus_with(config: &str, dir: &Path, port: u16, extra: &[&str]) -> Proc {
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, config).unwrap();
     let check = Command::new("promtool")
@@ -329,11 +329,17 @@ pub(crate) fn start_prometheus(config: &str, dir: &Path, port: u16) -> Proc {
                 dir.join("prom").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start prometheus"),
     )
+}
+
+/// [`start_prometheus_with`] and no extra flags.
+pub(crate) fn start_prometheus(config: &str, dir: &Path, port: u16) -> Proc {
+    start_prometheus_with(config, dir, port, &[])
 }
 
 /// Is a Debian-packaged binary installed? When not: a visible skip, or a
