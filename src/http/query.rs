@@ -15,6 +15,7 @@ use super::api::{
     ApiError, ErrorType, Params, SUCCESS_PREFIX, parse_duration, success_suffix, write_labels,
 };
 use super::{AppStateRef, read, stream};
+use crate::fleet::FleetStorage;
 use crate::metrics::METRICS;
 
 fn now_ms() -> i64 {
@@ -40,6 +41,21 @@ fn query_error(e: QueryError) -> ApiError {
     ApiError::new(kind, e.to_string())
 }
 
+/// Whether a tier's answer may leave out failed partitions (with a
+/// warning): `partial_response` of the request, else
+/// `--query.partial-response`.
+pub(super) fn partial_response(p: &Params, state: &super::AppState) -> Result<bool, ApiError> {
+    let default = state.fleet.as_ref().is_none_or(|f| f.partial_response);
+    match p.get("partial_response") {
+        None => Ok(default),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(s) => Err(ApiError::bad_data(format!(
+            "invalid parameter \"partial_response\": {s:?}"
+        ))),
+    }
+}
+
 fn query_text(p: &Params) -> Result<String, ApiError> {
     p.get("query")
         .map(str::to_string)
@@ -57,14 +73,25 @@ async fn run_query<F>(
 where
     F: FnOnce(
             &tessera_query::Engine,
-            &tessera_tsdb::Db,
+            &dyn tessera_query::Storage,
             &QueryContext,
         ) -> Result<QueryResult, QueryError>
         + Send
         + 'static,
 {
-    let res = read::run(state, endpoint, q, p, move |st, db, ctx| {
-        f(&st.engine, db, ctx).map_err(query_error)
+    let partial = partial_response(p, state)?;
+    let res = read::run(state, endpoint, q, p, move |st, source, ctx| match source {
+        read::Source::Local(db) => f(&st.engine, db.as_ref(), ctx).map_err(query_error),
+        read::Source::Fleet(fleet) => {
+            let storage = FleetStorage::new(fleet.clone(), partial);
+            let r = f(&st.engine, &storage, ctx);
+            if let Some(why) = storage.failure() {
+                return Err(ApiError::new(ErrorType::Unavailable, why));
+            }
+            let mut res = r.map_err(query_error)?;
+            res.warnings.extend(storage.warnings());
+            Ok(res)
+        }
     })
     .await?;
     METRICS

@@ -1,0 +1,502 @@
+//! The stores behind `tessera query`: partitions, each a list of replicas,
+//! and the two ways the tier reads them.
+//!
+//! - Raw series ([`FleetStorage`], the engine's [`Storage`]): one remote-read
+//!   request (`STREAMED_XOR_CHUNKS`) per selection to every partition at
+//!   once; frames checked and decoded with `ingest::remote_read` and
+//!   `tsdb::chunk::prom_xor`; series with identical labels from different
+//!   partitions merged one sample per timestamp.
+//! - Listings ([`Fleet::get_json`]): the same Prometheus HTTP API call
+//!   forwarded to every partition, each answer's `data` handed back for the
+//!   caller to union.
+//!
+//! Replicas: a partition is read from one replica, the one that last
+//! answered first; an error or a timeout moves to the next. The partition's
+//! whole budget is `--store.timeout`, shared by its remaining replicas (the
+//! first of two gets half), so a partition that is entirely hung costs one
+//! `--store.timeout`, not one per replica. A partition none of whose
+//! replicas answered is reported as failed: a warning naming it, or a 503
+//! when partial responses are off.
+//!
+//! The wire is hyper's client on the server's tokio runtime. The blocking
+//! read that needs an answer waits on the requests while polling its stop
+//! signal (deadline, client hang-up) every 10 ms; when it fires, the request
+//! tasks are aborted, which drops their connections, so the stores see the
+//! hang-up and stop their own work.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use parking_lot::Mutex;
+use prost::Message;
+use tessera_ingest::remote_read::frame::{DEFAULT_CHUNKED_READ_LIMIT, FrameReader};
+use tessera_ingest::remote_read::proto;
+use tessera_query::{SelectStop, Storage};
+use tessera_tsdb::chunk::prom_xor;
+use tessera_tsdb::{Labels, MatchOp, Matcher, Sample, SeriesSamples};
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// How often a waiting read checks its stop signal.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// Largest listing answer read from one store.
+const MAX_LISTING_BYTES: usize = 256 << 20;
+
+/// One partition: its replicas' base URLs, in the order given.
+struct Partition {
+    /// The `--store` value, as warnings name it.
+    name: String,
+    replicas: Vec<String>,
+    /// The replica tried first: the last one that answered.
+    preferred: AtomicUsize,
+}
+
+/// The partitions of a `tessera query` and the client that reads them.
+pub(crate) struct Fleet {
+    partitions: Vec<Arc<Partition>>,
+    client: HttpClient,
+    runtime: tokio::runtime::Handle,
+    store_timeout: Duration,
+    /// `--query.partial-response`: answer with warnings when a partition
+    /// fails (a request's `partial_response=false` turns it off).
+    pub(crate) partial_response: bool,
+}
+
+/// Why a fan-out ended without answers.
+pub(crate) enum FanOutStop {
+    /// The read's stop signal fired (deadline or client gone).
+    Stopped,
+}
+
+impl Fleet {
+    /// `stores`: one `--store` value per partition, replicas separated by
+    /// commas. Must be called on the runtime the requests will run on.
+    pub(crate) fn new(
+        stores: &[String],
+        store_timeout: Duration,
+        partial_response: bool,
+    ) -> anyhow::Result<Fleet> {
+        let mut partitions = Vec::new();
+        for s in stores {
+            let replicas: Vec<String> = s
+                .split(',')
+                .map(|r| r.trim().trim_end_matches('/').to_string())
+                .filter(|r| !r.is_empty())
+                .collect();
+            if replicas.is_empty() {
+                anyhow::bail!("--store {s:?} names no URL");
+            }
+            for r in &replicas {
+                let uri: hyper::Uri = r
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--store {r:?}: {e}"))?;
+                if uri.scheme_str() != Some("http") || uri.host().is_none() {
+                    anyhow::bail!("--store {r:?}: expected http://host:port");
+                }
+            }
+            partitions.push(Arc::new(Partition {
+                name: s.clone(),
+                replicas,
+                preferred: AtomicUsize::new(0),
+            }));
+        }
+        if partitions.is_empty() {
+            anyhow::bail!("tessera query needs at least one --store");
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(store_timeout));
+        Ok(Fleet {
+            partitions,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            runtime: tokio::runtime::Handle::current(),
+            store_timeout,
+            partial_response,
+        })
+    }
+
+    /// Runs `call(client, replica URL)` for every partition at once, trying
+    /// each partition's replicas in turn (see the module comment), and
+    /// returns per partition its answer or why none came. Called from a
+    /// blocking thread; returns early when `stop` fires, aborting the
+    /// requests in flight.
+    fn fan_out<T, F, Fut>(
+        &self,
+        stop: &dyn Fn() -> bool,
+        call: F,
+    ) -> Result<Vec<Result<T, String>>, FanOutStop>
+    where
+        T: Send + 'static,
+        F: Fn(HttpClient, String) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<T, String>> + Send + 'static,
+    {
+        let _guard = self.runtime.enter();
+        let handles: Vec<_> = self
+            .partitions
+            .iter()
+            .map(|p| {
+                let (p, client, call) = (p.clone(), self.client.clone(), call.clone());
+                let budget = self.store_timeout;
+                self.runtime.spawn(async move {
+                    let deadline = Instant::now() + budget;
+                    let n = p.replicas.len();
+                    let first = p.preferred.load(Ordering::Relaxed) % n;
+                    let mut errors = Vec::new();
+                    for k in 0..n {
+                        let i = (first + k) % n;
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        let slice = left / (n - k) as u32;
+                        let url = &p.replicas[i];
+                        match tokio::time::timeout(slice, call(client.clone(), url.clone())).await {
+                            Ok(Ok(v)) => {
+                                p.preferred.store(i, Ordering::Relaxed);
+                                return Ok(v);
+                            }
+                            Ok(Err(e)) => errors.push(format!("{url}: {e}")),
+                            Err(_) => errors.push(format!("{url}: no answer within {slice:?}")),
+                        }
+                    }
+                    Err(errors.join("; "))
+                })
+            })
+            .collect();
+        let aborts: Vec<_> = handles.iter().map(|h| h.abort_handle()).collect();
+        self.runtime.block_on(async {
+            let mut out = Vec::with_capacity(handles.len());
+            for mut h in handles {
+                loop {
+                    tokio::select! {
+                        r = &mut h => {
+                            out.push(r.unwrap_or_else(|e| Err(format!("request task failed: {e}"))));
+                            break;
+                        }
+                        _ = tokio::time::sleep(STOP_POLL) => {
+                            if stop() {
+                                aborts.iter().for_each(|a| a.abort());
+                                return Err(FanOutStop::Stopped);
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// `GET <replica><path>?<query>` on every partition: each answer's
+    /// `data` and `warnings`, or why the partition gave none.
+    pub(crate) fn get_json(
+        &self,
+        path_and_query: &str,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<PartitionAnswer<serde_json::Value>>, FanOutStop> {
+        let pq = path_and_query.to_string();
+        let answers = self.fan_out(stop, move |client, base| {
+            let uri = format!("{base}{pq}");
+            async move {
+                let req = hyper::Request::get(uri)
+                    .body(Full::new(Bytes::new()))
+                    .map_err(|e| e.to_string())?;
+                let (status, body) = send(&client, req, MAX_LISTING_BYTES).await?;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}: {}", snippet(&body)));
+                }
+                let mut v: serde_json::Value = serde_json::from_slice(&body)
+                    .map_err(|e| format!("invalid JSON answer: {e}"))?;
+                let warnings = match v.get("warnings") {
+                    Some(serde_json::Value::Array(w)) => w
+                        .iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                Ok((v["data"].take(), warnings))
+            }
+        })?;
+        Ok(self.label_answers(answers))
+    }
+
+    fn label_answers<T>(
+        &self,
+        answers: Vec<Result<(T, Vec<String>), String>>,
+    ) -> Vec<PartitionAnswer<T>> {
+        answers
+            .into_iter()
+            .zip(&self.partitions)
+            .map(|(r, p)| match r {
+                Ok((data, warnings)) => PartitionAnswer::Data { data, warnings },
+                Err(e) => PartitionAnswer::Failed(failure_text(&p.name, &e)),
+            })
+            .collect()
+    }
+
+    /// Raw series of one selection from every partition, as remote read
+    /// streams them, holding at most `max_samples` decoded samples (0: no
+    /// limit).
+    fn remote_read(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max_samples: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<PartitionAnswer<Bytes>>, FanOutStop> {
+        let req = proto::ReadRequest {
+            queries: vec![proto::Query {
+                start_timestamp_ms: mint,
+                end_timestamp_ms: maxt,
+                matchers: matchers.iter().map(matcher_to_proto).collect(),
+                hints: None,
+            }],
+            accepted_response_types: vec![proto::STREAMED_XOR_CHUNKS],
+        };
+        let body = Bytes::from(
+            snap::raw::Encoder::new()
+                .compress_vec(&req.encode_to_vec())
+                .expect("snappy compresses any input"),
+        );
+        // XOR chunks take 1-2 bytes a sample; 16 leaves room for labels.
+        let max_bytes = if max_samples == 0 {
+            usize::MAX
+        } else {
+            max_samples.saturating_mul(16).max(64 << 20)
+        };
+        let answers = self.fan_out(stop, move |client, base| {
+            let body = body.clone();
+            async move {
+                let req = hyper::Request::post(format!("{base}/api/v1/read"))
+                    .header("Content-Type", "application/x-protobuf")
+                    .header("Content-Encoding", "snappy")
+                    .header("X-Prometheus-Remote-Read-Version", "0.1.0")
+                    .body(Full::new(body))
+                    .map_err(|e| e.to_string())?;
+                let (status, bytes) = send(&client, req, max_bytes).await?;
+                if !status.is_success() {
+                    return Err(format!("HTTP {status}: {}", snippet(&bytes)));
+                }
+                Ok((bytes, Vec::new()))
+            }
+        })?;
+        Ok(self.label_answers(answers))
+    }
+}
+
+/// One partition's part of a fan-out.
+pub(crate) enum PartitionAnswer<T> {
+    Data {
+        data: T,
+        warnings: Vec<String>,
+    },
+    /// The warning text naming the partition and why it failed.
+    Failed(String),
+}
+
+fn failure_text(partition: &str, why: &str) -> String {
+    format!("partition {partition} unavailable: {why}")
+}
+
+/// Sends `req` and reads at most `max_bytes` of the answer.
+async fn send(
+    client: &HttpClient,
+    req: hyper::Request<Full<Bytes>>,
+    max_bytes: usize,
+) -> Result<(hyper::StatusCode, Bytes), String> {
+    let resp = client.request(req).await.map_err(|e| {
+        use std::error::Error as _;
+        match e.source() {
+            Some(s) => format!("{e}: {s}"),
+            None => e.to_string(),
+        }
+    })?;
+    let status = resp.status();
+    let body = Limited::new(resp.into_body(), max_bytes)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the answer: {e}"))?
+        .to_bytes();
+    Ok((status, body))
+}
+
+fn snippet(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&body[..body.len().min(300)]);
+    s.trim().to_string()
+}
+
+fn matcher_to_proto(m: &Matcher) -> proto::LabelMatcher {
+    proto::LabelMatcher {
+        r#type: match m.op {
+            MatchOp::Equal => proto::MATCH_EQ,
+            MatchOp::NotEqual => proto::MATCH_NEQ,
+            MatchOp::RegexMatch => proto::MATCH_RE,
+            MatchOp::RegexNoMatch => proto::MATCH_NRE,
+        },
+        name: m.name.clone(),
+        value: m.value.clone(),
+    }
+}
+
+/// Decodes one partition's streamed answer into `series`, keeping samples
+/// in `mint..=maxt`; returns the samples added.
+fn decode_stream(
+    body: &[u8],
+    mint: i64,
+    maxt: i64,
+    series: &mut BTreeMap<Labels, Vec<Sample>>,
+) -> Result<usize, String> {
+    let mut added = 0;
+    for frame in FrameReader::new(body, DEFAULT_CHUNKED_READ_LIMIT) {
+        let frame = frame.map_err(|e| e.to_string())?;
+        for cs in frame.chunked_series {
+            let labels = Labels::from_pairs(cs.labels.iter().map(|l| {
+                (
+                    String::from_utf8_lossy(&l.name).into_owned(),
+                    String::from_utf8_lossy(&l.value).into_owned(),
+                )
+            }));
+            let out = series.entry(labels).or_default();
+            for c in cs.chunks {
+                if c.r#type != proto::CHUNK_XOR {
+                    return Err(format!("chunk encoding {} is not XOR", c.r#type));
+                }
+                let samples = prom_xor::decode(&c.data).map_err(|e| e.to_string())?;
+                let before = out.len();
+                out.extend(samples.into_iter().filter(|s| s.t >= mint && s.t <= maxt));
+                added += out.len() - before;
+            }
+        }
+    }
+    Ok(added)
+}
+
+/// The engine's storage for one query of the tier: raw series from every
+/// partition. Partition failures become warnings ([`FleetStorage::warnings`])
+/// or, without partial responses, end the read ([`FleetStorage::failure`]).
+pub(crate) struct FleetStorage {
+    fleet: Arc<Fleet>,
+    partial_response: bool,
+    warnings: Mutex<Vec<String>>,
+    failure: Mutex<Option<String>>,
+}
+
+impl FleetStorage {
+    pub(crate) fn new(fleet: Arc<Fleet>, partial_response: bool) -> FleetStorage {
+        FleetStorage {
+            fleet,
+            partial_response,
+            warnings: Mutex::new(Vec::new()),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// Partitions that failed, once each, as warnings.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        self.warnings.lock().clone()
+    }
+
+    /// The partition failure that ended the read, without partial responses.
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.failure.lock().clone()
+    }
+
+    /// Records a failed partition: a warning (once), or the failure that
+    /// stops the read.
+    fn partition_failed(&self, text: String) -> Result<(), SelectStop> {
+        if self.partial_response {
+            let mut w = self.warnings.lock();
+            if !w.contains(&text) {
+                w.push(text);
+            }
+            Ok(())
+        } else {
+            *self.failure.lock() = Some(text);
+            Err(SelectStop::Stopped)
+        }
+    }
+}
+
+impl Storage for FleetStorage {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max_samples: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<SeriesSamples>, SelectStop> {
+        let answers = self
+            .fleet
+            .remote_read(matchers, mint, maxt, max_samples, stop)
+            .map_err(|FanOutStop::Stopped| SelectStop::Stopped)?;
+        let mut series = BTreeMap::new();
+        let mut held = 0usize;
+        for (a, p) in answers.into_iter().zip(&self.fleet.partitions) {
+            match a {
+                PartitionAnswer::Data { data, .. } => {
+                    match decode_stream(&data, mint, maxt, &mut series) {
+                        Ok(n) => held += n,
+                        Err(e) => self.partition_failed(failure_text(
+                            &p.name,
+                            &format!("bad remote-read answer: {e}"),
+                        ))?,
+                    }
+                    if max_samples > 0 && held > max_samples {
+                        return Err(SelectStop::TooManySamples);
+                    }
+                }
+                PartitionAnswer::Failed(text) => self.partition_failed(text)?,
+            }
+        }
+        Ok(series
+            .into_iter()
+            .filter_map(|(labels, mut samples)| {
+                // Chain merge: one sample per timestamp, the first partition's.
+                samples.sort_by_key(|s| s.t);
+                samples.dedup_by_key(|s| s.t);
+                (!samples.is_empty()).then_some(SeriesSamples { labels, samples })
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_ingest::remote_read::chunked_series;
+
+    #[test]
+    fn streams_of_two_partitions_merge_one_sample_per_timestamp() {
+        let labels = Labels::from_pairs([("__name__", "up"), ("instance", "a")]);
+        let stream = |samples: &[(i64, f64)]| {
+            let samples = samples.iter().map(|&(t, v)| Sample { t, v }).collect();
+            let mut out = Vec::new();
+            let s = SeriesSamples {
+                labels: labels.clone(),
+                samples,
+            };
+            chunked_series(&mut out, 0, &s, 1 << 20);
+            out
+        };
+        let mut series = BTreeMap::new();
+        let a = stream(&[(1000, 1.0), (2000, 2.0), (3000, 3.0)]);
+        let b = stream(&[(2000, 2.0), (4000, 4.0)]);
+        assert_eq!(decode_stream(&a, 0, 3500, &mut series).unwrap(), 3);
+        assert_eq!(decode_stream(&b, 0, 3500, &mut series).unwrap(), 1);
+        let mut got = series.remove(&labels).unwrap();
+        got.sort_by_key(|s| s.t);
+        got.dedup_by_key(|s| s.t);
+        let ts: Vec<i64> = got.iter().map(|s| s.t).collect();
+        assert_eq!(ts, [1000, 2000, 3000]);
+        let mut bad = a.clone();
+        bad[6] ^= 0xff;
+        assert!(decode_stream(&bad, 0, 3500, &mut BTreeMap::new()).is_err());
+    }
+}
