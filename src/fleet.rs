@@ -39,7 +39,8 @@ use parking_lot::Mutex;
 use prost::Message;
 use tessera_ingest::remote_read::frame::{DEFAULT_CHUNKED_READ_LIMIT, FrameReader};
 use tessera_ingest::remote_read::proto;
-use tessera_query::{SelectStop, Storage};
+use tessera_query::split::{self, PartitionSeries};
+use tessera_query::{Engine, QueryContext, QueryError, QueryResult, SelectStop, Storage};
 use tessera_tsdb::chunk::prom_xor;
 use tessera_tsdb::{Labels, MatchOp, Matcher, Sample, SeriesSamples};
 
@@ -462,6 +463,232 @@ impl Storage for FleetStorage {
                 samples.sort_by_key(|s| s.t);
                 samples.dedup_by_key(|s| s.t);
                 (!samples.is_empty()).then_some(SeriesSamples { labels, samples })
+            })
+            .collect())
+    }
+}
+
+/// When a query is evaluated: at one time, or at every step of a range.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Shape {
+    Instant(i64),
+    Range { start: i64, end: i64, step: i64 },
+}
+
+impl Shape {
+    /// Evaluates `query` on `storage` at these times.
+    pub(crate) fn run(
+        self,
+        engine: &Engine,
+        storage: &dyn Storage,
+        query: &str,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, QueryError> {
+        match self {
+            Shape::Instant(t) => engine.instant_query(storage, query, t, ctx),
+            Shape::Range { start, end, step } => {
+                engine.range_query(storage, query, start, end, step, ctx)
+            }
+        }
+    }
+
+    fn run_expr(
+        self,
+        engine: &Engine,
+        storage: &dyn Storage,
+        expr: &promql_parser::parser::Expr,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, QueryError> {
+        match self {
+            Shape::Instant(t) => engine.instant_query_expr(storage, expr, t, ctx),
+            Shape::Range { start, end, step } => {
+                engine.range_query_expr(storage, expr, start, end, step, ctx)
+            }
+        }
+    }
+
+    /// The evaluation times.
+    fn steps(self) -> Vec<i64> {
+        match self {
+            Shape::Instant(t) => vec![t],
+            Shape::Range { start, end, step } => (0..)
+                .map(|k| start + k * step)
+                .take_while(|t| *t <= end)
+                .collect(),
+        }
+    }
+
+    /// The API call that evaluates `query` at these times on a store.
+    fn api_call(self, query: &str) -> String {
+        let mut p = vec![("query", query.to_string())];
+        let path = match self {
+            Shape::Instant(t) => {
+                p.push(("time", secs(t)));
+                "/api/v1/query"
+            }
+            Shape::Range { start, end, step } => {
+                p.extend([
+                    ("start", secs(start)),
+                    ("end", secs(end)),
+                    ("step", secs(step)),
+                ]);
+                "/api/v1/query_range"
+            }
+        };
+        format!(
+            "{path}?{}",
+            serde_urlencoded::to_string(p).expect("strings encode")
+        )
+    }
+}
+
+/// Milliseconds as the API's seconds.
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+impl FleetStorage {
+    /// Evaluates `query` over the partitions: the aggregations that split
+    /// exactly ([`split`]) on every partition through its query API, the
+    /// rest on the tier over raw series.
+    pub(crate) fn query(
+        &self,
+        engine: &Engine,
+        query: &str,
+        shape: Shape,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult, QueryError> {
+        // A query that does not parse gets the engine's own error.
+        let plan = match tessera_query::parse(query) {
+            Ok(expr) => split::plan(&expr),
+            Err(_) => None,
+        };
+        let Some(plan) = plan else {
+            return shape.run(engine, self, query, ctx);
+        };
+        let steps = shape.steps();
+        let max = ctx.max_samples().unwrap_or(engine.options().max_samples);
+        let mut held = 0usize;
+        let mut parts = Vec::with_capacity(plan.parts.len());
+        for part in &plan.parts {
+            let mut answers = Vec::with_capacity(part.queries.len());
+            for q in &part.queries {
+                answers.push(self.ask(&shape.api_call(q), ctx)?);
+            }
+            let series = part.combine(answers, &steps);
+            held += series.len() * steps.len();
+            if max > 0 && held > max {
+                return Err(QueryError::TooManySamples { limit: max });
+            }
+            parts.push(series);
+        }
+        shape.run_expr(engine, &Pushed { raw: self, parts }, &plan.expr, ctx)
+    }
+
+    /// One API call on every partition: each answering partition's series.
+    fn ask(&self, call: &str, ctx: &QueryContext) -> Result<Vec<PartitionSeries>, QueryError> {
+        let stop = || ctx.check("pushdown").is_err();
+        let answers = self
+            .fleet
+            .get_json(call, &stop)
+            .map_err(|FanOutStop::Stopped| {
+                ctx.check("pushdown")
+                    .err()
+                    .unwrap_or(QueryError::Canceled("pushdown"))
+            })?;
+        let mut out = Vec::with_capacity(answers.len());
+        for (a, p) in answers.into_iter().zip(&self.fleet.partitions) {
+            let failed = match a {
+                PartitionAnswer::Data { data, .. } => match parse_result(&data) {
+                    Ok(s) => {
+                        out.push(s);
+                        continue;
+                    }
+                    Err(e) => failure_text(&p.name, &format!("bad query answer: {e}")),
+                },
+                PartitionAnswer::Failed(text) => text,
+            };
+            self.partition_failed(failed)
+                .map_err(|_| QueryError::Canceled("pushdown"))?;
+        }
+        Ok(out)
+    }
+}
+
+/// A query API answer's `data` (a matrix or a vector) as series.
+fn parse_result(data: &serde_json::Value) -> Result<PartitionSeries, String> {
+    let point = |p: &serde_json::Value| -> Result<Sample, String> {
+        let t = p[0].as_f64().ok_or("bad timestamp")?;
+        let v = match p[1].as_str().ok_or("bad value")? {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            "NaN" => f64::NAN,
+            s => s.parse().map_err(|_| format!("bad value {s:?}"))?,
+        };
+        Ok(Sample {
+            t: (t * 1000.0).round() as i64,
+            v,
+        })
+    };
+    let result = data["result"].as_array().ok_or("no result list")?;
+    result
+        .iter()
+        .map(|s| {
+            let labels = Labels::from_pairs(
+                s["metric"]
+                    .as_object()
+                    .ok_or("no metric")?
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string())),
+            );
+            let samples = match (s.get("values"), s.get("value")) {
+                (Some(vs), _) => vs
+                    .as_array()
+                    .ok_or("bad values")?
+                    .iter()
+                    .map(point)
+                    .collect::<Result<_, _>>()?,
+                (None, Some(v)) => vec![point(v)?],
+                _ => Vec::new(),
+            };
+            Ok((labels, samples))
+        })
+        .collect()
+}
+
+/// The storage a split query is evaluated over: the pushed-down parts'
+/// combined series for their selectors, raw series for the rest.
+struct Pushed<'a> {
+    raw: &'a FleetStorage,
+    parts: Vec<Vec<SeriesSamples>>,
+}
+
+impl Storage for Pushed<'_> {
+    fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        max_samples: usize,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Vec<SeriesSamples>, SelectStop> {
+        let part = matchers
+            .iter()
+            .find(|m| m.name == split::PUSHDOWN_LABEL)
+            .and_then(|m| self.parts.get(m.value.parse::<usize>().ok()?));
+        let Some(part) = part else {
+            return self.raw.select(matchers, mint, maxt, max_samples, stop);
+        };
+        Ok(part
+            .iter()
+            .map(|s| SeriesSamples {
+                labels: s.labels.clone(),
+                samples: s
+                    .samples
+                    .iter()
+                    .filter(|p| p.t >= mint && p.t <= maxt)
+                    .copied()
+                    .collect(),
             })
             .collect())
     }

@@ -143,6 +143,19 @@ impl Fleet {
         Tessera::start_tier(&args)
     }
 
+    /// Successful requests of `handler` every store has served.
+    fn store_requests(&self, handler: &str) -> f64 {
+        let series = format!("tessera_http_requests_total{{handler=\"{handler}\",code=\"200\"}}");
+        self.replicas
+            .iter()
+            .flatten()
+            .map(|r| {
+                let (_, m) = get(&r.url("/metrics")).expect("metrics");
+                metric_value(&m, &series).unwrap_or(0.0)
+            })
+            .sum()
+    }
+
     /// The dashboard-style calls whose answers the tier must share with
     /// the single server.
     fn calls(&self) -> Vec<String> {
@@ -249,6 +262,31 @@ fn the_tier_answers_like_one_server_survives_replica_loss_and_names_a_missing_pa
         );
     }
 
+    // What splits is asked of the partitions' query API, not read raw;
+    // what does not is read raw.
+    let end = fleet.end / 1000;
+    let pushed = format!(
+        "/api/v1/query_range?query=avg by (job) (rate(node_cpu_seconds_total[5m])) > 0&start={}&end={end}&step=60",
+        end - 600
+    );
+    let raw = format!("/api/v1/query?query=quantile(0.9, gpu_temp_celsius)&time={end}");
+    let (reads, ranges) = (
+        fleet.store_requests("/api/v1/read"),
+        fleet.store_requests("/api/v1/query_range"),
+    );
+    assert_same(&fleet.single, &tier, &pushed);
+    assert_eq!(fleet.store_requests("/api/v1/read"), reads, "{pushed}");
+    // sum and count, on each partition.
+    assert_eq!(
+        fleet.store_requests("/api/v1/query_range"),
+        ranges + 2.0 * PARTITIONS as f64
+    );
+    assert_same(&fleet.single, &tier, &raw);
+    assert_eq!(
+        fleet.store_requests("/api/v1/read"),
+        reads + PARTITIONS as f64
+    );
+
     // Malformed requests: the same 400s as `serve`.
     for bad in [
         "/api/v1/query?query=sum(",
@@ -278,7 +316,6 @@ fn the_tier_answers_like_one_server_survives_replica_loss_and_names_a_missing_pa
     for r in &fleet.replicas[2] {
         signal(r, libc::SIGSTOP);
     }
-    let end = fleet.end / 1000;
     for call in [
         format!("/api/v1/query?query=sum(gpu_temp_celsius)&time={end}"),
         format!(
