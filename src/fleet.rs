@@ -70,6 +70,10 @@ pub(crate) struct Fleet {
     /// `--query.partial-response`: answer with warnings when a partition
     /// fails (a request's `partial_response=false` turns it off).
     pub(crate) partial_response: bool,
+    /// `--query.replica-label`: labels telling apart the copies of one
+    /// series written by an HA pair of senders; dropped from answers, the
+    /// copies deduplicated.
+    replica_labels: Vec<String>,
 }
 
 /// Why a fan-out ended without answers.
@@ -85,6 +89,7 @@ impl Fleet {
         stores: &[String],
         store_timeout: Duration,
         partial_response: bool,
+        replica_labels: Vec<String>,
     ) -> anyhow::Result<Fleet> {
         let mut partitions = Vec::new();
         for s in stores {
@@ -122,7 +127,21 @@ impl Fleet {
             runtime: tokio::runtime::Handle::current(),
             store_timeout,
             partial_response,
+            replica_labels,
         })
+    }
+
+    /// Is `name` a `--query.replica-label`?
+    pub(crate) fn is_replica_label(&self, name: &str) -> bool {
+        self.replica_labels.iter().any(|r| r == name)
+    }
+
+    /// `ls` without the replica labels.
+    pub(crate) fn without_replica_labels(&self, mut ls: Labels) -> Labels {
+        if !self.replica_labels.is_empty() {
+            ls.retain(|l| !self.is_replica_label(&l.name));
+        }
+        ls
     }
 
     /// Runs `call(client, replica URL)` for every partition at once, trying
@@ -456,16 +475,77 @@ impl Storage for FleetStorage {
                 PartitionAnswer::Failed(text) => self.partition_failed(text)?,
             }
         }
-        Ok(series
+        // Chain merge: one sample per timestamp, the first partition's; then
+        // the copies of an HA pair (equal but for replica labels) deduplicated.
+        let mut copies: BTreeMap<Labels, Vec<Vec<Sample>>> = BTreeMap::new();
+        for (labels, mut samples) in series {
+            samples.sort_by_key(|s| s.t);
+            samples.dedup_by_key(|s| s.t);
+            if !samples.is_empty() {
+                let key = self.fleet.without_replica_labels(labels);
+                copies.entry(key).or_default().push(samples);
+            }
+        }
+        Ok(copies
             .into_iter()
-            .filter_map(|(labels, mut samples)| {
-                // Chain merge: one sample per timestamp, the first partition's.
-                samples.sort_by_key(|s| s.t);
-                samples.dedup_by_key(|s| s.t);
-                (!samples.is_empty()).then_some(SeriesSamples { labels, samples })
+            .map(|(labels, c)| SeriesSamples {
+                labels,
+                samples: dedup_copies(c),
             })
             .collect())
     }
+}
+
+/// One sample per timestamp out of copies of one series (written by an HA
+/// pair of senders): the copy with the earliest samples is followed, and
+/// another is switched to only across a real gap in it — no sample for
+/// more than twice the interval between the last two samples taken — and
+/// then followed in turn. Copies that take turns never interleave, so a
+/// counter does not jump between slightly different copies.
+fn dedup_copies(copies: Vec<Vec<Sample>>) -> Vec<Sample> {
+    if copies.len() == 1 {
+        return copies.into_iter().next().unwrap_or_default();
+    }
+    let mut next = vec![0usize; copies.len()];
+    let first = |c: &Vec<Sample>| c.first().map_or(i64::MAX, |s| s.t);
+    let mut cur = (0..copies.len())
+        .min_by_key(|&i| first(&copies[i]))
+        .unwrap_or(0);
+    let mut out: Vec<Sample> = Vec::with_capacity(copies.iter().map(Vec::len).max().unwrap_or(0));
+    loop {
+        if let Some(last) = out.last() {
+            for (i, c) in copies.iter().enumerate() {
+                while next[i] < c.len() && c[next[i]].t <= last.t {
+                    next[i] += 1;
+                }
+            }
+        }
+        let Some((earliest_t, earliest)) = (0..copies.len())
+            .filter_map(|i| Some((copies[i].get(next[i])?.t, i)))
+            .min()
+        else {
+            break;
+        };
+        // Until two samples give an interval, the earliest copy is taken
+        // (the followed one when tied).
+        let n = out.len();
+        let max_gap = match n {
+            0 => 0,
+            1 => earliest_t - out[0].t,
+            _ => (out[n - 1].t - out[n - 2].t).saturating_mul(2),
+        };
+        let in_turn = match (copies[cur].get(next[cur]), out.last()) {
+            (Some(s), Some(last)) => s.t - last.t <= max_gap,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if !in_turn {
+            cur = earliest;
+        }
+        out.push(copies[cur][next[cur]]);
+        next[cur] += 1;
+    }
+    out
 }
 
 /// When a query is evaluated: at one time, or at every step of a range.
@@ -559,9 +639,12 @@ impl FleetStorage {
         ctx: &QueryContext,
     ) -> Result<QueryResult, QueryError> {
         // A query that does not parse gets the engine's own error.
+        // Not with replica labels: a partition would aggregate both copies
+        // of an HA pair, and the copies' deduplication (which follows one
+        // copy per series) cannot be undone from aggregates.
         let plan = match tessera_query::parse(query) {
-            Ok(expr) => split::plan(&expr),
-            Err(_) => None,
+            Ok(expr) if self.fleet.replica_labels.is_empty() => split::plan(&expr),
+            _ => None,
         };
         let Some(plan) = plan else {
             return shape.run(engine, self, query, ctx);
@@ -697,6 +780,29 @@ impl Storage for Pushed<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copies_take_turns_only_across_gaps() {
+        let pts = |ts: &[i64], v: f64| -> Vec<Sample> {
+            ts.iter().map(|&t| Sample { t, v: t as f64 + v }).collect()
+        };
+        // a: 0..=40 then a gap until 100; b: slightly different values,
+        // from 10 to 120.
+        let a = pts(&[0, 10, 20, 30, 40, 100, 110], 0.0);
+        let b = pts(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120], 0.5);
+        let got = dedup_copies(vec![b, a]);
+        let want: Vec<(i64, f64)> = [0, 10, 20, 30, 40]
+            .iter()
+            .map(|&t| (t, t as f64))
+            .chain(
+                [50, 60, 70, 80, 90, 100, 110, 120]
+                    .iter()
+                    .map(|&t| (t, t as f64 + 0.5)),
+            )
+            .collect();
+        let got: Vec<(i64, f64)> = got.iter().map(|s| (s.t, s.v)).collect();
+        assert_eq!(got, want);
+    }
     use tessera_ingest::remote_read::chunked_series;
 
     #[test]

@@ -46,6 +46,14 @@ pub(crate) struct QueryArgs {
     #[arg(long = "query.partial-response", default_value_t = true, action = clap::ArgAction::Set)]
     partial_response: bool,
 
+    /// A label telling apart the copies of one series written by an HA
+    /// pair of senders (e.g. prometheus_replica); repeatable. Dropped from
+    /// answers; copies that differ only in these are deduplicated (one copy
+    /// followed, another switched to across its gaps). Turns aggregation
+    /// pushdown off: every query reads raw series.
+    #[arg(long = "query.replica-label")]
+    replica_labels: Vec<String>,
+
     /// CPU budget in cores (default: the cgroup CPU quota, else the host).
     #[arg(long)]
     cpus: Option<usize>,
@@ -72,7 +80,12 @@ pub(crate) fn run(args: QueryArgs, flags: Vec<(String, String)>) -> anyhow::Resu
 }
 
 async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> anyhow::Result<()> {
-    let fleet = Fleet::new(&args.stores, args.store_timeout, args.partial_response)?;
+    let fleet = Fleet::new(
+        &args.stores,
+        args.store_timeout,
+        args.partial_response,
+        args.replica_labels.clone(),
+    )?;
     info!(
         partitions = args.stores.len(),
         listen = %args.listen,

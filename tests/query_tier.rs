@@ -92,18 +92,20 @@ fn dataset(end: i64) -> Vec<(String, TimeSeries)> {
     out
 }
 
-/// Three partitions of two replicas, and the single server.
+/// Partitions of replicas, and the single server holding everything.
 struct Fleet {
     single: Tessera,
-    replicas: Vec<[Tessera; 2]>,
+    replicas: Vec<Vec<Tessera>>,
     end: i64,
 }
 
 impl Fleet {
-    fn start() -> Fleet {
+    /// Three partitions of two replicas; every replica of a partition gets
+    /// the partition's series as `copies` makes them.
+    fn start(copies: impl Fn(&TimeSeries) -> Vec<TimeSeries>) -> Fleet {
         let single = Tessera::start(&[]);
-        let replicas: Vec<[Tessera; 2]> = (0..PARTITIONS)
-            .map(|_| [Tessera::start(&[]), Tessera::start(&[])])
+        let replicas: Vec<Vec<Tessera>> = (0..PARTITIONS)
+            .map(|_| vec![Tessera::start(&[]), Tessera::start(&[])])
             .collect();
         let end = now_ms() / 1000 * 1000 - 60_000;
         let data = dataset(end);
@@ -113,11 +115,12 @@ impl Fleet {
             let mine: Vec<TimeSeries> = data
                 .iter()
                 .filter(|(i, _)| partition_of(i) == p)
-                .map(|(_, s)| s.clone())
+                .flat_map(|(_, s)| copies(s))
                 .collect();
             assert!(!mine.is_empty(), "partition {p} holds no instance");
             for r in pair {
-                assert_eq!(r.write(&request(mine.clone())).0, 204);
+                let (status, body) = r.write(&request(mine.clone()));
+                assert_eq!(status, 204, "{body}");
             }
         }
         Fleet {
@@ -129,8 +132,11 @@ impl Fleet {
 
     /// The `--store` value of partition `p`.
     fn store(&self, p: usize) -> String {
-        let [a, b] = &self.replicas[p];
-        format!("http://127.0.0.1:{},http://127.0.0.1:{}", a.port, b.port)
+        let urls: Vec<String> = self.replicas[p]
+            .iter()
+            .map(|r| format!("http://127.0.0.1:{}", r.port))
+            .collect();
+        urls.join(",")
     }
 
     fn tier(&self, store_timeout: &str, extra: &[&str]) -> Tessera {
@@ -248,7 +254,7 @@ fn signal(t: &Tessera, sig: libc::c_int) {
 
 #[test]
 fn the_tier_answers_like_one_server_survives_replica_loss_and_names_a_missing_partition() {
-    let mut fleet = Fleet::start();
+    let mut fleet = Fleet::start(|s| vec![s.clone()]);
     let tier = fleet.tier(STORE_TIMEOUT, &[]);
     let strict = fleet.tier(STORE_TIMEOUT, &["--query.partial-response=false"]);
     let patient = fleet.tier("60s", &[]);
@@ -388,4 +394,43 @@ fn the_tier_answers_like_one_server_survives_replica_loss_and_names_a_missing_pa
             "{call}: {w:?}"
         );
     }
+}
+
+#[test]
+fn copies_from_an_ha_pair_of_senders_count_once_and_fill_each_others_gaps() {
+    // Every series written twice, as two senders scraping the same target
+    // would: `replica="a"` misses points 40..50 (150 s), `replica="b"`
+    // points 100..110.
+    let copy = |s: &TimeSeries, replica: &str, gap: std::ops::Range<usize>| {
+        let mut c = s.clone();
+        c.labels.push(label("replica", replica));
+        c.labels.sort_by(|x, y| x.name.cmp(&y.name));
+        c.samples = c
+            .samples
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !gap.contains(i))
+            .map(|(_, p)| *p)
+            .collect();
+        c
+    };
+    let fleet = Fleet::start(|s| vec![copy(s, "a", 40..50), copy(s, "b", 100..110)]);
+    let tier = fleet.tier(STORE_TIMEOUT, &["--query.replica-label", "replica"]);
+    for call in fleet.calls() {
+        assert_same(&fleet.single, &tier, &call);
+    }
+    // Without the flag the copies count twice.
+    let naive = fleet.tier(STORE_TIMEOUT, &[]);
+    let end = fleet.end / 1000;
+    let q = format!("/api/v1/query?query=count(gpu_temp_celsius)&time={end}");
+    let n = |t: &Tessera| {
+        t.data(&q)["result"][0]["value"][1]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        n(&naive).parse::<f64>().unwrap(),
+        2.0 * n(&tier).parse::<f64>().unwrap()
+    );
 }

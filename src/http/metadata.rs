@@ -88,10 +88,12 @@ pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Res
                         let Value::Object(m) = s else {
                             return Err("a series is not an object".into());
                         };
-                        all.insert(Labels::from_pairs(
-                            m.into_iter()
-                                .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())),
-                        ));
+                        all.insert(
+                            fleet
+                                .without_replica_labels(Labels::from_pairs(m.into_iter().map(
+                                    |(k, v)| (k, v.as_str().unwrap_or_default().to_string()),
+                                ))),
+                        );
                     }
                     Ok(())
                 })?;
@@ -236,18 +238,22 @@ fn fleet_listing(
 }
 
 /// A listing of strings (label names or values) on the tier: the union of
-/// the partitions', sorted, cut to `limit`.
+/// the partitions' that `keep` keeps, sorted, cut to `limit`.
 fn fleet_strings(
     fleet: &Fleet,
     fwd: &Forward,
     ctx: &QueryContext,
     what: &'static str,
     limit: usize,
+    keep: &dyn Fn(&str) -> bool,
 ) -> Result<(Vec<String>, Vec<String>), ApiError> {
     let mut all = BTreeSet::new();
     let warnings = fleet_listing(fleet, fwd, ctx, what, |data| {
         for v in as_array(data)? {
-            all.insert(v.as_str().ok_or("not a string")?.to_string());
+            let v = v.as_str().ok_or("not a string")?;
+            if keep(v) {
+                all.insert(v.to_string());
+            }
         }
         Ok(())
     })?;
@@ -274,7 +280,8 @@ pub(super) async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Res
         let db = match source {
             read::Source::Local(db) => db,
             read::Source::Fleet(fleet) => {
-                return fleet_strings(fleet, &fwd, ctx, "labels API", limit);
+                let keep = |n: &str| !fleet.is_replica_label(n);
+                return fleet_strings(fleet, &fwd, ctx, "labels API", limit, &keep);
             }
         };
         let stop = || ctx.check("labels").is_err();
@@ -307,7 +314,10 @@ pub(super) async fn label_values(
         let db = match source {
             read::Source::Local(db) => db,
             read::Source::Fleet(fleet) => {
-                return fleet_strings(fleet, &fwd, ctx, "label values API", limit);
+                // A replica label is not in the tier's answers.
+                let replica = fleet.is_replica_label(&name);
+                let keep = |_: &str| !replica;
+                return fleet_strings(fleet, &fwd, ctx, "label values API", limit, &keep);
             }
         };
         let stop = || ctx.check("label values").is_err();
