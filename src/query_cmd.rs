@@ -4,7 +4,7 @@
 //! Each `--store` is one partition (a disjoint set of series); a
 //! comma-separated value lists its replicas. PromQL is evaluated here by the
 //! same engine as `serve`, over raw series read from every partition by
-//! remote read (`fleet.rs`); series/label/metadata listings are forwarded to
+//! remote read (`fleet/`); series/label/metadata listings are forwarded to
 //! every partition and unioned.
 
 use std::net::SocketAddr;
@@ -31,9 +31,16 @@ pub(crate) struct QueryArgs {
     listen: SocketAddr,
 
     /// One partition: its base URL (http://host:port), or its replicas'
-    /// URLs separated by commas. Repeat for every partition.
+    /// URLs separated by commas. Repeat for every partition. A host name
+    /// (http://name:port or dns+name:port, e.g. a headless Service) stands
+    /// for all its addresses, each a replica, re-resolved every
+    /// --store.dns-interval.
     #[arg(long = "store", required = true)]
     stores: Vec<String>,
+
+    /// How often host names in --store are resolved again.
+    #[arg(long = "store.dns-interval", default_value = "30s", value_parser = flags::duration)]
+    store_dns_interval: Duration,
 
     /// Longest the tier waits for one partition (all its replicas tried in
     /// turn, sharing this budget); past it the partition counts as failed.
@@ -86,6 +93,9 @@ async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> an
         args.partial_response,
         args.replica_labels.clone(),
     )?;
+    fleet.refresh().await;
+    let fleet = Arc::new(fleet);
+    fleet.spawn_refresh(args.store_dns_interval.max(Duration::from_secs(1)));
     info!(
         partitions = args.stores.len(),
         listen = %args.listen,
@@ -116,7 +126,7 @@ async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> an
         Rules::none(),
         flags,
     );
-    state.fleet = Some(Arc::new(fleet));
+    state.fleet = Some(fleet);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

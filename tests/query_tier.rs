@@ -141,8 +141,30 @@ impl Fleet {
 
     fn tier(&self, store_timeout: &str, extra: &[&str]) -> Tessera {
         let stores: Vec<String> = (0..PARTITIONS).map(|p| self.store(p)).collect();
+        Fleet::tier_of(&stores, store_timeout, extra)
+    }
+
+    /// A tier given every replica as `dns+localhost:<port>`: names it
+    /// resolves (to 127.0.0.1, and ::1 where the host has it, where no
+    /// store listens: one more replica that fails).
+    fn dns_tier(&self) -> Tessera {
+        let stores: Vec<String> = self
+            .replicas
+            .iter()
+            .map(|rs| {
+                let names: Vec<String> = rs
+                    .iter()
+                    .map(|r| format!("dns+localhost:{}", r.port))
+                    .collect();
+                names.join(",")
+            })
+            .collect();
+        Fleet::tier_of(&stores, STORE_TIMEOUT, &[])
+    }
+
+    fn tier_of(stores: &[String], store_timeout: &str, extra: &[&str]) -> Tessera {
         let mut args = vec!["--store.timeout", store_timeout];
-        for s in &stores {
+        for s in stores {
             args.extend(["--store", s]);
         }
         args.extend(extra);
@@ -267,6 +289,16 @@ fn the_tier_answers_like_one_server_survives_replica_loss_and_names_a_missing_pa
             "{call}: {w:?}"
         );
     }
+
+    // Stores given as host names.
+    let dns = fleet.dns_tier();
+    for call in calls
+        .iter()
+        .filter(|c| c.contains("rate(") || c.contains("/labels"))
+    {
+        assert_same(&fleet.single, &dns, call);
+    }
+    drop(dns);
 
     // What splits is asked of the partitions' query API, not read raw;
     // what does not is read raw.

@@ -52,11 +52,16 @@ const STOP_POLL: Duration = Duration::from_millis(10);
 /// Largest listing answer read from one store.
 const MAX_LISTING_BYTES: usize = 256 << 20;
 
-/// One partition: its replicas' base URLs, in the order given.
+mod dns;
+
+/// One partition: its replicas' base URLs.
 struct Partition {
     /// The `--store` value, as warnings name it.
     name: String,
-    replicas: Vec<String>,
+    /// Its entries, in the order given.
+    targets: Vec<dns::Target>,
+    /// The entries' base URLs as last resolved.
+    replicas: parking_lot::RwLock<Vec<String>>,
     /// The replica tried first: the last one that answered.
     preferred: AtomicUsize,
 }
@@ -93,25 +98,19 @@ impl Fleet {
     ) -> anyhow::Result<Fleet> {
         let mut partitions = Vec::new();
         for s in stores {
-            let replicas: Vec<String> = s
+            let targets = s
                 .split(',')
-                .map(|r| r.trim().trim_end_matches('/').to_string())
+                .map(|r| r.trim().trim_end_matches('/'))
                 .filter(|r| !r.is_empty())
-                .collect();
-            if replicas.is_empty() {
+                .map(dns::Target::parse)
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if targets.is_empty() {
                 anyhow::bail!("--store {s:?} names no URL");
-            }
-            for r in &replicas {
-                let uri: hyper::Uri = r
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--store {r:?}: {e}"))?;
-                if uri.scheme_str() != Some("http") || uri.host().is_none() {
-                    anyhow::bail!("--store {r:?}: expected http://host:port");
-                }
             }
             partitions.push(Arc::new(Partition {
                 name: s.clone(),
-                replicas,
+                targets,
+                replicas: Default::default(),
                 preferred: AtomicUsize::new(0),
             }));
         }
@@ -129,6 +128,51 @@ impl Fleet {
             partial_response,
             replica_labels,
         })
+    }
+
+    /// Resolves every partition's entries (host names to all their
+    /// addresses); a partition whose names fail to resolve keeps its last
+    /// list.
+    pub(crate) async fn refresh(&self) {
+        for p in &self.partitions {
+            let mut urls = Vec::new();
+            for t in &p.targets {
+                match t.resolve().await {
+                    Ok(u) => urls.extend(u),
+                    Err(e) => {
+                        tracing::warn!(partition = %p.name, error = %e, "cannot resolve a --store; keeping its last addresses");
+                        urls.clear();
+                        break;
+                    }
+                }
+            }
+            if !urls.is_empty() {
+                let mut r = p.replicas.write();
+                if *r != urls {
+                    tracing::info!(partition = %p.name, replicas = ?urls, "store replicas");
+                    *r = urls;
+                }
+            }
+        }
+    }
+
+    /// Re-resolves the host names of `--store` every `every`, when any is
+    /// a name.
+    pub(crate) fn spawn_refresh(self: &Arc<Self>, every: Duration) {
+        if !self
+            .partitions
+            .iter()
+            .any(|p| p.targets.iter().any(dns::Target::is_name))
+        {
+            return;
+        }
+        let fleet = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                fleet.refresh().await;
+            }
+        });
     }
 
     /// Is `name` a `--query.replica-label`?
@@ -168,14 +212,18 @@ impl Fleet {
                 let budget = self.store_timeout;
                 self.runtime.spawn(async move {
                     let deadline = Instant::now() + budget;
-                    let n = p.replicas.len();
+                    let replicas = p.replicas.read().clone();
+                    let n = replicas.len();
+                    if n == 0 {
+                        return Err("no replica address resolved".to_string());
+                    }
                     let first = p.preferred.load(Ordering::Relaxed) % n;
                     let mut errors = Vec::new();
                     for k in 0..n {
                         let i = (first + k) % n;
                         let left = deadline.saturating_duration_since(Instant::now());
                         let slice = left / (n - k) as u32;
-                        let url = &p.replicas[i];
+                        let url = &replicas[i];
                         match tokio::time::timeout(slice, call(client.clone(), url.clone())).await {
                             Ok(Ok(v)) => {
                                 p.preferred.store(i, Ordering::Relaxed);
