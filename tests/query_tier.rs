@@ -466,3 +466,27 @@ fn copies_from_an_ha_pair_of_senders_count_once_and_fill_each_others_gaps() {
         2.0 * n(&tier).parse::<f64>().unwrap()
     );
 }
+
+#[test]
+fn a_store_refusing_a_query_fails_it_rather_than_leaving_its_partition_out() {
+    let store = Tessera::start(&["--query.max-samples", "100"]);
+    let end = now_ms() / 1000 * 1000 - 60_000;
+    let all: Vec<TimeSeries> = dataset(end).into_iter().map(|(_, s)| s).collect();
+    assert_eq!(store.write(&request(all)).0, 204);
+    let tier = Fleet::tier_of(
+        &[format!("http://127.0.0.1:{}", store.port)],
+        STORE_TIMEOUT,
+        &[],
+    );
+    let t = end / 1000;
+    // Pushed down (the store's query API answers 422) and raw (its remote
+    // read does): the tier says 422 too, with no partial answer.
+    for q in [
+        "sum(sum_over_time(gpu_temp_celsius[30m]))",
+        "quantile(0.5, sum_over_time(gpu_temp_celsius[30m]))",
+    ] {
+        let (status, v) = tier.api(&format!("/api/v1/query?query={q}&time={t}"));
+        assert_eq!(status, 422, "{q}: {v}");
+        assert_eq!(v["errorType"], "execution", "{q}: {v}");
+    }
+}

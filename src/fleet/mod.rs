@@ -275,8 +275,8 @@ impl Fleet {
                     .body(Full::new(Bytes::new()))
                     .map_err(|e| e.to_string())?;
                 let (status, body) = send(&client, req, MAX_LISTING_BYTES).await?;
-                if !status.is_success() {
-                    return Err(format!("HTTP {status}: {}", snippet(&body)));
+                if let Err(refused) = check_status(status, &body)? {
+                    return Ok((Err(refused), Vec::new()));
                 }
                 let mut v: serde_json::Value = serde_json::from_slice(&body)
                     .map_err(|e| format!("invalid JSON answer: {e}"))?;
@@ -287,21 +287,22 @@ impl Fleet {
                         .collect(),
                     _ => Vec::new(),
                 };
-                Ok((v["data"].take(), warnings))
+                Ok((Ok(v["data"].take()), warnings))
             }
         })?;
         Ok(self.label_answers(answers))
     }
 
-    fn label_answers<T>(
-        &self,
-        answers: Vec<Result<(T, Vec<String>), String>>,
-    ) -> Vec<PartitionAnswer<T>> {
+    fn label_answers<T>(&self, answers: Vec<Result<Reply<T>, String>>) -> Vec<PartitionAnswer<T>> {
         answers
             .into_iter()
             .zip(&self.partitions)
             .map(|(r, p)| match r {
-                Ok((data, warnings)) => PartitionAnswer::Data { data, warnings },
+                Ok((Ok(data), warnings)) => PartitionAnswer::Data { data, warnings },
+                Ok((Err((status, why)), _)) => PartitionAnswer::Refused {
+                    status,
+                    message: format!("partition {}: {why}", p.name),
+                },
                 Err(e) => PartitionAnswer::Failed(failure_text(&p.name, &e)),
             })
             .collect()
@@ -348,13 +349,40 @@ impl Fleet {
                     .body(Full::new(body))
                     .map_err(|e| e.to_string())?;
                 let (status, bytes) = send(&client, req, max_bytes).await?;
-                if !status.is_success() {
-                    return Err(format!("HTTP {status}: {}", snippet(&bytes)));
+                if let Err(refused) = check_status(status, &bytes)? {
+                    return Ok((Err(refused), Vec::new()));
                 }
-                Ok((bytes, Vec::new()))
+                Ok((Ok(bytes), Vec::new()))
             }
         })?;
         Ok(self.label_answers(answers))
+    }
+}
+
+/// A replica's answer: the data or the client error it refused the request
+/// with, and its warnings.
+type Reply<T> = (Result<T, (u16, String)>, Vec<String>);
+
+/// A store's status: `Ok(Ok)` for a 2xx, `Ok(Err)` for a refusal of the
+/// request itself (4xx but 408 and 429: every replica would say the same, so
+/// no failover; the request fails), `Err` for anything that another replica
+/// may not share (5xx).
+fn check_status(
+    status: hyper::StatusCode,
+    body: &[u8],
+) -> Result<Result<(), (u16, String)>, String> {
+    if status.is_success() {
+        return Ok(Ok(()));
+    }
+    // The Prometheus API's `error`, else the text.
+    let why = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v["error"].as_str().map(str::to_string))
+        .unwrap_or_else(|| snippet(body));
+    match status.as_u16() {
+        408 | 429 => Err(format!("HTTP {status}: {why}")),
+        s @ 400..=499 => Ok(Err((s, why))),
+        _ => Err(format!("HTTP {status}: {why}")),
     }
 }
 
@@ -363,6 +391,12 @@ pub(crate) enum PartitionAnswer<T> {
     Data {
         data: T,
         warnings: Vec<String>,
+    },
+    /// A store refused the request itself (a 4xx): the whole request fails
+    /// with its status and message (naming the partition).
+    Refused {
+        status: u16,
+        message: String,
     },
     /// The warning text naming the partition and why it failed.
     Failed(String),
@@ -520,7 +554,13 @@ impl Storage for FleetStorage {
                         return Err(SelectStop::TooManySamples);
                     }
                 }
-                PartitionAnswer::Failed(text) => self.partition_failed(text)?,
+                // A store over its own sample budget: the query's too.
+                PartitionAnswer::Refused { status: 422, .. } => {
+                    return Err(SelectStop::TooManySamples);
+                }
+                PartitionAnswer::Refused { message, .. } | PartitionAnswer::Failed(message) => {
+                    self.partition_failed(message)?
+                }
             }
         }
         // Chain merge: one sample per timestamp, the first partition's; then
@@ -737,6 +777,12 @@ impl FleetStorage {
                     }
                     Err(e) => failure_text(&p.name, &format!("bad query answer: {e}")),
                 },
+                PartitionAnswer::Refused { status, message } => {
+                    return Err(match status {
+                        400 => QueryError::BadData(message),
+                        _ => QueryError::Execution(message),
+                    });
+                }
                 PartitionAnswer::Failed(text) => text,
             };
             self.partition_failed(failed)

@@ -227,6 +227,13 @@ fn fleet_listing(
                     Err(e) => format!("a partition's {what} answer is malformed: {e}"),
                 }
             }
+            PartitionAnswer::Refused { status, message } => {
+                let kind = match status {
+                    400 => ErrorType::BadData,
+                    _ => ErrorType::Execution,
+                };
+                return Err(ApiError::new(kind, message));
+            }
             PartitionAnswer::Failed(text) => text,
         };
         if !fwd.partial {
