@@ -3,9 +3,10 @@
 //!
 //! Each `--store` is one partition (a disjoint set of series); a
 //! comma-separated value lists its replicas. PromQL is evaluated here by the
-//! same engine as `serve`, over raw series read from every partition by
-//! remote read (`fleet/`); series/label/metadata listings are forwarded to
-//! every partition and unioned.
+//! same engine as `serve`: aggregations that split exactly on every
+//! partition's query API (`tessera_query::split`), the rest over raw series
+//! read from every partition by remote read (`fleet/`); series/label/
+//! metadata listings are forwarded to every partition and unioned.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -347,6 +347,12 @@ fn the_tier_answers_like_one_server_survives_replica_loss_and_names_a_missing_pa
         "tessera"
     );
     assert_eq!(get(&tier.url("/-/healthy")).unwrap().0, 200);
+    assert_eq!(get(&tier.url("/metrics")).unwrap().0, 200);
+    // `serve` ignores the tier's parameter, as it always did.
+    let (status, _) = fleet
+        .single
+        .api("/api/v1/query?query=1&partial_response=maybe");
+    assert_eq!(status, 200);
 
     // Both replicas of partition 2 hang: answers within the store timeout
     // with a warning naming it, or 503 when partial answers are refused.

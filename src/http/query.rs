@@ -45,9 +45,12 @@ fn query_error(e: QueryError) -> ApiError {
 /// warning): `partial_response` of the request, else
 /// `--query.partial-response`.
 pub(super) fn partial_response(p: &Params, state: &super::AppState) -> Result<bool, ApiError> {
-    let default = state.fleet.as_ref().is_none_or(|f| f.partial_response);
+    // `serve` has no partitions and ignores the parameter, as before.
+    let Some(fleet) = &state.fleet else {
+        return Ok(true);
+    };
     match p.get("partial_response") {
-        None => Ok(default),
+        None => Ok(fleet.partial_response),
         Some("true" | "1") => Ok(true),
         Some("false" | "0") => Ok(false),
         Some(s) => Err(ApiError::bad_data(format!(
