@@ -1,11 +1,16 @@
 //! The stores behind `tessera query`: partitions, each a list of replicas,
-//! and the two ways the tier reads them.
+//! and the three ways the tier reads them.
 //!
+//! - Pushed-down aggregations ([`FleetStorage::query`]): the parts
+//!   `tessera_query::split` finds asked of every partition's
+//!   `/api/v1/query_range` (or `/api/v1/query`) and combined; not with
+//!   `--query.replica-label`.
 //! - Raw series ([`FleetStorage`], the engine's [`Storage`]): one remote-read
 //!   request (`STREAMED_XOR_CHUNKS`) per selection to every partition at
 //!   once; frames checked and decoded with `ingest::remote_read` and
 //!   `tsdb::chunk::prom_xor`; series with identical labels from different
-//!   partitions merged one sample per timestamp.
+//!   partitions merged one sample per timestamp; copies differing only in
+//!   replica labels deduplicated ([`dedup_copies`]).
 //! - Listings ([`Fleet::get_json`]): the same Prometheus HTTP API call
 //!   forwarded to every partition, each answer's `data` handed back for the
 //!   caller to union.
@@ -16,7 +21,8 @@
 //! first of two gets half), so a partition that is entirely hung costs one
 //! `--store.timeout`, not one per replica. A partition none of whose
 //! replicas answered is reported as failed: a warning naming it, or a 503
-//! when partial responses are off.
+//! when partial responses are off. A 4xx (but 408/429) is the request
+//! itself refused, as every replica would: no failover, the request fails.
 //!
 //! The wire is hyper's client on the server's tokio runtime. The blocking
 //! read that needs an answer waits on the requests while polling its stop
