@@ -3,9 +3,11 @@
 mod append;
 mod cpu;
 mod flags;
+mod fleet;
 mod http;
 mod metrics;
 mod notifier;
+mod query_cmd;
 mod rules;
 mod serve;
 mod tsdb_cmd;
@@ -35,6 +37,8 @@ struct Cli {
 enum Command {
     /// Run the server: remote-write receiver and Prometheus HTTP API.
     Serve(Box<serve::ServeArgs>),
+    /// Run a stateless query tier over partitions of stores (--store).
+    Query(Box<query_cmd::QueryArgs>),
     /// Offline tools for a data dir: repair, inspect, analyze.
     #[command(subcommand)]
     Tsdb(tsdb_cmd::TsdbCommand),
@@ -50,6 +54,13 @@ fn main() -> anyhow::Result<()> {
                 .map(serve::flag_values)
                 .unwrap_or_default();
             serve::run(*args, flags)
+        }
+        Command::Query(args) => {
+            let flags = matches
+                .subcommand_matches("query")
+                .map(serve::flag_values)
+                .unwrap_or_default();
+            query_cmd::run(*args, flags)
         }
         Command::Tsdb(cmd) => tsdb_cmd::run(cmd),
     }

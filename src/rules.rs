@@ -163,6 +163,16 @@ impl Rules {
         })
     }
 
+    /// No rules and no notifier: a query tier, which evaluates none.
+    pub(crate) fn none() -> Rules {
+        Rules {
+            manager: None,
+            notifier: None,
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+        }
+    }
+
     /// Starts evaluating every group against the opened database. A failure
     /// to start the evaluation threads is logged; the server keeps serving.
     pub(crate) fn start(&self, db: Arc<Db>) {

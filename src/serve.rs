@@ -91,20 +91,6 @@ pub(crate) struct ServeArgs {
     #[arg(long = "ingest.relabel-config")]
     ingest_relabel_config: Option<PathBuf>,
 
-    /// Longest a query may run; a request's `timeout` parameter can only
-    /// lower it. Over it: 503 with errorType timeout.
-    #[arg(long = "query.timeout", default_value = "2m", value_parser = flags::duration)]
-    query_timeout: Duration,
-
-    /// Samples one query may hold in memory at once (Prometheus' default).
-    /// Over it: 422 naming this flag.
-    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
-    query_max_samples: usize,
-
-    /// How far back an instant selector looks for the latest sample.
-    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = flags::duration)]
-    query_lookback_delta: Duration,
-
     /// When the WAL is fsynced: `always` (before every acknowledgement:
     /// survives power loss, slowest), `interval` (every --wal.fsync-interval:
     /// a power loss can lose that much), `never` (the kernel decides). Every
@@ -137,18 +123,6 @@ pub(crate) struct ServeArgs {
     #[arg(long = "tsdb.maintenance-interval", default_value = "1m", value_parser = flags::duration)]
     maintenance_interval: Duration,
 
-    /// Queries and metadata calls run at once (default: the CPU budget).
-    #[arg(long = "query.max-concurrency")]
-    query_max_concurrency: Option<usize>,
-
-    /// Reads that may wait for a slot; more get 503 + Retry-After at once.
-    #[arg(long = "query.max-queue", default_value_t = 64)]
-    query_max_queue: usize,
-
-    /// Longest a read waits for a slot before 503 + Retry-After.
-    #[arg(long = "query.queue-timeout", default_value = "30s", value_parser = flags::duration)]
-    query_queue_timeout: Duration,
-
     /// Window searched by /api/v1/series, labels and label values calls that
     /// give no `start` (Prometheus searches all of history; a bounded
     /// default keeps a bare call cheap).
@@ -177,6 +151,9 @@ pub(crate) struct ServeArgs {
         default_value_t = 1_048_576
     )]
     remote_read_max_bytes_in_frame: usize,
+
+    #[command(flatten)]
+    pub(crate) query: QueryFlags,
 
     #[command(flatten)]
     rules: RulesArgs,
@@ -234,6 +211,50 @@ pub(crate) struct ServeArgs {
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
     log_format: String,
+}
+
+/// The query flags `serve` and `query` share: limits, lookback and the
+/// read admission gate.
+#[derive(Args, Debug)]
+pub(crate) struct QueryFlags {
+    /// Longest a query may run; a request's `timeout` parameter can only
+    /// lower it. Over it: 503 with errorType timeout.
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = flags::duration)]
+    pub(crate) query_timeout: Duration,
+
+    /// Samples one query may hold in memory at once (Prometheus' default;
+    /// on a query tier, raw series read from the partitions included).
+    /// Over it: 422 naming this flag.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    pub(crate) query_max_samples: usize,
+
+    /// How far back an instant selector looks for the latest sample.
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = flags::duration)]
+    pub(crate) query_lookback_delta: Duration,
+
+    /// Queries and metadata calls run at once (default: the CPU budget).
+    #[arg(long = "query.max-concurrency")]
+    pub(crate) query_max_concurrency: Option<usize>,
+
+    /// Reads that may wait for a slot; more get 503 + Retry-After at once.
+    #[arg(long = "query.max-queue", default_value_t = 64)]
+    pub(crate) query_max_queue: usize,
+
+    /// Longest a read waits for a slot before 503 + Retry-After.
+    #[arg(long = "query.queue-timeout", default_value = "30s", value_parser = flags::duration)]
+    pub(crate) query_queue_timeout: Duration,
+}
+
+impl QueryFlags {
+    /// The PromQL engine these flags configure.
+    pub(crate) fn engine(&self) -> tessera_query::Engine {
+        tessera_query::Engine::new(tessera_query::EngineOptions {
+            lookback_delta_ms: self.query_lookback_delta.as_millis() as i64,
+            max_samples: self.query_max_samples,
+            default_timeout: self.query_timeout,
+            ..Default::default()
+        })
+    }
 }
 
 /// Every flag of `serve` with its value (given or default), as
@@ -307,9 +328,9 @@ async fn serve(
         ingest_queue_timeout: args.ingest_queue_timeout,
         api_max_series: args.api_max_series,
         api_default_window: args.api_default_window,
-        query_max_concurrency: args.query_max_concurrency.unwrap_or(cpus),
-        query_max_queue: args.query_max_queue,
-        query_queue_timeout: args.query_queue_timeout,
+        query_max_concurrency: args.query.query_max_concurrency.unwrap_or(cpus),
+        query_max_queue: args.query.query_max_queue,
+        query_queue_timeout: args.query.query_queue_timeout,
         remote_read_sample_limit: args.remote_read_sample_limit,
         remote_read_concurrent_limit: args.remote_read_concurrent_limit,
         remote_read_max_bytes_in_frame: args.remote_read_max_bytes_in_frame,
@@ -322,12 +343,7 @@ async fn serve(
         body_read_timeout: args.web_read_timeout,
     };
     METRICS.touch_defaults();
-    let engine = tessera_query::Engine::new(tessera_query::EngineOptions {
-        lookback_delta_ms: args.query_lookback_delta.as_millis() as i64,
-        max_samples: args.query_max_samples,
-        default_timeout: args.query_timeout,
-        ..Default::default()
-    });
+    let engine = args.query.engine();
     let relabel = match &args.ingest_relabel_config {
         Some(p) => tessera_ingest::IngestRelabel::load(p)?,
         None => tessera_ingest::IngestRelabel::none(),
@@ -457,7 +473,7 @@ fn spawn_sighup_reloader(state: Arc<AppState>) {
     }
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             error!(error = %e, "cannot listen for SIGINT");
@@ -481,7 +497,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_logging(format: &str) {
+pub(crate) fn init_logging(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     use std::io::IsTerminal;

@@ -62,7 +62,8 @@ impl QueryContext {
         self.deadline
     }
 
-    pub(crate) fn max_samples(&self) -> Option<usize> {
+    /// The query's own sample budget, when it overrides the engine's.
+    pub fn max_samples(&self) -> Option<usize> {
         self.max_samples
     }
 

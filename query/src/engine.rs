@@ -163,6 +163,18 @@ fn drop_iteratively(root: Expr) {
     }
 }
 
+/// Refuses an already parsed expression nested deeper than the parser
+/// allows.
+fn check_depth(expr: &Expr) -> Result<()> {
+    if eval::expr_depth(expr) > MAX_DEPTH {
+        return Err(QueryError::Parse {
+            message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
+            position: None,
+        });
+    }
+    Ok(())
+}
+
 impl Engine {
     pub fn new(opts: EngineOptions) -> Self {
         Engine { opts }
@@ -196,12 +208,7 @@ impl Engine {
         time_ms: i64,
         ctx: &QueryContext,
     ) -> Result<QueryResult> {
-        if eval::expr_depth(expr) > MAX_DEPTH {
-            return Err(QueryError::Parse {
-                message: format!("query is nested too deeply (more than {MAX_DEPTH} levels)"),
-                position: None,
-            });
-        }
+        check_depth(expr)?;
         let t = eval::clamp_time(time_ms);
         on_eval_stack(|| self.exec(storage, "", expr, (t, t, 0), ctx))
     }
@@ -216,6 +223,39 @@ impl Engine {
         step_ms: i64,
         ctx: &QueryContext,
     ) -> Result<QueryResult> {
+        let (start_ms, end_ms) = self.check_range(start_ms, end_ms, step_ms, ctx)?;
+        on_eval_stack(|| {
+            let expr = parse(query)?;
+            Self::check_range_type(&expr)?;
+            self.exec(storage, query, &expr, (start_ms, end_ms, step_ms), ctx)
+        })
+    }
+
+    /// [`Engine::range_query`] of an already parsed expression (a query
+    /// tier rewrites the AST: [`crate::split`]).
+    pub fn range_query_expr(
+        &self,
+        storage: &dyn Storage,
+        expr: &Expr,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        ctx: &QueryContext,
+    ) -> Result<QueryResult> {
+        let (start_ms, end_ms) = self.check_range(start_ms, end_ms, step_ms, ctx)?;
+        check_depth(expr)?;
+        Self::check_range_type(expr)?;
+        on_eval_stack(|| self.exec(storage, "", expr, (start_ms, end_ms, step_ms), ctx))
+    }
+
+    /// A range query's step and bounds, checked and clamped.
+    fn check_range(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        ctx: &QueryContext,
+    ) -> Result<(i64, i64)> {
         if step_ms <= 0 {
             return Err(QueryError::BadData(
                 "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -234,11 +274,7 @@ impl Engine {
         if steps as u64 > max_samples as u64 {
             return Err(QueryError::TooManySamples { limit: max_samples });
         }
-        on_eval_stack(|| {
-            let expr = parse(query)?;
-            Self::check_range_type(&expr)?;
-            self.exec(storage, query, &expr, (start_ms, end_ms, step_ms), ctx)
-        })
+        Ok((start_ms, end_ms))
     }
 
     fn check_range_type(expr: &Expr) -> Result<()> {

@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod eval;
 pub mod rules;
+pub mod split;
 mod storage;
 pub mod time;
 mod value;

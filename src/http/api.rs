@@ -189,6 +189,11 @@ impl Params {
         )
     }
 
+    /// The parameters as a URL query string, as a store is asked them.
+    pub(crate) fn query_string(&self) -> String {
+        serde_urlencoded::to_string(&self.0).expect("string pairs encode")
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()

@@ -13,13 +13,17 @@
 use axum::body::Body;
 use axum::extract::{Path, Request};
 use axum::response::Response;
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde_json::{Map, Value, json};
+use tessera_query::QueryContext;
 use tessera_tsdb::{Labels, Matcher, ReadControl, labels::is_valid_label_name};
 
 use super::api::{
-    ApiError, MAX_TIME_MS, Params, SUCCESS_PREFIX, success, success_suffix, write_labels,
+    ApiError, ErrorType, MAX_TIME_MS, Params, SUCCESS_PREFIX, success, success_suffix, write_labels,
 };
-use super::{AppState, AppStateRef, read, selector, stream};
+use super::{AppState, AppStateRef, query, read, selector, stream};
+use crate::fleet::{FanOutStop, Fleet, PartitionAnswer};
 
 /// Every `match[]` parameter as alternatives of matcher conjunctions.
 fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
@@ -73,7 +77,29 @@ pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Res
     let limit = p.limit()?;
     let cap = state.opts.api_max_series;
     let text = describe("series", &p);
-    let (all, truncated) = read::run(&state, "series", &text, &p, move |_, db, ctx| {
+    let fwd = forward("/api/v1/series", &p, &state)?;
+    let (all, warnings) = read::run(&state, "series", &text, &p, move |_, source, ctx| {
+        let db = match source {
+            read::Source::Local(db) => db,
+            read::Source::Fleet(fleet) => {
+                let mut all = BTreeSet::new();
+                let warnings = fleet_listing(fleet, &fwd, ctx, "series API", |data| {
+                    for s in as_array(data)? {
+                        let Value::Object(m) = s else {
+                            return Err("a series is not an object".into());
+                        };
+                        all.insert(
+                            fleet
+                                .without_replica_labels(Labels::from_pairs(m.into_iter().map(
+                                    |(k, v)| (k, v.as_str().unwrap_or_default().to_string()),
+                                ))),
+                        );
+                    }
+                    Ok(())
+                })?;
+                return Ok(limited(all.into_iter().collect(), limit, warnings));
+            }
+        };
         let stop = || ctx.check("series").is_err();
         // With a limit at or under the cap the limit bounds the work; else
         // the cap is a budget and exceeding it is the 422.
@@ -96,14 +122,14 @@ pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Res
             all.truncate(limit);
             truncated = true;
         }
-        Ok((all, truncated))
+        let warnings = if truncated {
+            vec![truncation_warning(limit)]
+        } else {
+            vec![]
+        };
+        Ok((all, warnings))
     })
     .await?;
-    let warnings = if truncated {
-        vec![truncation_warning(limit)]
-    } else {
-        vec![]
-    };
     // Streamed a chunk at a time as the client reads: the JSON of 100k
     // series never exists as one string, and a client that leaves stops it.
     let head = format!("{SUCCESS_PREFIX}[");
@@ -117,13 +143,13 @@ pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Res
 }
 
 /// Merges sorted unique strings of each match set (or one call with none)
-/// and applies `limit`; returns the strings and whether they were cut.
+/// and applies `limit`; returns the strings and the truncation warning.
 fn merged_strings(
     sets: &[Vec<Matcher>],
     limit: usize,
     mut f: impl FnMut(&[Matcher]) -> Result<Vec<String>, ApiError>,
-) -> Result<(Vec<String>, bool), ApiError> {
-    let mut out: Vec<String> = if sets.is_empty() {
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let out: Vec<String> = if sets.is_empty() {
         f(&[])?
     } else {
         let mut v = Vec::new();
@@ -134,11 +160,119 @@ fn merged_strings(
         v.dedup();
         v
     };
-    let cut = limit > 0 && out.len() > limit;
-    if cut {
-        out.truncate(limit);
+    Ok(limited(out, limit, Vec::new()))
+}
+
+/// Cuts a sorted listing to `limit` (0: none), adding the truncation
+/// warning to `warnings` when it cut.
+fn limited<T>(mut all: Vec<T>, limit: usize, mut warnings: Vec<String>) -> (Vec<T>, Vec<String>) {
+    if limit > 0 && all.len() > limit {
+        all.truncate(limit);
+        warnings.push(truncation_warning(limit));
     }
-    Ok((out, cut))
+    (all, warnings)
+}
+
+/// The path and query a tier forwards to every partition: the request's own
+/// parameters (checked here first, so a malformed one is this server's
+/// 400), without `partial_response`, which only the tier reads.
+fn forward(path: &str, p: &Params, state: &AppState) -> Result<Forward, ApiError> {
+    Ok(Forward {
+        partial: query::partial_response(p, state)?,
+        path_and_query: format!("{path}?{}", p.query_string()),
+    })
+}
+
+/// A listing call as the tier asks it of every partition.
+struct Forward {
+    path_and_query: String,
+    /// Whether failed partitions become warnings (else a 503).
+    partial: bool,
+}
+
+/// A listing on the tier: `fwd` asked of every partition, each answer's
+/// `data` handed to `merge`; returns the warnings (the stores' own, and
+/// the failed partitions'), or the 503 when partial responses are off.
+fn fleet_listing(
+    fleet: &Fleet,
+    fwd: &Forward,
+    ctx: &QueryContext,
+    what: &'static str,
+    mut merge: impl FnMut(Value) -> Result<(), String>,
+) -> Result<Vec<String>, ApiError> {
+    let stop = || ctx.check(what).is_err();
+    let answers = fleet
+        .get_json(&fwd.path_and_query, &stop)
+        .map_err(|FanOutStop::Stopped| {
+            read::read_error(
+                tessera_tsdb::ReadError::Stopped,
+                ctx,
+                what,
+                "--api.max-series",
+            )
+        })?;
+    let mut warnings: Vec<String> = Vec::new();
+    for a in answers {
+        let failed = match a {
+            PartitionAnswer::Data { data, warnings: w } => {
+                // A store's truncation is the tier's own to say again (or
+                // not) once the union is cut.
+                for x in w {
+                    if !x.starts_with("results truncated") && !warnings.contains(&x) {
+                        warnings.push(x);
+                    }
+                }
+                match merge(data) {
+                    Ok(()) => continue,
+                    Err(e) => format!("a partition's {what} answer is malformed: {e}"),
+                }
+            }
+            PartitionAnswer::Refused { status, message } => {
+                let kind = match status {
+                    400 => ErrorType::BadData,
+                    _ => ErrorType::Execution,
+                };
+                return Err(ApiError::new(kind, message));
+            }
+            PartitionAnswer::Failed(text) => text,
+        };
+        if !fwd.partial {
+            return Err(ApiError::new(ErrorType::Unavailable, failed));
+        }
+        warnings.push(failed);
+    }
+    Ok(warnings)
+}
+
+/// A listing of strings (label names or values) on the tier: the union of
+/// the partitions' that `keep` keeps, sorted, cut to `limit`.
+fn fleet_strings(
+    fleet: &Fleet,
+    fwd: &Forward,
+    ctx: &QueryContext,
+    what: &'static str,
+    limit: usize,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let mut all = BTreeSet::new();
+    let warnings = fleet_listing(fleet, fwd, ctx, what, |data| {
+        for v in as_array(data)? {
+            let v = v.as_str().ok_or("not a string")?;
+            if keep(v) {
+                all.insert(v.to_string());
+            }
+        }
+        Ok(())
+    })?;
+    Ok(limited(all.into_iter().collect(), limit, warnings))
+}
+
+fn as_array(v: Value) -> Result<Vec<Value>, String> {
+    match v {
+        Value::Array(a) => Ok(a),
+        Value::Null => Ok(Vec::new()),
+        _ => Err("data is not a list".into()),
+    }
 }
 
 pub(super) async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
@@ -148,7 +282,15 @@ pub(super) async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Res
     let limit = p.limit()?;
     let cap = state.opts.api_max_series;
     let text = describe("labels", &p);
-    let (names, cut) = read::run(&state, "labels", &text, &p, move |_, db, ctx| {
+    let fwd = forward("/api/v1/labels", &p, &state)?;
+    let (names, warnings) = read::run(&state, "labels", &text, &p, move |_, source, ctx| {
+        let db = match source {
+            read::Source::Local(db) => db,
+            read::Source::Fleet(fleet) => {
+                let keep = |n: &str| !fleet.is_replica_label(n);
+                return fleet_strings(fleet, &fwd, ctx, "labels API", limit, &keep);
+            }
+        };
         let stop = || ctx.check("labels").is_err();
         let ctl = ReadControl::new(cap, 0, &stop);
         merged_strings(&sets, limit, |m| {
@@ -157,11 +299,6 @@ pub(super) async fn labels(state: AppStateRef, req: Request<Body>) -> Result<Res
         })
     })
     .await?;
-    let warnings = if cut {
-        vec![truncation_warning(limit)]
-    } else {
-        vec![]
-    };
     Ok(success(json!(names), &warnings))
 }
 
@@ -179,7 +316,17 @@ pub(super) async fn label_values(
     let limit = p.limit()?;
     let cap = state.opts.api_max_series;
     let text = describe(&format!("label/{name}/values"), &p);
-    let (values, cut) = read::run(&state, "label_values", &text, &p, move |_, db, ctx| {
+    let fwd = forward(&format!("/api/v1/label/{name}/values"), &p, &state)?;
+    let (values, warnings) = read::run(&state, "label_values", &text, &p, move |_, source, ctx| {
+        let db = match source {
+            read::Source::Local(db) => db,
+            read::Source::Fleet(fleet) => {
+                // A replica label is not in the tier's answers.
+                let replica = fleet.is_replica_label(&name);
+                let keep = |_: &str| !replica;
+                return fleet_strings(fleet, &fwd, ctx, "label values API", limit, &keep);
+            }
+        };
         let stop = || ctx.check("label values").is_err();
         let ctl = ReadControl::new(cap, 0, &stop);
         merged_strings(&sets, limit, |m| {
@@ -188,11 +335,6 @@ pub(super) async fn label_values(
         })
     })
     .await?;
-    let warnings = if cut {
-        vec![truncation_warning(limit)]
-    } else {
-        vec![]
-    };
     Ok(success(json!(values), &warnings))
 }
 
@@ -205,6 +347,9 @@ pub(super) async fn metadata(state: AppStateRef, req: Request<Body>) -> Result<R
             ApiError::bad_data(format!("invalid parameter \"limit_per_metric\": {s:?}"))
         })?,
     };
+    if state.fleet.is_some() {
+        return fleet_metadata(&state, &p, limit).await;
+    }
     let fams = state.metadata.query(p.get("metric"), limit, per_metric);
     let mut m = Map::new();
     for (name, entries) in fams {
@@ -215,4 +360,44 @@ pub(super) async fn metadata(state: AppStateRef, req: Request<Body>) -> Result<R
         m.insert(name, Value::Array(list));
     }
     Ok(success(Value::Object(m), &[]))
+}
+
+/// `/api/v1/metadata` on the tier: every partition's families, entries
+/// deduplicated, at most `limit` metrics (0: all).
+async fn fleet_metadata(
+    state: &AppStateRef,
+    p: &Params,
+    limit: usize,
+) -> Result<Response, ApiError> {
+    let fwd = forward("/api/v1/metadata", p, state)?;
+    let (m, warnings) = read::run(state, "metadata", "metadata", p, move |_, source, ctx| {
+        let read::Source::Fleet(fleet) = source else {
+            return Err(ApiError::new(
+                ErrorType::Internal,
+                "metadata: no partitions",
+            ));
+        };
+        let mut m: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let warnings = fleet_listing(fleet, &fwd, ctx, "metadata API", |data| {
+            let Value::Object(fams) = data else {
+                return Err("data is not an object".into());
+            };
+            for (name, entries) in fams {
+                let list = m.entry(name).or_default();
+                for e in as_array(entries)? {
+                    if !list.contains(&e) {
+                        list.push(e);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        let mut m: Map<String, Value> = m.into_iter().map(|(k, v)| (k, Value::Array(v))).collect();
+        if limit > 0 && m.len() > limit {
+            m = m.into_iter().take(limit).collect();
+        }
+        Ok((m, warnings))
+    })
+    .await?;
+    Ok(success(Value::Object(m), &warnings))
 }

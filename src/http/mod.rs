@@ -107,6 +107,9 @@ pub(crate) struct AppState {
     pub remote_read: remote_read::RemoteReadGate,
     /// Every `serve` flag with its value, for `/api/v1/status/flags`.
     pub flags: Vec<(String, String)>,
+    /// Set on a query tier (`tessera query`): reads go to these partitions
+    /// and `db` stays unset.
+    pub fleet: Option<Arc<crate::fleet::Fleet>>,
     /// The WAL replay of the database being opened reports here (`/metrics`
     /// shows it while `db` is not set yet).
     pub replay_progress: tessera_tsdb::ReplayProgress,
@@ -144,6 +147,7 @@ impl AppState {
             relabel,
             rules,
             flags,
+            fleet: None,
             replay_progress: Default::default(),
             web,
         }
@@ -165,6 +169,44 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/read", post(remote_read::remote_read))
+        .merge(read_routes())
+        .route(
+            "/api/v1/rules",
+            get(rules::api_rules).post(rules::api_rules),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(rules::api_alerts).post(rules::api_alerts),
+        )
+        .route("/api/v1/status/tsdb", get(tsdb_status::tsdb))
+        .route("/api/v1/status/runtimeinfo", get(tsdb_status::runtimeinfo))
+        .route("/api/v1/status/flags", get(tsdb_status::flags))
+        .route("/-/reload", post(status::reload).put(status::reload))
+        // Authentication runs inside the accounting, so 401s are counted.
+        .layer(middleware::from_fn_with_state(
+            crate::web::auth::Guard {
+                web: state.web.clone(),
+                perms: state.opts.permissions.clone(),
+            },
+            crate::web::auth::enforce,
+        ))
+        .layer(middleware::from_fn(account))
+        .with_state(state)
+}
+
+/// The routes of a query tier (`tessera query`): the read API Grafana
+/// uses, served by the same handlers as `serve`'s, their reads going to the
+/// partitions (`AppState::fleet`).
+pub(crate) fn tier_router(state: Arc<AppState>) -> Router {
+    read_routes()
+        .layer(middleware::from_fn(account))
+        .with_state(state)
+}
+
+/// The routes `serve` and `query` share: PromQL, listings, status, probes
+/// and self-metrics.
+fn read_routes() -> Router<Arc<AppState>> {
+    Router::new()
         .route("/api/v1/query", get(query::instant).post(query::instant))
         .route("/api/v1/query_range", get(query::range).post(query::range))
         .route(
@@ -177,33 +219,11 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/label/{name}/values", get(metadata::label_values))
         .route("/api/v1/metadata", get(metadata::metadata))
-        .route(
-            "/api/v1/rules",
-            get(rules::api_rules).post(rules::api_rules),
-        )
-        .route(
-            "/api/v1/alerts",
-            get(rules::api_alerts).post(rules::api_alerts),
-        )
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/queries", get(status::running_queries))
-        .route("/api/v1/status/tsdb", get(tsdb_status::tsdb))
-        .route("/api/v1/status/runtimeinfo", get(tsdb_status::runtimeinfo))
-        .route("/api/v1/status/flags", get(tsdb_status::flags))
         .route("/-/healthy", get(status::healthy))
         .route("/-/ready", get(status::ready))
-        .route("/-/reload", post(status::reload).put(status::reload))
         .route("/metrics", get(status::metrics))
-        // Authentication runs inside the accounting, so 401s are counted.
-        .layer(middleware::from_fn_with_state(
-            crate::web::auth::Guard {
-                web: state.web.clone(),
-                perms: state.opts.permissions.clone(),
-            },
-            crate::web::auth::enforce,
-        ))
-        .layer(middleware::from_fn(account))
-        .with_state(state)
 }
 
 /// Counts every request by handler and status code and times it.

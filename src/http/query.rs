@@ -9,12 +9,13 @@ use std::fmt::Write as _;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use tessera_query::{QueryContext, QueryError, QueryResult, Value};
+use tessera_query::{QueryError, QueryResult, Value};
 
 use super::api::{
     ApiError, ErrorType, Params, SUCCESS_PREFIX, parse_duration, success_suffix, write_labels,
 };
 use super::{AppStateRef, read, stream};
+use crate::fleet::{FleetStorage, Shape};
 use crate::metrics::METRICS;
 
 fn now_ms() -> i64 {
@@ -40,6 +41,24 @@ fn query_error(e: QueryError) -> ApiError {
     ApiError::new(kind, e.to_string())
 }
 
+/// Whether a tier's answer may leave out failed partitions (with a
+/// warning): `partial_response` of the request, else
+/// `--query.partial-response`.
+pub(super) fn partial_response(p: &Params, state: &super::AppState) -> Result<bool, ApiError> {
+    // `serve` has no partitions and ignores the parameter, as before.
+    let Some(fleet) = &state.fleet else {
+        return Ok(true);
+    };
+    match p.get("partial_response") {
+        None => Ok(fleet.partial_response),
+        Some("true" | "1") => Ok(true),
+        Some("false" | "0") => Ok(false),
+        Some(s) => Err(ApiError::bad_data(format!(
+            "invalid parameter \"partial_response\": {s:?}"
+        ))),
+    }
+}
+
 fn query_text(p: &Params) -> Result<String, ApiError> {
     p.get("query")
         .map(str::to_string)
@@ -47,24 +66,29 @@ fn query_text(p: &Params) -> Result<String, ApiError> {
 }
 
 /// Runs a PromQL evaluation as an admitted read and records its peak samples.
-async fn run_query<F>(
+async fn run_query(
     state: &AppStateRef,
     endpoint: &'static str,
     q: &str,
     p: &Params,
-    f: F,
-) -> Result<QueryResult, ApiError>
-where
-    F: FnOnce(
-            &tessera_query::Engine,
-            &tessera_tsdb::Db,
-            &QueryContext,
-        ) -> Result<QueryResult, QueryError>
-        + Send
-        + 'static,
-{
-    let res = read::run(state, endpoint, q, p, move |st, db, ctx| {
-        f(&st.engine, db, ctx).map_err(query_error)
+    shape: Shape,
+) -> Result<QueryResult, ApiError> {
+    let partial = partial_response(p, state)?;
+    let text = q.to_string();
+    let res = read::run(state, endpoint, q, p, move |st, source, ctx| match source {
+        read::Source::Local(db) => shape
+            .run(&st.engine, db.as_ref(), &text, ctx)
+            .map_err(query_error),
+        read::Source::Fleet(fleet) => {
+            let storage = FleetStorage::new(fleet.clone(), partial);
+            let r = storage.query(&st.engine, &text, shape, ctx);
+            if let Some(why) = storage.failure() {
+                return Err(ApiError::new(ErrorType::Unavailable, why));
+            }
+            let mut res = r.map_err(query_error)?;
+            res.warnings.extend(storage.warnings());
+            Ok(res)
+        }
     })
     .await?;
     METRICS
@@ -77,11 +101,7 @@ pub(super) async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Re
     let p = Params::from_request(req).await?;
     let q = query_text(&p)?;
     let t = p.time_or("time", now_ms())?;
-    let q2 = q.clone();
-    let res = run_query(&state, "query", &q, &p, move |e, db, ctx| {
-        e.instant_query(db, &q2, t, ctx)
-    })
-    .await?;
+    let res = run_query(&state, "query", &q, &p, Shape::Instant(t)).await?;
     Ok(render(res))
 }
 
@@ -108,11 +128,8 @@ pub(super) async fn range(state: AppStateRef, req: Request<Body>) -> Result<Resp
             .map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))?,
     };
     tessera_query::check_resolution(start, end, step).map_err(query_error)?;
-    let q2 = q.clone();
-    let res = run_query(&state, "query_range", &q, &p, move |e, db, ctx| {
-        e.range_query(db, &q2, start, end, step, ctx)
-    })
-    .await?;
+    let shape = Shape::Range { start, end, step };
+    let res = run_query(&state, "query_range", &q, &p, shape).await?;
     Ok(render(res))
 }
 

@@ -17,6 +17,7 @@ use tracing::warn;
 use super::AppState;
 use super::admission::truncate;
 use super::api::{ApiError, ErrorType, Params, parse_duration};
+use crate::fleet::Fleet;
 use crate::metrics::METRICS;
 
 /// Fires the token when dropped; counts a client cancellation when the
@@ -48,6 +49,13 @@ pub(super) fn timeout(p: &Params, default: Duration) -> Result<Duration, ApiErro
     }
 }
 
+/// Where a read goes: this server's database (`serve`) or the partitions
+/// behind a query tier (`query`).
+pub(super) enum Source {
+    Local(Arc<Db>),
+    Fleet(Arc<Fleet>),
+}
+
 /// Runs `f` as an admitted read of `endpoint` with `text` as its listing.
 pub(super) async fn run<T, F>(
     state: &Arc<AppState>,
@@ -58,20 +66,23 @@ pub(super) async fn run<T, F>(
 ) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&AppState, &Db, &QueryContext) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&AppState, &Source, &QueryContext) -> Result<T, ApiError> + Send + 'static,
 {
-    let db = state.db()?.clone();
+    let source = match &state.fleet {
+        Some(f) => Source::Fleet(f.clone()),
+        None => Source::Local(state.db()?.clone()),
+    };
     let timeout = timeout(p, state.engine.options().default_timeout)?;
     let ticket = state.admission.enter(endpoint, text).await?;
-    run_admitted(state, db, endpoint, text, timeout, ticket, f).await
+    run_admitted(state, source, endpoint, text, timeout, ticket, f).await
 }
 
 /// Runs `f` under `timeout` once a gate has let it in: `ticket` (the gate's
 /// permit) moves onto the blocking pool with the work and is dropped when
 /// the work really ends.
-pub(super) async fn run_admitted<T, F, G>(
+pub(super) async fn run_admitted<S, T, F, G>(
     state: &Arc<AppState>,
-    db: Arc<Db>,
+    source: S,
     endpoint: &'static str,
     text: &str,
     timeout: Duration,
@@ -79,8 +90,9 @@ pub(super) async fn run_admitted<T, F, G>(
     f: F,
 ) -> Result<T, ApiError>
 where
+    S: Send + 'static,
     T: Send + 'static,
-    F: FnOnce(&AppState, &Db, &QueryContext) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&AppState, &S, &QueryContext) -> Result<T, ApiError> + Send + 'static,
     G: Send + 'static,
 {
     let ctx = QueryContext::new(timeout);
@@ -92,7 +104,7 @@ where
     let st = state.clone();
     let started = Instant::now();
     let r = tokio::task::spawn_blocking(move || {
-        let r = f(&st, &db, &ctx);
+        let r = f(&st, &source, &ctx);
         drop(ticket);
         r
     })

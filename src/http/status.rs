@@ -18,7 +18,7 @@ pub(super) async fn healthy() -> &'static str {
 }
 
 pub(super) async fn ready(state: AppStateRef) -> Response {
-    if state.db.get().is_some() {
+    if state.db.get().is_some() || state.fleet.is_some() {
         (StatusCode::OK, "Tessera is Ready.\n").into_response()
     } else {
         (

@@ -94,12 +94,28 @@ impl Tessera {
         scheme: &'static str,
         agent: ureq::Agent,
     ) -> Tessera {
+        let mut args = vec!["--data-dir".as_ref(), data_dir.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        Tessera::spawn("serve", &args, data_dir, scheme, agent)
+    }
+
+    /// A `tessera query` tier with `args` (its `--store`s and flags).
+    pub(crate) fn start_tier(args: &[&str]) -> Tessera {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        Tessera::spawn("query", &args, Path::new(""), "http", agent())
+    }
+
+    fn spawn(
+        command: &str,
+        args: &[&std::ffi::OsStr],
+        data_dir: &Path,
+        scheme: &'static str,
+        agent: ureq::Agent,
+    ) -> Tessera {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
+            .args([command, "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

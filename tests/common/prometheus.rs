@@ -57,19 +57,35 @@ pub(crate) fn assert_same_answers(want_url: &str, got_url: &str, q: &str, args: 
         promtool(&a).unwrap_or_else(|e| panic!("{q} against {url}: {e}"))
     };
     let (want, got) = (result_map(&run(want_url)), result_map(&run(got_url)));
+    assert_same_results(
+        &want,
+        &got,
+        &format!("{q} ({got_url} vs {want_url})"),
+        close,
+    );
+}
+
+/// Asserts two results (of [`result_map`]) hold the same series and
+/// timestamps, and values `same` says are equal.
+pub(crate) fn assert_same_results(
+    want: &BTreeMap<String, Vec<(f64, f64)>>,
+    got: &BTreeMap<String, Vec<(f64, f64)>>,
+    what: &str,
+    same: impl Fn(f64, f64) -> bool,
+) {
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         want.keys().collect::<Vec<_>>(),
-        "series differ for {q}"
+        "series differ for {what}"
     );
-    for (k, w) in &want {
+    for (k, w) in want {
         let g = &got[k];
-        assert_eq!(g.len(), w.len(), "{q} {k}: points differ");
+        assert_eq!(g.len(), w.len(), "{what} {k}: points differ");
         for (a, b) in g.iter().zip(w) {
-            assert_eq!(a.0, b.0, "timestamp differs for {q} {k}");
+            assert_eq!(a.0, b.0, "timestamp differs for {what} {k}");
             assert!(
-                close(a.1, b.1),
-                "{q} {k} at {}: {got_url} {} vs {want_url} {}",
+                same(a.1, b.1),
+                "{what} {k} at {}: got {} want {}",
                 a.0,
                 a.1,
                 b.1

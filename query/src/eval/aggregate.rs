@@ -20,13 +20,13 @@ use crate::error::{QueryError, Result};
 
 /// `by (...)` keeps the listed labels; `without (...)` drops them and the
 /// metric name.
-pub(super) struct Grouping {
+pub(crate) struct Grouping {
     without: bool,
     names: Vec<String>,
 }
 
 impl Grouping {
-    pub(super) fn new(m: &Option<LabelModifier>) -> Self {
+    pub(crate) fn new(m: &Option<LabelModifier>) -> Self {
         match m {
             None => Grouping {
                 without: false,
@@ -43,7 +43,7 @@ impl Grouping {
         }
     }
 
-    pub(super) fn keeps(&self, name: &str) -> bool {
+    pub(crate) fn keeps(&self, name: &str) -> bool {
         if self.without {
             name != METRIC_NAME && !self.names.iter().any(|n| n == name)
         } else {
@@ -51,7 +51,7 @@ impl Grouping {
         }
     }
 
-    pub(super) fn labels(&self, ls: &Labels) -> Labels {
+    pub(crate) fn labels(&self, ls: &Labels) -> Labels {
         let mut out = ls.clone();
         out.retain(|l| self.keeps(&l.name));
         out

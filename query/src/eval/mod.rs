@@ -10,6 +10,8 @@
 //! seek into the fetched samples.
 
 mod aggregate;
+pub(crate) use aggregate::Grouping;
+pub(crate) use pushdown::RANGE_FUNCS;
 mod binary;
 pub(crate) mod functions;
 mod pushdown;

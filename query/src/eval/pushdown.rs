@@ -45,7 +45,7 @@ use crate::storage::SelectStop;
 /// Range functions without scalar parameters whose per-series values can be
 /// folded as they come. (`absent_over_time` looks at all series together;
 /// the parameterised ones are left to the plain path.)
-const RANGE_FUNCS: &[&str] = &[
+pub(crate) const RANGE_FUNCS: &[&str] = &[
     "rate",
     "increase",
     "delta",
