@@ -19,11 +19,14 @@ use tracing::info;
 
 use crate::cpu;
 use crate::flags;
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, StoreClientFlags};
 use crate::http::{self, AppState, HttpOptions};
 use crate::metrics::METRICS;
 use crate::rules::Rules;
-use crate::serve::{DEFAULT_PORT, QueryFlags, init_logging, shutdown_signal};
+use crate::serve::{
+    DEFAULT_PORT, QueryFlags, init_logging, shutdown_signal, spawn_sighup_reloader,
+};
+use crate::web::{self, WebFlags};
 
 #[derive(Args, Debug)]
 pub(crate) struct QueryArgs {
@@ -67,7 +70,17 @@ pub(crate) struct QueryArgs {
     cpus: Option<usize>,
 
     #[command(flatten)]
+    store_client: StoreClientFlags,
+
+    #[command(flatten)]
     query: QueryFlags,
+
+    /// The listener's web config (TLS, basic auth, headers), permissions
+    /// and bounds, as `serve`'s; on the tier only reads exist, so
+    /// --web.readers is the list that matters (and --web.writers for
+    /// POST /-/reload).
+    #[command(flatten)]
+    web: WebFlags,
 
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
@@ -90,6 +103,7 @@ pub(crate) fn run(args: QueryArgs, flags: Vec<(String, String)>) -> anyhow::Resu
 async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> anyhow::Result<()> {
     let fleet = Fleet::new(
         &args.stores,
+        &args.store_client,
         args.store_timeout,
         args.partial_response,
         args.replica_labels.clone(),
@@ -116,21 +130,16 @@ async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> an
         remote_read_sample_limit: 0,
         remote_read_concurrent_limit: 1,
         remote_read_max_bytes_in_frame: 0,
-        // No web config on the tier yet (TLS and auth for `tessera query`
-        // are follow-up work): nothing to authenticate, no lifecycle API.
-        permissions: crate::web::Permissions {
-            required: crate::web::AuthRequired {
-                writes: true,
-                reads: true,
-            },
-            writers: Vec::new(),
-            readers: Vec::new(),
-        },
-        enable_lifecycle: false,
+        permissions: args.web.permissions(),
+        enable_lifecycle: args.web.enable_lifecycle,
         body_read_timeout: Duration::ZERO,
     };
     METRICS.touch_defaults();
     let engine = args.query.engine();
+    // A bad web config or certificate refuses the start, before listening.
+    let web = Arc::new(
+        web::WebHandle::load(args.web.config_file.as_deref()).map_err(anyhow::Error::msg)?,
+    );
     let mut state = AppState::new(
         opts,
         cpus,
@@ -138,17 +147,24 @@ async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> an
         tessera_ingest::IngestRelabel::none(),
         Rules::none(),
         flags,
-        Arc::new(crate::web::WebHandle::load(None).map_err(anyhow::Error::msg)?),
+        web.clone(),
     );
     state.fleet = Some(fleet);
+    let state = Arc::new(state);
+    spawn_sighup_reloader(state.clone());
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, http::tier_router(Arc::new(state)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("http server")?;
+    web::server::serve(
+        listener,
+        http::tier_router(state),
+        web,
+        args.web.limits(),
+        shutdown_signal(),
+    )
+    .await
+    .context("http server")?;
     info!("shut down cleanly");
     Ok(())
 }

@@ -158,55 +158,8 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     rules: RulesArgs,
 
-    /// Web configuration in Prometheus' exporter-toolkit format:
-    /// tls_server_config (TLS, mTLS), basic_auth_users (bcrypt hashes),
-    /// http_server_config.headers. Reloaded on SIGHUP and POST /-/reload (a
-    /// bad file keeps the old one); certificate files are re-read when they
-    /// change. Without it: plain HTTP, no authentication.
-    #[arg(long = "web.config.file")]
-    web_config_file: Option<PathBuf>,
-
-    /// Which requests need basic-auth credentials when the web config has
-    /// basic_auth_users: `write,read`, `write`, `read` or `none`. /-/healthy
-    /// and /-/ready are always open; /-/reload always needs them.
-    #[arg(long = "web.auth-required", default_value = "write,read", value_parser = web::AuthRequired::parse)]
-    web_auth_required: web::AuthRequired,
-
-    /// Users of basic_auth_users that may write (and POST /-/reload),
-    /// comma-separated; others get 403. Default: every user.
-    #[arg(long = "web.writers", value_delimiter = ',')]
-    web_writers: Vec<String>,
-
-    /// Users of basic_auth_users that may read (queries, metadata, status,
-    /// /metrics), comma-separated; others get 403. Default: every user.
-    #[arg(long = "web.readers", value_delimiter = ',')]
-    web_readers: Vec<String>,
-
-    /// Enable POST /-/reload (off by default, as in Prometheus: 403 without
-    /// it). SIGHUP reloads either way.
-    #[arg(long = "web.enable-lifecycle")]
-    web_enable_lifecycle: bool,
-
-    /// Longest a client may take to complete the TLS handshake or send a
-    /// request's headers, and longest a keep-alive connection may idle;
-    /// then the connection is closed (slowloris bound).
-    #[arg(long = "web.read-header-timeout", default_value = "10s", value_parser = flags::duration)]
-    web_read_header_timeout: Duration,
-
-    /// Longest a remote-write body may take to arrive once its headers are
-    /// in (it is read while holding an ingest slot); slower: 408.
-    #[arg(long = "web.read-timeout", default_value = "1m", value_parser = flags::duration)]
-    web_read_timeout: Duration,
-
-    /// Largest request line plus headers, in bytes (431 above; at least
-    /// 8192).
-    #[arg(long = "web.max-header-bytes", default_value_t = 256 << 10)]
-    web_max_header_bytes: usize,
-
-    /// Connections served at once; more wait in the listen backlog until
-    /// one closes (Prometheus' default).
-    #[arg(long = "web.max-connections", default_value_t = 512)]
-    web_max_connections: usize,
+    #[command(flatten)]
+    web: web::WebFlags,
 
     /// Log format: text or json.
     #[arg(long = "log.format", default_value = "text")]
@@ -334,13 +287,9 @@ async fn serve(
         remote_read_sample_limit: args.remote_read_sample_limit,
         remote_read_concurrent_limit: args.remote_read_concurrent_limit,
         remote_read_max_bytes_in_frame: args.remote_read_max_bytes_in_frame,
-        permissions: web::Permissions {
-            required: args.web_auth_required,
-            writers: args.web_writers,
-            readers: args.web_readers,
-        },
-        enable_lifecycle: args.web_enable_lifecycle,
-        body_read_timeout: args.web_read_timeout,
+        permissions: args.web.permissions(),
+        enable_lifecycle: args.web.enable_lifecycle,
+        body_read_timeout: args.web.read_timeout,
     };
     METRICS.touch_defaults();
     let engine = args.query.engine();
@@ -356,7 +305,7 @@ async fn serve(
     // A bad web config or certificate refuses the start, before the server
     // listens.
     let web = Arc::new(
-        web::WebHandle::load(args.web_config_file.as_deref()).map_err(anyhow::Error::msg)?,
+        web::WebHandle::load(args.web.config_file.as_deref()).map_err(anyhow::Error::msg)?,
     );
     let state = Arc::new(AppState::new(
         opts,
@@ -417,11 +366,7 @@ async fn serve(
     });
 
     let app = http::router(state.clone());
-    let limits = web::server::ServerLimits {
-        header_timeout: args.web_read_header_timeout,
-        max_header_bytes: args.web_max_header_bytes,
-        max_connections: args.web_max_connections,
-    };
+    let limits = args.web.limits();
     let server = tokio::spawn(web::server::serve(
         listener,
         app,
@@ -458,7 +403,7 @@ async fn serve(
 }
 
 /// Reloads the configuration on every SIGHUP, as Prometheus does.
-fn spawn_sighup_reloader(state: Arc<AppState>) {
+pub(crate) fn spawn_sighup_reloader(state: Arc<AppState>) {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::hangup()) {
         Ok(mut hup) => {

@@ -7,7 +7,8 @@
 //!
 //! `https://` URLs are spoken with rustls, trusting the CA of
 //! `--tls.ca-file` (optionally with a client certificate), and every request
-//! can carry basic-auth credentials: see [`ClientAuth`].
+//! can carry basic-auth credentials: see [`ClientAuth`]. The connection
+//! setup is `tessera_client`'s, shared with the query tier.
 
 use std::time::{Duration, Instant};
 
@@ -16,12 +17,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::HeaderValue;
 use hyper::{Method, Request, StatusCode};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// TLS and basic-auth settings of the client (`--tls.*`,
 /// `--basic-auth.*`); the default is plain HTTP without credentials.
@@ -46,51 +41,25 @@ pub struct ClientAuth {
 }
 
 impl ClientAuth {
-    /// The rustls client configuration: the CA of `ca_file` (none: an
-    /// empty trust store, so `https://` fails with "unknown issuer") and the
-    /// client certificate when given.
-    fn tls_config(&self) -> anyhow::Result<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(ca) = &self.ca_file {
-            for cert in CertificateDer::pem_file_iter(ca)
-                .with_context(|| format!("--tls.ca-file {}", ca.display()))?
-            {
-                roots
-                    .add(cert.with_context(|| format!("--tls.ca-file {}", ca.display()))?)
-                    .with_context(|| format!("--tls.ca-file {}", ca.display()))?;
-            }
+    /// The TLS settings as the shared client takes them.
+    fn tls(&self) -> tessera_client::ClientTls {
+        tessera_client::ClientTls {
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            server_name: None,
         }
-        let builder = rustls::ClientConfig::builder().with_root_certificates(roots);
-        Ok(match (&self.cert_file, &self.key_file) {
-            (Some(c), Some(k)) => {
-                let certs = CertificateDer::pem_file_iter(c)
-                    .with_context(|| format!("--tls.cert-file {}", c.display()))?
-                    .collect::<Result<Vec<_>, _>>()
-                    .with_context(|| format!("--tls.cert-file {}", c.display()))?;
-                let key = PrivateKeyDer::from_pem_file(k)
-                    .with_context(|| format!("--tls.key-file {}", k.display()))?;
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .context("--tls.cert-file and --tls.key-file")?
-            }
-            _ => builder.with_no_client_auth(),
-        })
     }
 
-    /// The `Authorization` header value, when a user is set.
+    /// The `Authorization` header value, when a user is set (read once: a
+    /// benchmark run does not outlive a password rotation).
     fn authorization(&self) -> anyhow::Result<Option<HeaderValue>> {
-        use base64::Engine as _;
         let (Some(user), Some(file)) = (&self.username, &self.password_file) else {
             return Ok(None);
         };
-        let pw = std::fs::read_to_string(file)
-            .with_context(|| format!("--basic-auth.password-file {}", file.display()))?;
-        let token = base64::engine::general_purpose::STANDARD
-            .encode(format!("{user}:{}", pw.trim_end_matches(['\r', '\n'])));
-        let mut v =
-            HeaderValue::from_str(&format!("Basic {token}")).context("basic-auth credentials")?;
-        v.set_sensitive(true);
-        Ok(Some(v))
+        let auth =
+            tessera_client::BasicAuth::new(user, file).context("--basic-auth.password-file")?;
+        Ok(Some(auth.header()))
     }
 }
 
@@ -124,7 +93,7 @@ pub struct GetResult {
 /// Shared HTTP/1 client with connection reuse.
 #[derive(Clone)]
 pub struct Client {
-    inner: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: tessera_client::HttpsClient,
     /// `Authorization` sent with every request.
     authorization: Option<HeaderValue>,
     /// Per-request deadline.
@@ -147,17 +116,8 @@ impl Client {
         max_retries: u32,
         auth: &ClientAuth,
     ) -> anyhow::Result<Self> {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(auth.tls_config()?)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let inner = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let inner = tessera_client::https_client(&auth.tls(), None)
+            .context("--tls.ca-file, --tls.cert-file, --tls.key-file")?;
         Ok(Client {
             inner,
             authorization: auth.authorization()?,

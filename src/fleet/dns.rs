@@ -1,15 +1,20 @@
 //! `--store` addresses. A URL whose host is an IP address is used as
-//! given; a host name (`http://name:port`, or `dns+name:port`, as a
-//! Kubernetes headless Service) is resolved and every address it has is a
-//! replica of the partition, re-resolved every `--store.dns-interval`.
+//! given; a host name (`http://name:port`, `https://name:port`, or
+//! `dns+name:port` / `dns+https://name:port`, as a Kubernetes headless
+//! Service) is resolved and every address it has is a replica of the
+//! partition, re-resolved every `--store.dns-interval`. A resolved https
+//! replica is reached by IP address: its certificate is checked against
+//! `--store.tls-server-name`, or the IP address without it.
 
 use std::net::IpAddr;
 
 /// One `--store` entry.
 #[derive(Debug)]
 pub(super) struct Target {
-    /// `http://host:port`.
+    /// `http(s)://host:port`.
     url: String,
+    /// `http` or `https`.
+    scheme: &'static str,
     /// The host to resolve, with its port; `None` for an IP address.
     name: Option<(String, u16)>,
 }
@@ -17,22 +22,36 @@ pub(super) struct Target {
 impl Target {
     pub(super) fn parse(spec: &str) -> anyhow::Result<Target> {
         let url = match spec.strip_prefix("dns+") {
+            Some(rest) if rest.contains("://") => rest.to_string(),
             Some(hostport) => format!("http://{hostport}"),
             None => spec.to_string(),
         };
         let uri: hyper::Uri = url
             .parse()
             .map_err(|e| anyhow::anyhow!("--store {spec:?}: {e}"))?;
-        let (Some("http"), Some(host), Some(port)) = (uri.scheme_str(), uri.host(), uri.port_u16())
-        else {
-            anyhow::bail!("--store {spec:?}: expected http://host:port or dns+host:port");
+        let scheme = match uri.scheme_str() {
+            Some("http") => "http",
+            Some("https") => "https",
+            _ => anyhow::bail!(
+                "--store {spec:?}: expected http(s)://host:port, dns+host:port or dns+https://host:port"
+            ),
+        };
+        let (Some(host), Some(port)) = (uri.host(), uri.port_u16()) else {
+            anyhow::bail!(
+                "--store {spec:?}: expected http(s)://host:port, dns+host:port or dns+https://host:port"
+            );
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = host
             .parse::<IpAddr>()
             .is_err()
             .then(|| (host.to_string(), port));
-        Ok(Target { url, name })
+        Ok(Target { url, scheme, name })
+    }
+
+    /// Is this entry spoken over TLS?
+    pub(super) fn is_https(&self) -> bool {
+        self.scheme == "https"
     }
 
     /// Does this entry need resolving?
@@ -48,7 +67,7 @@ impl Target {
         let addrs = tokio::net::lookup_host((host.as_str(), *port))
             .await
             .map_err(|e| format!("resolving {host}: {e}"))?;
-        let mut urls: Vec<String> = addrs.map(|a| format!("http://{a}")).collect();
+        let mut urls: Vec<String> = addrs.map(|a| format!("{}://{a}", self.scheme)).collect();
         urls.sort();
         urls.dedup();
         if urls.is_empty() {
@@ -72,7 +91,15 @@ mod tests {
                 .unwrap()
                 .is_name()
         );
-        assert!(Target::parse("https://a:1").is_err());
+        assert!(Target::parse("https://a:1").unwrap().is_https());
+        assert!(
+            Target::parse("dns+https://tessera-p0.ns.svc:9480")
+                .unwrap()
+                .is_https()
+        );
+        assert!(!Target::parse("dns+tessera-p0:9480").unwrap().is_https());
+        assert!(Target::parse("ftp://a:1").is_err());
+        assert!(Target::parse("dns+ftp://a:1").is_err());
         assert!(Target::parse("http://a").is_err());
     }
 
@@ -82,6 +109,12 @@ mod tests {
         let urls = t.resolve().await.unwrap();
         assert!(
             urls.contains(&"http://127.0.0.1:9480".to_string()),
+            "{urls:?}"
+        );
+        let t = Target::parse("dns+https://localhost:9480").unwrap();
+        let urls = t.resolve().await.unwrap();
+        assert!(
+            urls.contains(&"https://127.0.0.1:9480".to_string()),
             "{urls:?}"
         );
     }

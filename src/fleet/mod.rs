@@ -37,10 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 use parking_lot::Mutex;
 use prost::Message;
 use tessera_ingest::remote_read::frame::{DEFAULT_CHUNKED_READ_LIMIT, FrameReader};
@@ -50,15 +47,17 @@ use tessera_query::{Engine, QueryContext, QueryError, QueryResult, SelectStop, S
 use tessera_tsdb::chunk::prom_xor;
 use tessera_tsdb::{Labels, MatchOp, Matcher, Sample, SeriesSamples};
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
-
 /// How often a waiting read checks its stop signal.
 const STOP_POLL: Duration = Duration::from_millis(10);
 
 /// Largest listing answer read from one store.
 const MAX_LISTING_BYTES: usize = 256 << 20;
 
+mod client;
 mod dns;
+
+use client::StoreClient;
+pub(crate) use client::StoreClientFlags;
 
 /// One partition: its replicas' base URLs.
 struct Partition {
@@ -75,7 +74,7 @@ struct Partition {
 /// The partitions of a `tessera query` and the client that reads them.
 pub(crate) struct Fleet {
     partitions: Vec<Arc<Partition>>,
-    client: HttpClient,
+    client: StoreClient,
     runtime: tokio::runtime::Handle,
     store_timeout: Duration,
     /// `--query.partial-response`: answer with warnings when a partition
@@ -98,6 +97,7 @@ impl Fleet {
     /// commas. Must be called on the runtime the requests will run on.
     pub(crate) fn new(
         stores: &[String],
+        client: &StoreClientFlags,
         store_timeout: Duration,
         partial_response: bool,
         replica_labels: Vec<String>,
@@ -123,12 +123,19 @@ impl Fleet {
         if partitions.is_empty() {
             anyhow::bail!("tessera query needs at least one --store");
         }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(store_timeout));
+        if !client.has_ca()
+            && let Some(p) = partitions
+                .iter()
+                .find(|p| p.targets.iter().any(dns::Target::is_https))
+        {
+            anyhow::bail!(
+                "--store {:?} is https:// but no --store.tls-ca-file says which CA to trust",
+                p.name
+            );
+        }
         Ok(Fleet {
             partitions,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: StoreClient::new(client, store_timeout)?,
             runtime: tokio::runtime::Handle::current(),
             store_timeout,
             partial_response,
@@ -206,7 +213,7 @@ impl Fleet {
     ) -> Result<Vec<Result<T, String>>, FanOutStop>
     where
         T: Send + 'static,
-        F: Fn(HttpClient, String) -> Fut + Clone + Send + Sync + 'static,
+        F: Fn(StoreClient, String) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<T, String>> + Send + 'static,
     {
         let _guard = self.runtime.enter();
@@ -280,8 +287,8 @@ impl Fleet {
                 let req = hyper::Request::get(uri)
                     .body(Full::new(Bytes::new()))
                     .map_err(|e| e.to_string())?;
-                let (status, body) = send(&client, req, MAX_LISTING_BYTES).await?;
-                if let Err(refused) = check_status(status, &body)? {
+                let (status, body) = client.send(req, MAX_LISTING_BYTES).await?;
+                if let Err(refused) = check_status(&base, status, &body)? {
                     return Ok((Err(refused), Vec::new()));
                 }
                 let mut v: serde_json::Value = serde_json::from_slice(&body)
@@ -305,6 +312,9 @@ impl Fleet {
             .zip(&self.partitions)
             .map(|(r, p)| match r {
                 Ok((Ok(data), warnings)) => PartitionAnswer::Data { data, warnings },
+                Ok((Err((401 | 403, why)), _)) => {
+                    PartitionAnswer::Denied(format!("partition {}: {why}", p.name))
+                }
                 Ok((Err((status, why)), _)) => PartitionAnswer::Refused {
                     status,
                     message: format!("partition {}: {why}", p.name),
@@ -354,8 +364,8 @@ impl Fleet {
                     .header("X-Prometheus-Remote-Read-Version", "0.1.0")
                     .body(Full::new(body))
                     .map_err(|e| e.to_string())?;
-                let (status, bytes) = send(&client, req, max_bytes).await?;
-                if let Err(refused) = check_status(status, &bytes)? {
+                let (status, bytes) = client.send(req, max_bytes).await?;
+                if let Err(refused) = check_status(&base, status, &bytes)? {
                     return Ok((Err(refused), Vec::new()));
                 }
                 Ok((Ok(bytes), Vec::new()))
@@ -371,9 +381,10 @@ type Reply<T> = (Result<T, (u16, String)>, Vec<String>);
 
 /// A store's status: `Ok(Ok)` for a 2xx, `Ok(Err)` for a refusal of the
 /// request itself (4xx but 408 and 429: every replica would say the same, so
-/// no failover; the request fails), `Err` for anything that another replica
-/// may not share (5xx).
+/// no failover; the request fails) or of the tier's credentials (401, 403),
+/// `Err` for anything that another replica may not share (5xx).
 fn check_status(
+    base: &str,
     status: hyper::StatusCode,
     body: &[u8],
 ) -> Result<Result<(), (u16, String)>, String> {
@@ -387,6 +398,13 @@ fn check_status(
         .unwrap_or_else(|| snippet(body));
     match status.as_u16() {
         408 | 429 => Err(format!("HTTP {status}: {why}")),
+        s @ (401 | 403) => Ok(Err((
+            s,
+            format!(
+                "store {base} refused the tier's credentials (HTTP {status}: {why}); \
+                 check --store.basic-auth-username and --store.basic-auth-password-file"
+            ),
+        ))),
         s @ 400..=499 => Ok(Err((s, why))),
         _ => Err(format!("HTTP {status}: {why}")),
     }
@@ -404,34 +422,16 @@ pub(crate) enum PartitionAnswer<T> {
         status: u16,
         message: String,
     },
+    /// A store refused the tier's credentials (401, 403): a configuration
+    /// error every request would hit, so the answer is an error (503) naming
+    /// the store, never a partial answer that looks empty.
+    Denied(String),
     /// The warning text naming the partition and why it failed.
     Failed(String),
 }
 
 fn failure_text(partition: &str, why: &str) -> String {
     format!("partition {partition} unavailable: {why}")
-}
-
-/// Sends `req` and reads at most `max_bytes` of the answer.
-async fn send(
-    client: &HttpClient,
-    req: hyper::Request<Full<Bytes>>,
-    max_bytes: usize,
-) -> Result<(hyper::StatusCode, Bytes), String> {
-    let resp = client.request(req).await.map_err(|e| {
-        use std::error::Error as _;
-        match e.source() {
-            Some(s) => format!("{e}: {s}"),
-            None => e.to_string(),
-        }
-    })?;
-    let status = resp.status();
-    let body = Limited::new(resp.into_body(), max_bytes)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the answer: {e}"))?
-        .to_bytes();
-    Ok((status, body))
 }
 
 fn snippet(body: &[u8]) -> String {
@@ -515,6 +515,13 @@ impl FleetStorage {
         self.failure.lock().clone()
     }
 
+    /// Records a store that refused the tier's credentials as the failure
+    /// that stops the read, partial responses or not.
+    fn denied(&self, text: String) -> SelectStop {
+        *self.failure.lock() = Some(text);
+        SelectStop::Stopped
+    }
+
     /// Records a failed partition: a warning (once), or the failure that
     /// stops the read.
     fn partition_failed(&self, text: String) -> Result<(), SelectStop> {
@@ -564,6 +571,7 @@ impl Storage for FleetStorage {
                 PartitionAnswer::Refused { status: 422, .. } => {
                     return Err(SelectStop::TooManySamples);
                 }
+                PartitionAnswer::Denied(message) => return Err(self.denied(message)),
                 PartitionAnswer::Refused { message, .. } | PartitionAnswer::Failed(message) => {
                     self.partition_failed(message)?
                 }
@@ -788,6 +796,10 @@ impl FleetStorage {
                         400 => QueryError::BadData(message),
                         _ => QueryError::Execution(message),
                     });
+                }
+                PartitionAnswer::Denied(text) => {
+                    self.denied(text);
+                    return Err(QueryError::Canceled("pushdown"));
                 }
                 PartitionAnswer::Failed(text) => text,
             };

@@ -234,6 +234,9 @@ fn fleet_listing(
                 };
                 return Err(ApiError::new(kind, message));
             }
+            PartitionAnswer::Denied(text) => {
+                return Err(ApiError::new(ErrorType::Unavailable, text));
+            }
             PartitionAnswer::Failed(text) => text,
         };
         if !fwd.partial {

@@ -166,7 +166,7 @@ impl AppState {
 
 /// All routes of the server.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/api/v1/write", post(write::remote_write))
         .route("/api/v1/read", post(remote_read::remote_read))
         .merge(read_routes())
@@ -181,24 +181,32 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/tsdb", get(tsdb_status::tsdb))
         .route("/api/v1/status/runtimeinfo", get(tsdb_status::runtimeinfo))
         .route("/api/v1/status/flags", get(tsdb_status::flags))
-        .route("/-/reload", post(status::reload).put(status::reload))
-        // Authentication runs inside the accounting, so 401s are counted.
-        .layer(middleware::from_fn_with_state(
-            crate::web::auth::Guard {
-                web: state.web.clone(),
-                perms: state.opts.permissions.clone(),
-            },
-            crate::web::auth::enforce,
-        ))
+        .route("/-/reload", post(status::reload).put(status::reload));
+    // Authentication runs inside the accounting, so 401s are counted.
+    guarded(routes, &state)
         .layer(middleware::from_fn(account))
         .with_state(state)
+}
+
+/// `routes` behind the `--web.config.file` authentication and permissions
+/// (`web::auth`), checked before any handler.
+fn guarded(routes: Router<Arc<AppState>>, state: &AppState) -> Router<Arc<AppState>> {
+    routes.layer(middleware::from_fn_with_state(
+        crate::web::auth::Guard {
+            web: state.web.clone(),
+            perms: state.opts.permissions.clone(),
+        },
+        crate::web::auth::enforce,
+    ))
 }
 
 /// The routes of a query tier (`tessera query`): the read API Grafana
 /// uses, served by the same handlers as `serve`'s, their reads going to the
 /// partitions (`AppState::fleet`).
 pub(crate) fn tier_router(state: Arc<AppState>) -> Router {
-    read_routes()
+    let routes = read_routes().route("/-/reload", post(status::reload).put(status::reload));
+    // Authentication runs inside the accounting, so 401s are counted.
+    guarded(routes, &state)
         .layer(middleware::from_fn(account))
         .with_state(state)
 }

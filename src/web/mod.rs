@@ -7,6 +7,7 @@
 //!   certificate files change;
 //! - [`auth`]: bcrypt verification with its cache, and the middleware
 //!   (installed by `http::router`) that answers 401;
+//! - [`flags`]: the `--web.*` flags `serve` and `query` share;
 //! - [`server`]: the accept loop (TLS handshake, plaintext-on-TLS refusal,
 //!   header read timeout and size);
 //! - [`slots`]: the connection limit, and which idle connection gives way
@@ -16,6 +17,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod config;
+pub(crate) mod flags;
 pub(crate) mod server;
 pub(crate) mod slots;
 pub(crate) mod tls;
@@ -27,6 +29,7 @@ use parking_lot::RwLock;
 
 use crate::metrics::METRICS;
 use config::WebConfig;
+pub(crate) use flags::WebFlags;
 use tls::TlsFiles;
 
 /// What a request path is, for authentication.

@@ -105,6 +105,22 @@ impl Tessera {
         Tessera::spawn("query", &args, Path::new(""), "http", agent())
     }
 
+    /// A `tessera query` tier with `args` and `--web.config.file
+    /// <web_config>` (which has TLS), polling readiness over `https` with
+    /// `agent`.
+    pub(crate) fn start_tier_https(
+        args: &[&str],
+        web_config: &Path,
+        agent: ureq::Agent,
+    ) -> Tessera {
+        let mut all = vec![
+            std::ffi::OsStr::new("--web.config.file"),
+            web_config.as_os_str(),
+        ];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        Tessera::spawn("query", &all, Path::new(""), "https", agent)
+    }
+
     fn spawn(
         command: &str,
         args: &[&std::ffi::OsStr],
