@@ -65,6 +65,14 @@ pub(crate) struct QueryArgs {
     #[arg(long = "query.replica-label")]
     replica_labels: Vec<String>,
 
+    /// Most series a /api/v1/series call may return on the tier, counted
+    /// over the union of the partitions' answers, before it fails with a
+    /// 422 naming this flag (a smaller `limit` parameter truncates instead).
+    /// Every store also applies its own --api.max-series to the series it
+    /// touches, which bounds the labels and label values calls.
+    #[arg(long = "api.max-series", default_value_t = 100_000)]
+    api_max_series: usize,
+
     /// CPU budget in cores (default: the cgroup CPU quota, else the host).
     #[arg(long)]
     cpus: Option<usize>,
@@ -122,7 +130,7 @@ async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> an
         decode_limits: DecodeLimits::default(),
         ingest_max_inflight: 1,
         ingest_queue_timeout: Duration::ZERO,
-        api_max_series: 0,
+        api_max_series: args.api_max_series,
         api_default_window: Duration::ZERO,
         query_max_concurrency: args.query.query_max_concurrency.unwrap_or(cpus),
         query_max_queue: args.query.query_max_queue,

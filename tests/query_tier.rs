@@ -496,3 +496,47 @@ fn a_store_refusing_a_query_fails_it_rather_than_leaving_its_partition_out() {
         assert_eq!(v["errorType"], "execution", "{q}: {v}");
     }
 }
+
+#[test]
+fn the_tiers_series_cap_counts_the_union_of_its_partitions() {
+    // Two partitions of 30 series each (instances split by parity): each
+    // under the tier's cap of 40, their union of 60 over it.
+    let end = now_ms() / 1000 * 1000 - 60_000;
+    let data = dataset(end);
+    let stores: Vec<Tessera> = (0..2).map(|_| Tessera::start(&[])).collect();
+    for (p, s) in stores.iter().enumerate() {
+        let mine: Vec<TimeSeries> = data
+            .iter()
+            .filter(|(i, _)| {
+                let n: usize = i[5..i.find(':').unwrap()].parse().unwrap();
+                n % 2 == p
+            })
+            .map(|(_, s)| s.clone())
+            .collect();
+        assert_eq!(s.write(&request(mine)).0, 204);
+    }
+    let urls: Vec<String> = stores
+        .iter()
+        .map(|s| format!("http://127.0.0.1:{}", s.port))
+        .collect();
+    let tier = Fleet::tier_of(&urls, STORE_TIMEOUT, &["--api.max-series", "40"]);
+    let window = format!("start={}&end={}", end / 1000 - 3600, end / 1000);
+    let (status, v) = tier.api(&format!("/api/v1/series?match[]={{job=~\".+\"}}&{window}"));
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["errorType"], "execution", "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains("more than 40 series") && e.contains("raise --api.max-series"),
+        "{e}"
+    );
+    // A limit under the cap truncates instead, with the warning.
+    let (status, v) = tier.api(&format!(
+        "/api/v1/series?match[]={{job=~\".+\"}}&limit=10&{window}"
+    ));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 10);
+    assert_eq!(v["warnings"][0], "results truncated due to limit (10)");
+    // Under the cap: every series.
+    let n = tier.data(&format!("/api/v1/series?match[]=gpu_temp_celsius&{window}"));
+    assert_eq!(n.as_array().unwrap().len(), 2 * INSTANCES);
+}

@@ -97,6 +97,16 @@ pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Res
                     }
                     Ok(())
                 })?;
+                // As on a store: a limit at or under the cap truncates;
+                // else more than the cap (of the union) is the 422.
+                if cap > 0 && !(limit > 0 && limit <= cap) && all.len() > cap {
+                    return Err(read::read_error(
+                        tessera_tsdb::ReadError::TooManySeries { limit: cap },
+                        ctx,
+                        "series API",
+                        "--api.max-series",
+                    ));
+                }
                 return Ok(limited(all.into_iter().collect(), limit, warnings));
             }
         };
