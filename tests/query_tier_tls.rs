@@ -312,3 +312,60 @@ fn https_store_without_a_ca_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--store.tls-ca-file"), "{err}");
 }
+
+#[test]
+fn a_store_found_by_name_is_checked_for_that_name_unless_told_another() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(tmp.path());
+    // A certificate for the address only: dialled as `localhost`, which
+    // resolves to that address, it must fail the name check.
+    let (cert, key) = pki.ca.issue("tessera", &["127.0.0.1"], false);
+    std::fs::write(tmp.path().join("ip-only.crt"), cert).unwrap();
+    std::fs::write(tmp.path().join("ip-only.key"), key).unwrap();
+    let web = tmp.path().join("web.yml");
+    std::fs::write(
+        &web,
+        pki.web_config(&[], COST)
+            .replace("server.crt", "ip-only.crt")
+            .replace("server.key", "ip-only.key"),
+    )
+    .unwrap();
+    let store = Tessera::start_https(&[], &web, pki.agent(None));
+    let t = now_ms() / 1000 * 1000 - 60_000;
+    let body = snappy(
+        &request(vec![series(
+            &[("__name__", "up"), ("job", "a")],
+            &[(t, 1.0)],
+        )])
+        .encode_to_vec(),
+    );
+    let resp = store
+        .agent
+        .post(store.url("/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .send(&body[..])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 204);
+    let ca = pki.path("ca.crt");
+    let by_name = format!("https://localhost:{}", store.port);
+    let path = format!("/api/v1/query?query=up&time={}", t / 1000);
+
+    let tier = Tessera::start_tier(&["--store", &by_name, "--store.tls-ca-file", &ca]);
+    let (status, v) = tier.api(&path);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["result"], serde_json::json!([]), "{v}");
+    let w = v["warnings"][0].as_str().unwrap_or_default();
+    assert!(w.contains(r#"not valid for name "localhost""#), "{v}");
+
+    let tier = Tessera::start_tier(&[
+        "--store",
+        &by_name,
+        "--store.tls-ca-file",
+        &ca,
+        "--store.tls-server-name",
+        "127.0.0.1",
+    ]);
+    let v = tier.data(&path);
+    assert_eq!(v["result"][0]["value"][1], "1", "{v}");
+}

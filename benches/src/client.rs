@@ -47,7 +47,7 @@ impl ClientAuth {
             ca_file: self.ca_file.clone(),
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
-            server_name: None,
+            ..Default::default()
         }
     }
 

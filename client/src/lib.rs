@@ -5,7 +5,8 @@
 //! Owns: the hyper-util legacy client over a rustls connector
 //! ([`https_client`]) speaking `http://` and `https://` with the trust and
 //! identity of a [`ClientTls`] (a CA file, an optional client certificate
-//! for mTLS, an optional server name to verify instead of the URL's host),
+//! for mTLS, the name a server's certificate is checked for: the URL's
+//! host, one fixed name, or per address the name it was resolved from),
 //! and the basic-auth header of a [`BasicAuth`] (user and a password file,
 //! re-read when the file changes, so a rotated Secret needs no restart).
 //!
@@ -18,7 +19,7 @@ mod auth;
 mod tls;
 
 pub use auth::BasicAuth;
-pub use tls::{ClientTls, HttpsClient, https_client};
+pub use tls::{ClientTls, HttpsClient, ServerNames, https_client};
 
 /// Why a client setting cannot be used; names the file and what it was
 /// meant to be.

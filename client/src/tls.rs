@@ -1,15 +1,18 @@
 //! The rustls side of the client: trust (a CA file), identity (a client
 //! certificate for mTLS) and the name a server's certificate must carry.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use parking_lot::RwLock;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -30,10 +33,35 @@ pub struct ClientTls {
     pub cert_file: Option<PathBuf>,
     /// PEM private key of `cert_file`.
     pub key_file: Option<PathBuf>,
-    /// The name the server's certificate must be valid for, instead of the
-    /// URL's host (a store reached by IP address, or through a name its
-    /// certificate does not list).
+    /// The name every server's certificate must be valid for, instead of
+    /// the URL's host (a store reached by IP address, or through a name its
+    /// certificate does not list). Wins over `names`.
     pub server_name: Option<String>,
+    /// Per address dialled, the host name its certificate must be valid
+    /// for: a caller that resolved a name itself and dials the addresses
+    /// keeps the name's certificate check. Addresses not in it: the URL's
+    /// host.
+    pub names: ServerNames,
+}
+
+/// Which host name an address (`ip:port`, as in the URL) stands for; shared
+/// between the caller that resolves names and the connector, and updated
+/// while the client is in use.
+#[derive(Clone, Debug, Default)]
+pub struct ServerNames(Arc<RwLock<HashMap<String, String>>>);
+
+impl ServerNames {
+    /// Certificates at `authority` (`ip:port`) are checked for `name`.
+    pub fn set(&self, authority: &str, name: &str) {
+        let mut m = self.0.write();
+        if m.get(authority).map(String::as_str) != Some(name) {
+            m.insert(authority.to_string(), name.to_string());
+        }
+    }
+
+    fn get(&self, authority: &str) -> Option<String> {
+        self.0.read().get(authority).cloned()
+    }
 }
 
 impl ClientTls {
@@ -88,14 +116,25 @@ pub fn https_client(
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls.rustls_config()?)
         .https_or_http();
-    let builder = match &tls.server_name {
-        Some(name) => {
-            let name = ServerName::try_from(name.trim_matches(['[', ']']).to_string())
-                .map_err(|e| ClientError::Invalid(format!("server name {name:?}: {e}")))?;
-            builder.with_server_name_resolver(FixedServerNameResolver::new(name))
-        }
-        None => builder,
+    let fixed = match &tls.server_name {
+        Some(name) => Some(
+            ServerName::try_from(name.trim_matches(['[', ']']).to_string())
+                .map_err(|e| ClientError::Invalid(format!("server name {name:?}: {e}")))?,
+        ),
+        None => None,
     };
+    let names = tls.names.clone();
+    let builder = builder.with_server_name_resolver(move |uri: &hyper::Uri| {
+        if let Some(n) = &fixed {
+            return Ok(n.clone());
+        }
+        let mapped = uri.authority().and_then(|a| names.get(a.as_str()));
+        let host = mapped.unwrap_or_else(|| {
+            let h = uri.host().unwrap_or_default();
+            h.trim_start_matches('[').trim_end_matches(']').to_string()
+        });
+        ServerName::try_from(host)
+    });
     Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .build(builder.enable_http1().wrap_connector(http)))

@@ -10,7 +10,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use clap::Args;
 use http_body_util::{BodyExt, Full, Limited};
-use tessera_client::{BasicAuth, ClientTls, HttpsClient};
+use tessera_client::{BasicAuth, ClientTls, HttpsClient, ServerNames};
 
 /// How the tier reaches its stores (Prometheus' `tls_config` and
 /// `basic_auth`, as flags).
@@ -30,9 +30,9 @@ pub(crate) struct StoreClientFlags {
     #[arg(long = "store.tls-key-file", requires = "tls_cert_file")]
     tls_key_file: Option<PathBuf>,
 
-    /// Name the stores' certificates must be valid for, instead of the
-    /// host of each store URL. Needed when stores are reached by IP address,
-    /// as the replicas a dns+ name resolves to are.
+    /// Name every store's certificate must be valid for, instead of the
+    /// host name of its --store entry (which is what a replica a name
+    /// resolved to is checked for) or, for an IP address, the address.
     #[arg(long = "store.tls-server-name")]
     tls_server_name: Option<String>,
 
@@ -66,6 +66,9 @@ impl StoreClientFlags {
 pub(crate) struct StoreClient {
     http: HttpsClient,
     auth: Option<Arc<BasicAuth>>,
+    /// The host name each resolved replica address stands for, so its
+    /// certificate is checked for the name, not the address.
+    pub(crate) names: ServerNames,
 }
 
 impl StoreClient {
@@ -77,6 +80,7 @@ impl StoreClient {
             cert_file: flags.tls_cert_file.clone(),
             key_file: flags.tls_key_file.clone(),
             server_name: flags.tls_server_name.clone(),
+            names: ServerNames::default(),
         };
         let http = tessera_client::https_client(&tls, Some(connect_timeout)).context(
             "--store.tls-ca-file, --store.tls-cert-file, --store.tls-key-file, --store.tls-server-name",
@@ -87,7 +91,11 @@ impl StoreClient {
             )),
             _ => None,
         };
-        Ok(StoreClient { http, auth })
+        Ok(StoreClient {
+            http,
+            auth,
+            names: tls.names,
+        })
     }
 
     /// Sends `req` (with the credentials) and reads at most `max_bytes` of

@@ -3,8 +3,8 @@
 //! `dns+name:port` / `dns+https://name:port`, as a Kubernetes headless
 //! Service) is resolved and every address it has is a replica of the
 //! partition, re-resolved every `--store.dns-interval`. A resolved https
-//! replica is reached by IP address: its certificate is checked against
-//! `--store.tls-server-name`, or the IP address without it.
+//! replica is dialled by IP address but its certificate is checked for the
+//! host name (or `--store.tls-server-name`): see `Fleet::refresh`.
 
 use std::net::IpAddr;
 
@@ -52,6 +52,15 @@ impl Target {
     /// Is this entry spoken over TLS?
     pub(super) fn is_https(&self) -> bool {
         self.scheme == "https"
+    }
+
+    /// The host name a replica of this entry is checked for over TLS: the
+    /// name resolved (none for an IP address or plain HTTP).
+    pub(super) fn tls_name(&self) -> Option<&str> {
+        match &self.name {
+            Some((host, _)) if self.is_https() => Some(host),
+            _ => None,
+        }
     }
 
     /// Does this entry need resolving?

@@ -151,7 +151,15 @@ impl Fleet {
             let mut urls = Vec::new();
             for t in &p.targets {
                 match t.resolve().await {
-                    Ok(u) => urls.extend(u),
+                    Ok(u) => {
+                        if let Some(name) = t.tls_name() {
+                            for url in &u {
+                                let authority = url.split_once("://").map_or(&**url, |x| x.1);
+                                self.client.names.set(authority, name);
+                            }
+                        }
+                        urls.extend(u)
+                    }
                     Err(e) => {
                         tracing::warn!(partition = %p.name, error = %e, "cannot resolve a --store; keeping its last addresses");
                         urls.clear();
