@@ -368,4 +368,49 @@ fn a_store_found_by_name_is_checked_for_that_name_unless_told_another() {
     ]);
     let v = tier.data(&path);
     assert_eq!(v["result"][0]["value"][1], "1", "{v}");
+
+    // The same store given as http://: the tier says to use https://.
+    let plain = format!("http://127.0.0.1:{}", store.port);
+    let tier = Tessera::start_tier(&["--store", &plain]);
+    let (status, v) = tier.api(&path);
+    assert_eq!(status, 503, "{v}");
+    let e = v["error"].as_str().unwrap();
+    assert!(
+        e.contains(&plain) && e.contains("give it as https://"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_tiers_web_config_is_reloaded_on_sighup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = Pki::create(tmp.path());
+    let web = tmp.path().join("web.yml");
+    std::fs::write(&web, pki.web_config(&[("grafana", "old-pw")], COST)).unwrap();
+    let store = Tessera::start(&[]);
+    let tier = Tessera::start_tier_https(
+        &["--store", &format!("http://127.0.0.1:{}", store.port)],
+        &web,
+        pki.agent(None),
+    );
+    let status = |pw: &str| {
+        tier.agent
+            .get(tier.url("/api/v1/labels"))
+            .header("Authorization", basic("grafana", pw))
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(status("old-pw"), 200);
+    assert_eq!(status("new-pw"), 401);
+    std::fs::write(&web, pki.web_config(&[("grafana", "new-pw")], COST)).unwrap();
+    // SAFETY: kill(2) on the child's pid, which is alive until `tier` drops.
+    unsafe { libc::kill(tier.child.id() as i32, libc::SIGHUP) };
+    eventually("the tier to take the new password", || {
+        match (status("new-pw"), status("old-pw")) {
+            (200, 401) => Ok(()),
+            seen => Err(format!("{seen:?}")),
+        }
+    });
 }

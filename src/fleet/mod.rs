@@ -320,10 +320,10 @@ impl Fleet {
             .zip(&self.partitions)
             .map(|(r, p)| match r {
                 Ok((Ok(data), warnings)) => PartitionAnswer::Data { data, warnings },
-                Ok((Err((401 | 403, why)), _)) => {
+                Ok((Err(Refusal::Tier(why)), _)) => {
                     PartitionAnswer::Denied(format!("partition {}: {why}", p.name))
                 }
-                Ok((Err((status, why)), _)) => PartitionAnswer::Refused {
+                Ok((Err(Refusal::Request(status, why)), _)) => PartitionAnswer::Refused {
                     status,
                     message: format!("partition {}: {why}", p.name),
                 },
@@ -385,17 +385,28 @@ impl Fleet {
 
 /// A replica's answer: the data or the client error it refused the request
 /// with, and its warnings.
-type Reply<T> = (Result<T, (u16, String)>, Vec<String>);
+type Reply<T> = (Result<T, Refusal>, Vec<String>);
+
+/// Why a store refused, when every replica would refuse the same.
+enum Refusal {
+    /// The request itself (a 4xx but 401, 403, 408, 429): its status and
+    /// reason.
+    Request(u16, String),
+    /// The tier's way of asking: its credentials (401, 403), or plain HTTP
+    /// to a TLS port. A configuration error of the tier, said as such.
+    Tier(String),
+}
 
 /// A store's status: `Ok(Ok)` for a 2xx, `Ok(Err)` for a refusal of the
 /// request itself (4xx but 408 and 429: every replica would say the same, so
-/// no failover; the request fails) or of the tier's credentials (401, 403),
-/// `Err` for anything that another replica may not share (5xx).
+/// no failover; the request fails) or of the tier's way of asking
+/// ([`Refusal::Tier`]), `Err` for anything that another replica may not
+/// share (5xx).
 fn check_status(
     base: &str,
     status: hyper::StatusCode,
     body: &[u8],
-) -> Result<Result<(), (u16, String)>, String> {
+) -> Result<Result<(), Refusal>, String> {
     if status.is_success() {
         return Ok(Ok(()));
     }
@@ -406,14 +417,15 @@ fn check_status(
         .unwrap_or_else(|| snippet(body));
     match status.as_u16() {
         408 | 429 => Err(format!("HTTP {status}: {why}")),
-        s @ (401 | 403) => Ok(Err((
-            s,
-            format!(
-                "store {base} refused the tier's credentials (HTTP {status}: {why}); \
-                 check --store.basic-auth-username and --store.basic-auth-password-file"
-            ),
-        ))),
-        s @ 400..=499 => Ok(Err((s, why))),
+        401 | 403 => Ok(Err(Refusal::Tier(format!(
+            "store {base} refused the tier's credentials (HTTP {status}: {why}); \
+             check --store.basic-auth-username and --store.basic-auth-password-file"
+        )))),
+        // What a TLS listener answers to plain HTTP (Tessera's and Go's).
+        400 if why.contains("HTTP request to an HTTPS server") => Ok(Err(Refusal::Tier(format!(
+            "store {base} speaks TLS: give it as https:// in --store (HTTP {status}: {why})"
+        )))),
+        s @ 400..=499 => Ok(Err(Refusal::Request(s, why))),
         _ => Err(format!("HTTP {status}: {why}")),
     }
 }
@@ -430,9 +442,10 @@ pub(crate) enum PartitionAnswer<T> {
         status: u16,
         message: String,
     },
-    /// A store refused the tier's credentials (401, 403): a configuration
-    /// error every request would hit, so the answer is an error (503) naming
-    /// the store, never a partial answer that looks empty.
+    /// A store refused the tier's credentials (401, 403) or its plain HTTP:
+    /// a configuration error every request would hit, so the answer is an
+    /// error (503) naming the store, never a partial answer that looks
+    /// empty.
     Denied(String),
     /// The warning text naming the partition and why it failed.
     Failed(String),
