@@ -5,7 +5,9 @@
 //! (`hashmod` of `node`, else `instance`, then `keep`; modulus 2 here);
 //! `tessera query`
 //! over the two must answer the same queries as the Prometheus that
-//! scraped, evaluated at one past timestamp both hold.
+//! scraped, evaluated at one past timestamp both hold. Partition 0 has two
+//! replicas, each fed by its own remote_write entry, and the one the tier
+//! reads first is killed before the queries.
 //!
 //! Skipped with a visible `SKIPPED:` when Prometheus is not installed (a
 //! failure in CI: see `common/input.rs`).
@@ -49,8 +51,8 @@ fn write_relabel(p: usize) -> String {
 }
 
 /// Prometheus scraping its own `/metrics` once per instance name, every
-/// second, writing each partition its share.
-fn config(prom_port: u16, stores: &[&Tessera]) -> String {
+/// second, writing each partition's share to every replica of it.
+fn config(prom_port: u16, partitions: &[Vec<Tessera>]) -> String {
     let mut s = String::from(
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
          scrape_configs:\n  - job_name: prometheus\n    static_configs:\n",
@@ -61,13 +63,15 @@ fn config(prom_port: u16, stores: &[&Tessera]) -> String {
         ));
     }
     s.push_str("remote_write:\n");
-    for (p, t) in stores.iter().enumerate() {
-        s.push_str(&format!(
-            "  - url: http://127.0.0.1:{}/api/v1/write\n    queue_config:\n      \
-             batch_send_deadline: 1s\n      min_backoff: 100ms\n{}",
-            t.port,
-            write_relabel(p)
-        ));
+    for (p, replicas) in partitions.iter().enumerate() {
+        for t in replicas {
+            s.push_str(&format!(
+                "  - url: http://127.0.0.1:{}/api/v1/write\n    queue_config:\n      \
+                 batch_send_deadline: 1s\n      min_backoff: 100ms\n{}",
+                t.port,
+                write_relabel(p)
+            ));
+        }
     }
     s
 }
@@ -87,19 +91,25 @@ fn tier_over_hashmod_partitions_answers_as_the_prometheus_that_scraped() {
     if !have("prometheus") || !have("promtool") {
         return;
     }
-    let stores: Vec<Tessera> = (0..PARTITIONS).map(|_| Tessera::start(&[])).collect();
+    // Partition 0 on two replicas (copies, as the fleet example writes
+    // them), partition 1 on one.
+    let mut partitions: Vec<Vec<Tessera>> = vec![
+        vec![Tessera::start(&[]), Tessera::start(&[])],
+        vec![Tessera::start(&[])],
+    ];
+    assert_eq!(partitions.len(), PARTITIONS);
     let tmp = tempfile::tempdir().unwrap();
     let prom_port = free_port();
-    let refs: Vec<&Tessera> = stores.iter().collect();
-    let _prom = start_prometheus(&config(prom_port, &refs), tmp.path(), prom_port);
+    let _prom = start_prometheus(&config(prom_port, &partitions), tmp.path(), prom_port);
     let prom = format!("http://127.0.0.1:{prom_port}");
-    let store_args: Vec<String> = stores
+    let store_args: Vec<String> = partitions
         .iter()
-        .flat_map(|t| {
-            [
-                "--store".to_string(),
-                format!("http://127.0.0.1:{}", t.port),
-            ]
+        .flat_map(|replicas| {
+            let urls: Vec<String> = replicas
+                .iter()
+                .map(|t| format!("http://127.0.0.1:{}", t.port))
+                .collect();
+            ["--store".to_string(), urls.join(",")]
         })
         .collect();
     let store_args: Vec<&str> = store_args.iter().map(String::as_str).collect();
@@ -119,9 +129,9 @@ fn tier_over_hashmod_partitions_answers_as_the_prometheus_that_scraped() {
     let at = (now_ms() - 3_000) as f64 / 1000.0;
 
     // Each partition holds some instances and none of the other's: the
-    // hashmod placement, not a copy of everything.
+    // hashmod placement, not a copy of everything; replicas are copies.
     let mut held = Vec::new();
-    for t in &stores {
+    for t in partitions.iter().flatten() {
         let d = eventually("a partition to receive its share", || {
             let d = data(&t.url(&format!(
                 "/api/v1/query?query=count by (instance) (up)&time={at}"
@@ -140,11 +150,14 @@ fn tier_over_hashmod_partitions_answers_as_the_prometheus_that_scraped() {
         mine.sort();
         held.push(mine);
     }
+    assert_eq!(held[0], held[1], "the replicas of partition 0 differ");
     assert!(
-        held[0].iter().all(|i| !held[1].contains(i)),
+        held[0].iter().all(|i| !held[2].contains(i)),
         "partitions overlap: {held:?}"
     );
-    assert_eq!(held.concat().len(), INSTANCES.len(), "{held:?}");
+    assert_eq!(held[1..].concat().len(), INSTANCES.len(), "{held:?}");
+    // The replica the tier reads first goes away: its twin answers.
+    drop(partitions[0].remove(0));
 
     let queries = [
         "sum by (instance) (up)",
@@ -174,6 +187,11 @@ fn tier_over_hashmod_partitions_answers_as_the_prometheus_that_scraped() {
                 .map_err(|_| format!("want {want}\ngot {got}"))
         });
     }
+
+    // The killed replica cost nothing: no partition was left out.
+    let (status, v) = tier.api(&format!("/api/v1/query?query=up&time={at}"));
+    assert_eq!(status, 200, "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
 
     // Label values over the same window.
     let window = format!("start={}&end={at}", at - 15.0);
