@@ -23,8 +23,14 @@
 //! replicas answered is reported as failed: a warning naming it, or a 503
 //! when partial responses are off. A 4xx (but 408/429) is the request
 //! itself refused, as every replica would: no failover, the request fails.
+//! A 401/403, or a TLS store's answer to plain HTTP, refuses the tier's way
+//! of asking (its credentials, its `--store` scheme): the request fails
+//! with a 503 that names the store and what to change, partial responses
+//! or not.
 //!
-//! The wire is hyper's client on the server's tokio runtime. The blocking
+//! The wire is `tessera_client`'s hyper client (http and https, with the
+//! `--store.tls-*` and `--store.basic-auth-*` settings: [`client`]) on the
+//! server's tokio runtime. The blocking
 //! read that needs an answer waits on the requests while polling its stop
 //! signal (deadline, client hang-up) every 10 ms; when it fires, the request
 //! tasks are aborted, which drops their connections, so the stores see the
