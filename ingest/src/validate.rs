@@ -75,6 +75,17 @@ pub enum SeriesError {
     NonUtf8Value { name: String, offset: usize },
     #[error(transparent)]
     Labels(#[from] LabelsError),
+    #[error(
+        "series has {count} label references, an odd number: remote write 2.0 labels_refs \
+         holds (name, value) pairs"
+    )]
+    OddLabelRefs { count: usize },
+    #[error("{what} reference {index} is past the end of the symbols table ({len} entries)")]
+    SymbolOutOfRange {
+        what: &'static str,
+        index: u32,
+        len: usize,
+    },
 }
 
 /// Reason text for exemplars, shown in [`Rejections::summary`].
