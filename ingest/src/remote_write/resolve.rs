@@ -25,53 +25,71 @@ use super::proto_v2 as pb;
 use super::v1::DecodeLimits;
 use super::wire::{self, Budget};
 use crate::error::IngestError;
-use crate::validate::{Rejections, SeriesError, ValidatedWrite, validate};
+use crate::validate::{Rejections, SeriesError, ValidatedWrite, validate_series_of};
 
 /// Validates a decoded remote write 2.0 request: references resolved
-/// series by series (see the module doc), then [`validate()`] as for 1.0.
+/// series by series (see the module doc), each series then validated as
+/// for 1.0 ([`crate::validate()`]'s own code) as soon as it is resolved.
 /// Fails as a whole only when the resolved labels would exceed the
-/// request's memory budget ([`IngestError::ExpandsTooMuch`], 413).
+/// request's memory budget ([`IngestError::LabelsExpandTooMuch`], 413).
 pub fn validate_v2(req: pb::Request, limits: &DecodeLimits) -> Result<ValidatedWrite, IngestError> {
-    let mut budget = wire::budget_for(limits);
-    let mut rejected = Rejections::default();
-    let symbols = &req.symbols;
-    let mut v1 = proto::WriteRequest {
-        timeseries: Vec::with_capacity(req.timeseries.len()),
+    let mut r = Resolver {
+        symbols: &req.symbols,
+        budget: wire::budget_for(limits),
+        rejected: Rejections::default(),
         metadata: Vec::new(),
+        over_budget: None,
     };
-    for (i, ts) in req.timeseries.into_iter().enumerate() {
-        let labels = match labels(&ts.labels_refs, symbols, &mut budget, i) {
+    let n = req.timeseries.len();
+    let resolved = req
+        .timeseries
+        .into_iter()
+        .enumerate()
+        // map_while: past the budget, nothing more is resolved.
+        .map_while(|(i, ts)| r.series(i, ts))
+        .flatten();
+    let mut out = validate_series_of(n, resolved, Vec::new(), limits);
+    if let Some(e) = r.over_budget {
+        return Err(e);
+    }
+    out.metadata = r.metadata;
+    out.rejected.merge(r.rejected);
+    Ok(out)
+}
+
+/// The state of one request's resolution.
+struct Resolver<'a> {
+    symbols: &'a [Vec<u8>],
+    budget: Budget,
+    /// Series refused for their references.
+    rejected: Rejections,
+    metadata: Vec<MetricMetadata>,
+    over_budget: Option<IngestError>,
+}
+
+impl Resolver<'_> {
+    /// Series `i` as a 1.0 series: `Some(None)` when it was refused (and
+    /// recorded), `None` to stop (the budget ran out).
+    fn series(&mut self, i: usize, ts: pb::TimeSeries) -> Option<Option<proto::TimeSeries>> {
+        let labels = match labels(&ts.labels_refs, self.symbols, &mut self.budget) {
             Ok(l) => l,
-            Err(Refused::Series(e)) => {
-                rejected.exemplars += ts.exemplars.len() as u64;
-                rejected.histograms += ts.histograms.len() as u64;
-                rejected.record_invalid_series(ts.samples.len(), || {
-                    format!("{e} in series {i} of the request")
-                });
-                continue;
-            }
+            Err(Refused::Series(e)) => return Some(self.refuse(i, &ts, e)),
             Err(Refused::OverBudget) => {
-                return Err(IngestError::LabelsExpandTooMuch {
-                    limit: budget.total(),
+                self.over_budget = Some(IngestError::LabelsExpandTooMuch {
+                    limit: self.budget.total(),
                     series: i,
                 });
+                return None;
             }
         };
         if let Some(m) = &ts.metadata {
-            match metadata(m, &labels, symbols) {
-                Ok(Some(m)) if v1.metadata.last() != Some(&m) => v1.metadata.push(m),
+            match metadata(m, &labels, self.symbols) {
+                Ok(Some(m)) if self.metadata.last() != Some(&m) => self.metadata.push(m),
                 Ok(_) => {}
-                Err(e) => {
-                    rejected.exemplars += ts.exemplars.len() as u64;
-                    rejected.histograms += ts.histograms.len() as u64;
-                    rejected.record_invalid_series(ts.samples.len(), || {
-                        format!("{e} in series {i} of the request")
-                    });
-                    continue;
-                }
+                Err(e) => return Some(self.refuse(i, &ts, e)),
             }
         }
-        v1.timeseries.push(proto::TimeSeries {
+        Some(Some(proto::TimeSeries {
             labels,
             samples: ts
                 .samples
@@ -81,7 +99,7 @@ pub fn validate_v2(req: pb::Request, limits: &DecodeLimits) -> Result<ValidatedW
                     timestamp: s.timestamp,
                 })
                 .collect(),
-            // Refused by validate(), which only counts them; their labels
+            // Refused by validation, which only counts them; their labels
             // are not resolved.
             exemplars: ts
                 .exemplars
@@ -99,11 +117,24 @@ pub fn validate_v2(req: pb::Request, limits: &DecodeLimits) -> Result<ValidatedW
                     timestamp: h.timestamp,
                 })
                 .collect(),
-        });
+        }))
     }
-    let mut out = validate(v1, limits);
-    out.rejected.merge(rejected);
-    Ok(out)
+
+    /// Records series `i` as refused for `e`, its exemplars and histograms
+    /// with it (as validation counts them for a series with bad labels).
+    fn refuse(
+        &mut self,
+        i: usize,
+        ts: &pb::TimeSeries,
+        e: SeriesError,
+    ) -> Option<proto::TimeSeries> {
+        self.rejected.exemplars += ts.exemplars.len() as u64;
+        self.rejected.histograms += ts.histograms.len() as u64;
+        self.rejected.record_invalid_series(ts.samples.len(), || {
+            format!("{e} in series {i} of the request")
+        });
+        None
+    }
 }
 
 enum Refused {
@@ -116,7 +147,6 @@ fn labels(
     refs: &[u32],
     symbols: &[Vec<u8>],
     budget: &mut Budget,
-    series: usize,
 ) -> Result<Vec<proto::Label>, Refused> {
     if !refs.len().is_multiple_of(2) {
         return Err(Refused::Series(SeriesError::OddLabelRefs {
@@ -126,13 +156,13 @@ fn labels(
     let mut out = Vec::with_capacity(refs.len() / 2);
     let over = |_| Refused::OverBudget;
     budget
-        .charge::<proto::Label>(refs.len() / 2, series)
+        .charge::<proto::Label>(refs.len() / 2, 0)
         .map_err(over)?;
     for pair in refs.chunks_exact(2) {
         let name = symbol(symbols, pair[0], "label name")?;
         let value = symbol(symbols, pair[1], "label value")?;
         budget
-            .charge_bytes(name.len() + value.len(), series)
+            .charge_bytes(name.len() + value.len(), 0)
             .map_err(over)?;
         out.push(proto::Label {
             name: name.to_vec(),
