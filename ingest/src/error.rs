@@ -54,6 +54,13 @@ pub enum IngestError {
         decoded: usize,
     },
 
+    #[error(
+        "remote write 2.0 request's labels would take more than {limit} bytes of memory once \
+         resolved from its symbols table (budget ran out at series {series}): it references long \
+         symbols implausibly often; raise --ingest.max-request-bytes if this is real data"
+    )]
+    LabelsExpandTooMuch { limit: usize, series: usize },
+
     /// Malformed, or declaring more than its bytes can hold (never
     /// [`crate::snappy::SnappyError::TooLarge`]: that is `DecodedTooLarge`).
     #[error("{0}")]
@@ -61,6 +68,14 @@ pub enum IngestError {
 
     #[error("invalid protobuf WriteRequest: {0}")]
     InvalidProtobuf(#[source] ProtobufError),
+
+    /// Remote write 2.0: `symbols[0]` must be the empty string (the spec's
+    /// MUST; senders point unset help and unit refs at it).
+    #[error(
+        "invalid remote write 2.0 request: the symbols table must start with the empty string, \
+         its entry 0 is {first:?}"
+    )]
+    SymbolsStart { first: String },
 }
 
 /// Where and how the decompressed protobuf is malformed. Offsets are byte
@@ -104,15 +119,16 @@ pub enum ProtobufError {
 
 impl IngestError {
     /// A short stable name for metrics labels and logs: `body_too_large`,
-    /// `decoded_too_large`, `bad_snappy` or `bad_protobuf`.
+    /// `decoded_too_large`, `bad_snappy`, `bad_protobuf` or `bad_symbols`.
     pub fn reason(&self) -> &'static str {
         match self {
             IngestError::BodyTooLarge { .. } => "body_too_large",
-            IngestError::DecodedTooLarge { .. } | IngestError::ExpandsTooMuch { .. } => {
-                "decoded_too_large"
-            }
+            IngestError::DecodedTooLarge { .. }
+            | IngestError::ExpandsTooMuch { .. }
+            | IngestError::LabelsExpandTooMuch { .. } => "decoded_too_large",
             IngestError::InvalidSnappy(_) => "bad_snappy",
             IngestError::InvalidProtobuf(_) => "bad_protobuf",
+            IngestError::SymbolsStart { .. } => "bad_symbols",
         }
     }
 
@@ -121,10 +137,11 @@ impl IngestError {
         match self {
             IngestError::BodyTooLarge { .. }
             | IngestError::DecodedTooLarge { .. }
-            | IngestError::ExpandsTooMuch { .. } => StatusClass::TooLarge,
-            IngestError::InvalidSnappy(_) | IngestError::InvalidProtobuf(_) => {
-                StatusClass::BadRequest
-            }
+            | IngestError::ExpandsTooMuch { .. }
+            | IngestError::LabelsExpandTooMuch { .. } => StatusClass::TooLarge,
+            IngestError::InvalidSnappy(_)
+            | IngestError::InvalidProtobuf(_)
+            | IngestError::SymbolsStart { .. } => StatusClass::BadRequest,
         }
     }
 }

@@ -5,10 +5,13 @@
 //! [`tessera_tsdb`]. It knows nothing of HTTP: the binary maps its errors to
 //! status codes.
 //!
-//! Start from [`decode_v1`] (body → [`proto::WriteRequest`], or an
+//! Start from [`negotiate`] (a request's headers → remote write 1.0 or
+//! 2.0), [`decode_v1`] (body → [`proto::WriteRequest`], or an
 //! [`IngestError`] whose [`IngestError::status_class`] picks the HTTP
 //! status), [`validate()`] (request → [`ValidatedWrite`]: label sets and
-//! samples ready to append, plus the [`Rejections`] to report) and
+//! samples ready to append, plus the [`Rejections`] to report), their 2.0
+//! twins [`decode_v2`] (→ [`proto_v2::Request`]) and [`validate_v2`]
+//! (symbol references resolved per series, then [`validate()`]), and
 //! [`write()`] (a validated write into the database, through [`append()`],
 //! which the server's recording rules use too). Everything public is
 //! re-exported here; the modules themselves are private, except
@@ -29,6 +32,9 @@ pub use append::{WriteReport, append, write};
 pub use error::{IngestError, ProtobufError, StatusClass};
 pub use metadata::{MetadataEntry, MetadataStore};
 pub use relabel::{IngestRelabel, RelabelLoadError, RelabelStats};
-pub use remote_write::proto;
+pub use remote_write::negotiate::{NegotiationError, Protocol, negotiate};
+pub use remote_write::resolve::validate_v2;
 pub use remote_write::v1::{DecodeLimits, MAX_STRUCT_EXPANSION, decode_v1};
+pub use remote_write::v2::decode_v2;
+pub use remote_write::{proto, proto_v2};
 pub use validate::{MAX_EXAMPLES, Rejections, SeriesError, ValidSeries, ValidatedWrite, validate};

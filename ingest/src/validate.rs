@@ -75,6 +75,17 @@ pub enum SeriesError {
     NonUtf8Value { name: String, offset: usize },
     #[error(transparent)]
     Labels(#[from] LabelsError),
+    #[error(
+        "series has {count} label references, an odd number: remote write 2.0 labels_refs \
+         holds (name, value) pairs"
+    )]
+    OddLabelRefs { count: usize },
+    #[error("{what} reference {index} is past the end of the symbols table ({len} entries)")]
+    SymbolOutOfRange {
+        what: &'static str,
+        index: u32,
+        len: usize,
+    },
 }
 
 /// Reason text for exemplars, shown in [`Rejections::summary`].
@@ -205,13 +216,26 @@ impl fmt::Display for Rejections {
 
 /// Validates a decoded request. Never fails as a whole: see the module doc.
 pub fn validate(req: proto::WriteRequest, limits: &DecodeLimits) -> ValidatedWrite {
+    let n = req.timeseries.len();
+    validate_series_of(n, req.timeseries, req.metadata, limits)
+}
+
+/// [`validate`] over series as they come (about `n` of them), so remote
+/// write 2.0 can validate each series as soon as its references are
+/// resolved, without collecting a 1.0 request first.
+pub(crate) fn validate_series_of(
+    n: usize,
+    series: impl IntoIterator<Item = proto::TimeSeries>,
+    metadata: Vec<proto::MetricMetadata>,
+    limits: &DecodeLimits,
+) -> ValidatedWrite {
     let mut out = ValidatedWrite {
-        series: Vec::with_capacity(req.timeseries.len()),
-        metadata: req.metadata,
+        series: Vec::with_capacity(n),
+        metadata,
         rejected: Rejections::default(),
     };
     let max_t = limits.max_future_ms.map(|f| now_ms().saturating_add(f));
-    for ts in req.timeseries {
+    for ts in series {
         validate_series(ts, limits, max_t, &mut out);
     }
     out

@@ -10,7 +10,7 @@ use std::cell::Cell;
 
 use prost::Message;
 use tessera_ingest::proto;
-use tessera_ingest::{DecodeLimits, decode_v1, validate};
+use tessera_ingest::{DecodeLimits, decode_v1, decode_v2, validate, validate_v2};
 
 struct Counting;
 
@@ -148,4 +148,86 @@ fn validation_allocations_do_not_grow_with_samples() {
     // Validation allocates per series (label vector, sample vector), never
     // per sample.
     assert_eq!(valid_1, valid_1000);
+}
+
+/// The same request as [`request`], in remote write 2.0.
+fn request_v2(series: usize, samples_per_series: usize) -> Vec<u8> {
+    use tessera_ingest::proto_v2 as pb;
+    let mut symbols = vec![
+        String::new(),
+        "__name__".into(),
+        "DCGM_FI_DEV_GPU_UTIL".into(),
+        "gpu".into(),
+        "Hostname".into(),
+        "job".into(),
+        "dcgm-exporter".into(),
+    ];
+    let mut sym = |s: String| match symbols.iter().position(|x| *x == s) {
+        Some(i) => i as u32,
+        None => {
+            symbols.push(s);
+            (symbols.len() - 1) as u32
+        }
+    };
+    let timeseries = (0..series)
+        .map(|i| pb::TimeSeries {
+            labels_refs: vec![
+                1,
+                2,
+                3,
+                sym((i % 8).to_string()),
+                4,
+                sym(format!("gpu-node-{:04}", i / 8)),
+                5,
+                6,
+            ],
+            samples: (0..samples_per_series)
+                .map(|j| pb::Sample {
+                    value: j as f64,
+                    timestamp: j as i64 * 15_000,
+                    start_timestamp: 0,
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let req = pb::Request {
+        symbols: symbols.into_iter().map(String::into_bytes).collect(),
+        timeseries,
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
+}
+
+#[test]
+fn v2_bombs_are_refused_without_allocating_and_validation_does_not_allocate_per_sample() {
+    let limits = DecodeLimits::default();
+    let (n, res) = allocations(|| decode_v2(&[0x81, 0x80, 0x80, 0x10, 0x00], &limits).map(|_| ()));
+    assert!(res.is_err());
+    assert_eq!(n, 0, "a 32 MiB + 1 snappy header allocated {n} times");
+
+    let count = |samples: usize| {
+        let body = request_v2(100, samples);
+        let (decode, req) = allocations(|| decode_v2(&body, &limits).unwrap());
+        let (valid, out) = allocations(|| validate_v2(req, &limits).unwrap());
+        assert_eq!(out.sample_count(), 100 * samples);
+        (decode, valid)
+    };
+    let (decode_1, valid_1) = count(1);
+    let (decode_1000, valid_1000) = count(1000);
+    eprintln!(
+        "2.0 allocations for 100 series: decode {decode_1} vs {decode_1000}; \
+         validate {valid_1} vs {valid_1000}"
+    );
+    // Per symbol one copy (27: "" allocates nothing); per series its refs
+    // and sample vectors; per request the decompression buffer and the two
+    // top-level vectors: nothing per sample.
+    assert_eq!(decode_1, 27 + 100 * 2 + 3);
+    assert_eq!(decode_1000, decode_1);
+    // Resolution copies each label name and value (4 labels) and makes a
+    // label and a sample vector per series, as 1.0's decoder does; then
+    // the same validation as 1.0 (2 per series, 1 per request).
+    assert_eq!(valid_1, 100 * (8 + 2) + 100 * 2 + 1);
+    assert_eq!(valid_1000, valid_1);
 }

@@ -1,12 +1,22 @@
-//! `POST /api/v1/write`: the Prometheus remote write 1.0 receiver.
+//! `POST /api/v1/write`: the Prometheus remote write 1.0 and 2.0 receiver.
+//!
+//! The version comes from the headers (`tessera_ingest::negotiate`); both
+//! are decoded by the ingest crate into the same validated write and stored
+//! through the one append path (`tessera_ingest::write`).
 //!
 //! Status codes are chosen for how Prometheus' sender reacts to them: 2xx is
 //! done, 5xx is retried with backoff, 4xx drops the batch (429 is retried
 //! only when the sender opts in). So: 204 when everything was kept; 400 when
 //! some or all of the request can never be stored (the valid rest *is* kept,
 //! and the body says what was refused); 413 for bodies over the limits; 415
-//! for remote write 2.0 (so a 2.0 sender falls back); 503 + `Retry-After`
-//! when the server is overloaded or still starting.
+//! for a Content-Type or Content-Encoding that is neither version (the body
+//! names what is accepted); 503 + `Retry-After` when the server is
+//! overloaded or still starting.
+//!
+//! Every answer carries `X-Prometheus-Remote-Write-Samples-Written`,
+//! `-Histograms-Written` and `-Exemplars-Written`: what was stored. New
+//! senders treat a 2xx without them for a non-empty 2.0 request as a
+//! receiver that ignored the Content-Type, and read them on 1.0 too.
 
 use std::time::Instant;
 
@@ -14,7 +24,9 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use tessera_ingest::{StatusClass, decode_v1, validate};
+use tessera_ingest::{
+    Protocol, StatusClass, decode_v1, decode_v2, negotiate, validate, validate_v2,
+};
 use tracing::warn;
 
 use super::AppStateRef;
@@ -34,23 +46,66 @@ fn overloaded(reason: &str, msg: &str) -> Response {
     r
 }
 
+/// What one request stored, for the `X-Prometheus-Remote-Write-*-Written`
+/// headers.
+#[derive(Clone, Copy, Debug, Default)]
+struct Written {
+    samples: u64,
+    /// Native histogram samples: none until they are stored.
+    histograms: u64,
+    /// Exemplars: none until they are stored.
+    exemplars: u64,
+}
+
 pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: Body) -> Response {
+    let (mut response, written) = receive(state, headers, body).await;
+    let h = response.headers_mut();
+    for (name, n) in [
+        ("x-prometheus-remote-write-samples-written", written.samples),
+        (
+            "x-prometheus-remote-write-histograms-written",
+            written.histograms,
+        ),
+        (
+            "x-prometheus-remote-write-exemplars-written",
+            written.exemplars,
+        ),
+    ] {
+        h.insert(name, HeaderValue::from(n));
+    }
+    response
+}
+
+async fn receive(state: AppStateRef, headers: HeaderMap, body: Body) -> (Response, Written) {
+    let nothing = Written::default();
     let Ok(db) = state.db() else {
-        return overloaded(
-            "not_ready",
-            "Tessera is starting (replaying its WAL); retry shortly",
+        return (
+            overloaded(
+                "not_ready",
+                "Tessera is starting (replaying its WAL); retry shortly",
+            ),
+            nothing,
         );
     };
-    if let Some(ct) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        && ct.contains("io.prometheus.write.v2")
-    {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "remote write 2.0 is not supported yet; use protobuf_message: prometheus.WriteRequest (1.0)",
-        );
-    }
+    // A header that is not text is passed on as such, so it is refused by name.
+    let get = |name| {
+        headers
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("(not text)"))
+    };
+    let protocol = match negotiate(get(header::CONTENT_TYPE), get(header::CONTENT_ENCODING)) {
+        Ok(p) => p,
+        Err(e) => {
+            METRICS
+                .ingest_requests_refused
+                .inc(&["unsupported_media_type"]);
+            warn!(error = %e, "refused remote-write request");
+            return (
+                text(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()),
+                nothing,
+            );
+        }
+    };
     let limits = &state.opts.decode_limits;
 
     // Wait in line briefly rather than refusing a burst outright; a sender
@@ -63,9 +118,12 @@ pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: B
     {
         Ok(Ok(p)) => p,
         _ => {
-            return overloaded(
-                "overloaded",
-                "too many concurrent remote-write requests; retry later (raise --ingest.max-inflight if the CPU allows)",
+            return (
+                overloaded(
+                    "overloaded",
+                    "too many concurrent remote-write requests; retry later (raise --ingest.max-inflight if the CPU allows)",
+                ),
+                nothing,
             );
         }
     };
@@ -85,7 +143,7 @@ pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: B
             state.opts.body_read_timeout
         );
         warn!(reason = %msg, "refused remote-write request");
-        return text(StatusCode::REQUEST_TIMEOUT, msg);
+        return (text(StatusCode::REQUEST_TIMEOUT, msg), nothing);
     };
     let bytes = match read {
         Ok(b) => b.to_bytes(),
@@ -96,40 +154,51 @@ pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: B
                 limits.max_compressed_bytes
             );
             warn!(reason = %msg, "refused remote-write request");
-            return text(StatusCode::PAYLOAD_TOO_LARGE, msg);
+            return (text(StatusCode::PAYLOAD_TOO_LARGE, msg), nothing);
         }
         Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("reading request body: {e}"),
+            return (
+                text(
+                    StatusCode::BAD_REQUEST,
+                    format!("reading request body: {e}"),
+                ),
+                nothing,
             );
         }
     };
 
     let started = Instant::now();
-    let req = match decode_v1(&bytes, limits) {
-        Ok(r) => r,
+    // Both versions end as the same validated write: what follows is one
+    // path for both.
+    let decoded = match protocol {
+        Protocol::V1 => decode_v1(&bytes, limits).map(|r| validate(r, limits)),
+        Protocol::V2 => decode_v2(&bytes, limits).and_then(|r| validate_v2(r, limits)),
+    };
+    let validated = match decoded {
+        Ok(v) => v,
         Err(e) => {
             let status = match e.status_class() {
                 StatusClass::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 StatusClass::BadRequest => StatusCode::BAD_REQUEST,
             };
             METRICS.ingest_requests_refused.inc(&[e.reason()]);
-            warn!(error = %e, bytes = bytes.len(), "refused remote-write request");
-            return text(status, e.to_string());
+            warn!(error = %e, bytes = bytes.len(), protocol = protocol.message(), "refused remote-write request");
+            return (text(status, e.to_string()), nothing);
         }
     };
     drop(bytes);
-    let validated = validate(req, limits);
     let report = match tessera_ingest::write(db, &state.metadata, &state.relabel, validated) {
         Ok(r) => r,
         Err(e) => {
             // Not durable, so not acknowledged: a 5xx makes the sender retry.
             tracing::error!(error = %e, "remote write could not be logged to the WAL");
             METRICS.ingest_requests_refused.inc(&["storage_error"]);
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("storage error: {e}"),
+            return (
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("storage error: {e}"),
+                ),
+                nothing,
             );
         }
     };
@@ -160,7 +229,11 @@ pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: B
             .ingest_series_rejected
             .inc_by(&["invalid_labels"], v.invalid_series as f64);
     }
-    match report.rejection_message() {
+    let written = Written {
+        samples: report.append.samples_appended,
+        ..Written::default()
+    };
+    let response = match report.rejection_message() {
         None => StatusCode::NO_CONTENT.into_response(),
         Some(msg) => {
             warn!(
@@ -170,5 +243,6 @@ pub(super) async fn remote_write(state: AppStateRef, headers: HeaderMap, body: B
             );
             text(StatusCode::BAD_REQUEST, msg)
         }
-    }
+    };
+    (response, written)
 }

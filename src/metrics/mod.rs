@@ -225,6 +225,8 @@ impl Metrics {
             "decoded_too_large",
             "bad_snappy",
             "bad_protobuf",
+            "bad_symbols",
+            "unsupported_media_type",
             "overloaded",
             "not_ready",
             "storage_error",

@@ -241,6 +241,47 @@ pub(crate) fn post_raw(url: &str, body: &[u8]) -> (u16, String) {
     (r.status, String::from_utf8_lossy(&r.body).into_owned())
 }
 
+/// The `Content-Type` Prometheus sends with a remote write 2.0 request.
+pub(crate) const RW2_CONTENT_TYPE: &str =
+    "application/x-protobuf;proto=io.prometheus.write.v2.Request";
+
+/// A reply to a remote-write POST, with its written-count headers.
+pub(crate) struct WriteReply {
+    pub status: u16,
+    pub body: String,
+    /// `X-Prometheus-Remote-Write-{Samples,Histograms,Exemplars}-Written`,
+    /// `None` when absent or not a number.
+    pub written: [Option<u64>; 3],
+}
+
+/// POSTs an already-compressed remote-write body with the given
+/// `Content-Type` (and the version header Prometheus sends with it).
+pub(crate) fn post_write(url: &str, body: &[u8], content_type: &str) -> WriteReply {
+    let version = if content_type.contains("write.v2") {
+        "2.0.0"
+    } else {
+        "0.1.0"
+    };
+    let mut r = agent()
+        .post(url)
+        .header("Content-Type", content_type)
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", version)
+        .send(body)
+        .expect("POST");
+    let written = ["samples", "histograms", "exemplars"].map(|k| {
+        r.headers()
+            .get(format!("x-prometheus-remote-write-{k}-written"))
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+    });
+    WriteReply {
+        status: r.status().as_u16(),
+        body: r.body_mut().read_to_string().unwrap_or_default(),
+        written,
+    }
+}
+
 /// A reply to a protobuf POST, with the headers remote read sets.
 pub(crate) struct Reply {
     pub status: u16,

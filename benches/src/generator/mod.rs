@@ -16,6 +16,7 @@
 
 pub mod dcgm;
 pub mod node;
+pub mod rw2;
 
 use std::collections::HashMap;
 
