@@ -1,10 +1,24 @@
 //! Cardinality analysis: which metric names, label names and label pairs
 //! hold the series. What an operator asks for when memory explodes; served
 //! by `tessera tsdb analyze` and `/api/v1/status/tsdb`.
+//!
+//! An [`AnalyzeRequest`] can restrict the analysis to the series matching
+//! some selectors (then it walks those series, under the read's series
+//! budget) and name a focus label whose values are counted too, as
+//! VictoriaMetrics' `/api/v1/status/tsdb?match[]=...&focusLabel=...` does.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::METRIC_NAME;
+use crate::{METRIC_NAME, Matcher};
+
+/// What to analyze: the top-N size, the series (alternatives of matcher
+/// conjunctions; none means every series of the head) and a focus label.
+#[derive(Clone, Debug, Default)]
+pub struct AnalyzeRequest {
+    pub top: usize,
+    pub matchers: Vec<Vec<Matcher>>,
+    pub focus_label: Option<String>,
+}
 
 /// Cardinality figures across all shards, each list sorted descending and
 /// cut to the requested top N.
@@ -22,6 +36,10 @@ pub struct Analysis {
     pub bytes_by_label: Vec<(String, u64)>,
     /// Series per `name=value` pair.
     pub series_by_pair: Vec<(String, u64)>,
+    /// Series per label name (how many series carry it).
+    pub series_by_label: Vec<(String, u64)>,
+    /// Series per value of the request's focus label (empty without one).
+    pub series_by_focus_value: Vec<(String, u64)>,
     /// Series that started or stopped inside the head's time range (more
     /// than [`CHURN_SLACK_MS`] after its start or before its end): the
     /// churn a pod or job label causes.
@@ -29,6 +47,11 @@ pub struct Analysis {
     /// Churned series per `name=value` pair, as `promtool tsdb analyze`'s
     /// "label pairs most involved in churning".
     pub churn_by_pair: Vec<(String, u64)>,
+    /// Series the heads created since their last cut (WAL replay's
+    /// included), and removed by their last cut: head-wide, not filtered
+    /// by the request's matchers.
+    pub series_created_since_cut: u64,
+    pub series_removed_by_last_cut: u64,
 }
 
 /// How far inside the head's time range a series must start or end to
@@ -44,18 +67,45 @@ pub(crate) struct Accumulator {
     by_metric: HashMap<String, u64>,
     values: HashMap<String, HashSet<String>>,
     by_pair: HashMap<(String, String), u64>,
+    by_label: HashMap<String, u64>,
+    /// The focus label and series per value of it.
+    focus: Option<String>,
+    by_focus: HashMap<String, u64>,
     pub(crate) churned: u64,
+    pub(crate) created: u64,
+    pub(crate) removed: u64,
     churn_by_pair: HashMap<(String, String), u64>,
 }
 
 impl Accumulator {
+    pub(crate) fn new(focus: Option<String>) -> Self {
+        Accumulator {
+            focus,
+            ..Default::default()
+        }
+    }
+
+    /// Counts `series` series holding the pair `name=value`.
     pub(crate) fn add_pair(&mut self, name: &str, value: &str, series: u64) {
         if name == METRIC_NAME {
-            *self.by_metric.entry(value.to_string()).or_default() += series;
+            add(&mut self.by_metric, value, series);
         }
-        let vals = self.values.entry(name.to_string()).or_default();
-        if !vals.contains(value) {
-            vals.insert(value.to_string());
+        if self.focus.as_deref() == Some(name) {
+            add(&mut self.by_focus, value, series);
+        }
+        add(&mut self.by_label, name, series);
+        // Looked up before inserting: most calls (one per series and label
+        // when filtered) find what is there and allocate nothing.
+        match self.values.get_mut(name) {
+            Some(vals) => {
+                if !vals.contains(value) {
+                    vals.insert(value.to_string());
+                }
+            }
+            None => {
+                self.values
+                    .insert(name.to_string(), HashSet::from([value.to_string()]));
+            }
         }
         *self
             .by_pair
@@ -112,6 +162,8 @@ impl Accumulator {
                     .map(|((n, v), c)| (format!("{n}={v}"), c))
                     .collect(),
             ),
+            series_by_label: sorted(self.by_label.into_iter().collect()),
+            series_by_focus_value: sorted(self.by_focus.into_iter().collect()),
             churned_series: self.churned,
             churn_by_pair: sorted(
                 self.churn_by_pair
@@ -119,6 +171,17 @@ impl Accumulator {
                     .map(|((n, v), c)| (format!("{n}={v}"), c))
                     .collect(),
             ),
+            series_created_since_cut: self.created,
+            series_removed_by_last_cut: self.removed,
+        }
+    }
+}
+
+fn add(m: &mut HashMap<String, u64>, key: &str, n: u64) {
+    match m.get_mut(key) {
+        Some(c) => *c += n,
+        None => {
+            m.insert(key.to_string(), n);
         }
     }
 }
@@ -189,5 +252,53 @@ mod tests {
         assert_eq!(a.churn_by_pair[0], ("__name__=gpu_util".into(), 2));
         assert!(a.churn_by_pair.contains(&("pod=new".into(), 1)));
         assert!(!a.churn_by_pair.iter().any(|(p, _)| p == "pod=steady"));
+    }
+
+    #[test]
+    fn restricts_to_matching_series_and_counts_the_focus_label() {
+        use super::AnalyzeRequest;
+        use crate::{Matcher, ReadControl, ReadError};
+        let db = Db::in_memory(3);
+        for host in 0..4 {
+            for gpu in 0..2 {
+                let ls = Labels::from_pairs([
+                    ("__name__", "DCGM_FI_DEV_GPU_TEMP".to_string()),
+                    ("Hostname", format!("n{host}")),
+                    ("gpu", gpu.to_string()),
+                ]);
+                db.append(&ls, &[Sample::new(1000, 1.0)]).unwrap();
+            }
+            let ls = Labels::from_pairs([("__name__", "up"), ("instance", &format!("n{host}"))]);
+            db.append(&ls, &[Sample::new(1000, 1.0)]).unwrap();
+        }
+        let req = AnalyzeRequest {
+            top: 10,
+            matchers: vec![vec![Matcher::equal("__name__", "DCGM_FI_DEV_GPU_TEMP")]],
+            focus_label: Some("gpu".into()),
+        };
+        let a = db.analyze_with(&req, &ReadControl::unlimited()).unwrap();
+        assert_eq!(a.series, 8);
+        assert_eq!(a.series_by_metric, vec![("DCGM_FI_DEV_GPU_TEMP".into(), 8)]);
+        assert_eq!(
+            a.series_by_focus_value,
+            vec![("0".into(), 4), ("1".into(), 4)]
+        );
+        assert!(!a.values_by_label.iter().any(|(n, _)| n == "instance"));
+        assert_eq!(a.series_by_label[0], ("Hostname".into(), 8));
+        // Every series of the head was created since the (absent) last cut.
+        assert_eq!(a.series_created_since_cut, 12);
+
+        // The selected series count against the read's budget.
+        let ctl = ReadControl::new(5, 0, &|| false);
+        assert!(matches!(
+            db.analyze_with(&req, &ctl),
+            Err(ReadError::TooManySeries { limit: 5 })
+        ));
+        // A stopped read stops.
+        let stopped = ReadControl::new(0, 0, &|| true);
+        assert!(matches!(
+            db.analyze_with(&req, &stopped),
+            Err(ReadError::Stopped)
+        ));
     }
 }
