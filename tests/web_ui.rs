@@ -376,3 +376,72 @@ async fn explorer_query_rules_and_status_pages_in_headless_chromium() {
 fn urlencode(s: &str) -> String {
     serde_urlencoded::to_string([("", s)]).unwrap()[1..].to_string()
 }
+
+/// The page without a browser: content types, caching, gzip, 304, 404,
+/// and the auth middleware in front of it (a page is a read).
+#[test]
+fn serves_the_page_with_types_caching_gzip_and_auth() {
+    let t = Tessera::start(&[]);
+    let fetch = |path: &str, headers: &[(&str, &str)]| {
+        let mut req = agent().get(&t.url(path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut r = req.call().expect("GET");
+        let h = |k: &str| r.headers().get(k).map(|v| v.to_str().unwrap().to_string());
+        let head = (
+            h("content-type"),
+            h("content-encoding"),
+            h("cache-control"),
+            h("etag"),
+        );
+        let body = r.body_mut().read_to_vec().unwrap_or_default();
+        (r.status().as_u16(), head, body)
+    };
+    let (status, (ctype, enc, cache, etag), body) = fetch("/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(ctype.as_deref(), Some("text/html; charset=utf-8"));
+    assert_eq!((enc, cache.as_deref()), (None, Some("no-cache")));
+    let html = String::from_utf8(body).unwrap();
+    assert!(
+        html.contains("/ui/vendor/uPlot-1.6.32.iife.min.js"),
+        "{html}"
+    );
+    let etag = etag.expect("an ETag");
+    assert_eq!(fetch("/", &[("If-None-Match", &etag)]).0, 304);
+
+    let (status, (ctype, enc, cache, _), body) = fetch(
+        "/ui/vendor/uPlot-1.6.32.iife.min.js",
+        &[("Accept-Encoding", "gzip, br")],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(ctype.as_deref(), Some("text/javascript; charset=utf-8"));
+    assert_eq!(enc.as_deref(), Some("gzip"));
+    assert!(cache.unwrap().contains("immutable"));
+    assert_eq!(&body[..2], b"\x1f\x8b", "a gzip stream");
+    let (_, (ctype, ..), _) = fetch("/ui/app.css", &[]);
+    assert_eq!(ctype.as_deref(), Some("text/css; charset=utf-8"));
+    assert_eq!(fetch("/ui/../Cargo.toml", &[]).0, 404);
+    assert_eq!(fetch("/ui/nope.js", &[]).0, 404);
+    drop(t);
+
+    // With users configured, the page asks for credentials like the API.
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    let hash = bcrypt::hash("read-pw", 4).unwrap();
+    std::fs::write(&web, format!("basic_auth_users:\n  grafana: {hash}\n")).unwrap();
+    let t = Tessera::start(&["--web.config.file", web.to_str().unwrap()]);
+    let status = |path: &str, auth: Option<&str>| {
+        let mut req = agent().get(&t.url(path));
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        req.call().expect("GET").status().as_u16()
+    };
+    assert_eq!(status("/", None), 401);
+    assert_eq!(status("/ui/app.js", None), 401);
+    // grafana:read-pw
+    let auth = "Basic Z3JhZmFuYTpyZWFkLXB3";
+    assert_eq!(status("/", Some(auth)), 200);
+    assert_eq!(status("/ui/app.js", Some(auth)), 200);
+}
