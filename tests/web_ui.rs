@@ -28,6 +28,18 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const METRIC: &str = "DCGM_FI_DEV_GPU_UTIL";
 const NODES: usize = 3;
 
+/// A recording rule and an alert that fires at once, for the rules page.
+const RULES: &str = r#"groups:
+  - name: gpu
+    rules:
+      - record: node:gpu_util:sum
+        expr: sum by (Hostname) (DCGM_FI_DEV_GPU_UTIL)
+      - alert: GpuFleetUp
+        expr: count(DCGM_FI_DEV_GPU_UTIL) > 0
+        labels:
+          severity: info
+"#;
+
 /// chromedriver, killed when the test ends however it ends.
 struct Driver(Child);
 
@@ -243,7 +255,15 @@ async fn explorer_query_rules_and_status_pages_in_headless_chromium() {
     if !browser_installed() {
         return;
     }
-    let t = Tessera::start(&[]);
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let rules = tmp.path().join("gpu.yml");
+    std::fs::write(&rules, RULES).expect("write the rules");
+    let t = Tessera::start(&[
+        "--rules.file",
+        rules.to_str().unwrap(),
+        "--rules.evaluation-interval",
+        "1s",
+    ]);
     let base = t.url("");
     load_fleet(&base).await;
     let profile = tempfile::tempdir().expect("profile dir");
@@ -343,6 +363,16 @@ async fn explorer_query_rules_and_status_pages_in_headless_chromium() {
     );
     screenshot(&c, "query").await;
 
+    // The same as a table: an instant query, one row per node.
+    let url = format!("{base}/#/query?expr={}&mode=table", urlencode(&expr));
+    open(&c, &url, "query").await;
+    let table = rows(&c, "result-table").await;
+    assert_eq!(table.len(), NODES, "{table:?}");
+    assert!(
+        table.iter().all(|r| r[0].contains("Hostname=")),
+        "{table:?}"
+    );
+
     // A bad expression: the server's error, and where it points.
     let url = format!("{base}/#/query?expr={}", urlencode("sum(rate(up[5m])"));
     open(&c, &url, "query").await;
@@ -351,10 +381,21 @@ async fn explorer_query_rules_and_status_pages_in_headless_chromium() {
     assert!(err.contains("^ line 1, column 4"), "{err}");
     screenshot(&c, "query-error").await;
 
-    // Rules and alerts (none configured) and status.
+    // Rules and alerts: the group's two rules, and the alert firing.
+    eventually("the alert to fire", || {
+        let d = t.data("/api/v1/alerts");
+        let firing = d["alerts"].as_array().is_some_and(|a| a.len() == 1);
+        firing.then_some(()).ok_or_else(|| d.to_string())
+    });
     open(&c, &format!("{base}/#/rules"), "rules").await;
-    let none = text(&c, "[data-testid=no-rules]").await;
-    assert!(none.contains("--rules.file"), "{none}");
+    let alerts = rows(&c, "alerts").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0][0], "GpuFleetUp");
+    assert_eq!(alerts[0][1], "firing");
+    let group = rows(&c, "group-gpu").await;
+    let names: Vec<&str> = group.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(names, ["node:gpu_util:sum", "GpuFleetUp"]);
+    assert!(group.iter().all(|r| r[2] == "ok"), "{group:?}");
     screenshot(&c, "rules").await;
     open(&c, &format!("{base}/#/status"), "status").await;
     let build = text(&c, "#build").await;

@@ -118,9 +118,15 @@ T.route = function () {
   return { page: page || 'explorer', params: new URLSearchParams(qs || '') };
 };
 
-T.go = function (page, params) {
+// The link to a page with its parameters (empty ones left out): real
+// hrefs, so a view can be bookmarked, opened in a tab or reached by keyboard.
+T.href = function (page, params) {
   const qs = new URLSearchParams();
   for (const [k, v] of Object.entries(params || {})) if (v) qs.set(k, v);
   const s = qs.toString();
-  location.hash = `#/${page}${s ? '?' + s : ''}`;
+  return `#/${page}${s ? '?' + s : ''}`;
+};
+
+T.go = function (page, params) {
+  location.hash = T.href(page, params);
 };

@@ -28,7 +28,8 @@
     const match = params.get('match') || '';
     const focus = params.get('focus') || '';
     const topN = params.get('topN') || '10';
-    const go = (p) => T.go('explorer', Object.assign({ match, focus, topN }, p));
+    const state = (p) => Object.assign({ match, focus, topN }, p);
+    const go = (p) => T.go('explorer', state(p));
     root.dataset.match = match;
     root.dataset.focus = focus;
 
@@ -69,7 +70,7 @@
     const total = d.totalSeries || 0;
     const share = (v) => (total ? `${(100 * v / total).toFixed(1)}%` : '');
     const byName = Object.fromEntries((d.seriesCountByLabelName || []).map((e) => [e.name, e.value]));
-    const link = (text, onclick, testid) => h('a', { href: 'javascript:void 0', onclick, 'data-testid': testid }, text);
+    const link = (text, p, testid) => h('a', { href: T.href('explorer', state(p)), 'data-testid': testid }, text);
     const panel = (title, note, tableEl) => h('section', { class: 'panel' },
       h('h2', {}, title), note ? h('p', { class: 'muted' }, note) : null, tableEl);
     const max = (list) => Math.max(0, ...list.map((e) => e.value));
@@ -79,7 +80,7 @@
       root.append(panel(`Values of ${focus}`, `series per value, top ${topN}`, T.table({
         id: 'focus-values', rows: values, columns: [
           { title: 'value', value: (e) => link(h('code', {}, e.name),
-            () => go({ match: addMatcher(match, focus, e.name), focus: '' }), 'value-link') },
+            { match: addMatcher(match, focus, e.name), focus: '' }, 'value-link') },
           { title: 'series', num: true, value: (e) => T.bar(e.value, max(values)) },
           { title: 'share', num: true, value: (e) => share(e.value) },
         ] })));
@@ -87,7 +88,7 @@
 
     const labels = d.labelValueCountByLabelName || [];
     const labelTable = T.table({ id: 'label-names', rows: labels, columns: [
-      { title: 'label', value: (e) => link(h('code', {}, e.name), () => go({ focus: e.name }), 'label-link') },
+      { title: 'label', value: (e) => link(h('code', {}, e.name), { focus: e.name }, 'label-link') },
       { title: 'distinct values', num: true, value: (e) => T.bar(e.value, max(labels)) },
       // Series per label name is its own top N: a label outside it shows —.
       { title: 'series with it', num: true, value: (e) => (e.name in byName ? T.fmt(byName[e.name]) : '—') },
@@ -95,7 +96,7 @@
     const metrics = d.seriesCountByMetricName || [];
     const metricTable = T.table({ id: 'metric-names', rows: metrics, columns: [
       { title: 'metric', value: (e) => link(h('code', {}, e.name),
-        () => go({ match: addMatcher(match, '__name__', e.name), focus: '' }), 'metric-link') },
+        { match: addMatcher(match, '__name__', e.name), focus: '' }, 'metric-link') },
       { title: 'series', num: true, value: (e) => T.bar(e.value, max(metrics)) },
       { title: 'share', num: true, value: (e) => share(e.value) },
     ] });
@@ -103,7 +104,7 @@
     const pairLink = (e) => {
       const i = e.name.indexOf('=');
       return link(h('code', {}, e.name),
-        () => go({ match: addMatcher(match, e.name.slice(0, i), e.name.slice(i + 1)), focus: '' }), 'pair-link');
+        { match: addMatcher(match, e.name.slice(0, i), e.name.slice(i + 1)), focus: '' }, 'pair-link');
     };
     const pairTable = T.table({ id: 'pairs', rows: pairs, columns: [
       { title: 'label=value', value: pairLink },

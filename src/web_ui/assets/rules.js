@@ -27,7 +27,7 @@
       root.append(h('section', { class: 'panel', 'data-group': g.name },
         h('h2', {}, g.name),
         h('p', { class: 'muted' }, `${g.file} · every ${g.interval}s · last evaluation ${g.lastEvaluation || '—'} took ${((g.evaluationTime || 0) * 1000).toFixed(1)} ms`),
-        T.table({ rows: g.rules || [], pageSize: 25, columns: [
+        T.table({ id: `group-${g.name}`, rows: g.rules || [], pageSize: 25, columns: [
           { title: 'rule', value: (r) => r.name },
           { title: 'type', value: (r) => r.type },
           { title: 'health', value: (r) => h('span', { class: r.health === 'ok' ? 'health-ok' : 'health-err' }, r.health) },
