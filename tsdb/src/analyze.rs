@@ -8,6 +8,7 @@
 //! VictoriaMetrics' `/api/v1/status/tsdb?match[]=...&focusLabel=...` does.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use crate::{METRIC_NAME, Matcher};
 
@@ -59,23 +60,32 @@ pub struct Analysis {
 pub const CHURN_SLACK_MS: i64 = 5 * 60_000;
 
 /// Accumulates shard heads into one [`Analysis`].
+///
+/// Keys are the heads' interned `Arc<str>`s, not copies: a table entry
+/// costs a pointer pair and a count, so analysing a head with a million
+/// distinct pairs (UUIDs, pod names) does not copy every label string, and
+/// counting a churned series allocates nothing per label. Strings are made
+/// only for the top N that are returned.
 #[derive(Default)]
 pub(crate) struct Accumulator {
     pub(crate) series: u64,
     pub(crate) min_time: Option<i64>,
     pub(crate) max_time: Option<i64>,
-    by_metric: HashMap<String, u64>,
-    values: HashMap<String, HashSet<String>>,
-    by_pair: HashMap<(String, String), u64>,
-    by_label: HashMap<String, u64>,
+    by_metric: HashMap<Arc<str>, u64>,
+    values: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    by_pair: HashMap<Pair, u64>,
+    by_label: HashMap<Arc<str>, u64>,
     /// The focus label and series per value of it.
     focus: Option<String>,
-    by_focus: HashMap<String, u64>,
+    by_focus: HashMap<Arc<str>, u64>,
     pub(crate) churned: u64,
     pub(crate) created: u64,
     pub(crate) removed: u64,
-    churn_by_pair: HashMap<(String, String), u64>,
+    churn_by_pair: HashMap<Pair, u64>,
 }
+
+/// A label pair as the heads intern it.
+type Pair = (Arc<str>, Arc<str>);
 
 impl Accumulator {
     pub(crate) fn new(focus: Option<String>) -> Self {
@@ -86,40 +96,34 @@ impl Accumulator {
     }
 
     /// Counts `series` series holding the pair `name=value`.
-    pub(crate) fn add_pair(&mut self, name: &str, value: &str, series: u64) {
-        if name == METRIC_NAME {
-            add(&mut self.by_metric, value, series);
+    pub(crate) fn add_pair(&mut self, name: &Arc<str>, value: &Arc<str>, series: u64) {
+        if &**name == METRIC_NAME {
+            *self.by_metric.entry(value.clone()).or_default() += series;
         }
-        if self.focus.as_deref() == Some(name) {
-            add(&mut self.by_focus, value, series);
+        if self.focus.as_deref() == Some(&**name) {
+            *self.by_focus.entry(value.clone()).or_default() += series;
         }
-        add(&mut self.by_label, name, series);
-        // Looked up before inserting: most calls (one per series and label
-        // when filtered) find what is there and allocate nothing.
-        match self.values.get_mut(name) {
-            Some(vals) => {
-                if !vals.contains(value) {
-                    vals.insert(value.to_string());
-                }
-            }
-            None => {
-                self.values
-                    .insert(name.to_string(), HashSet::from([value.to_string()]));
-            }
-        }
+        *self.by_label.entry(name.clone()).or_default() += series;
+        self.values
+            .entry(name.clone())
+            .or_default()
+            .insert(value.clone());
         *self
             .by_pair
-            .entry((name.to_string(), value.to_string()))
+            .entry((name.clone(), value.clone()))
             .or_default() += series;
     }
 
     /// Counts one churned series with these label pairs.
-    pub(crate) fn add_churned<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    pub(crate) fn add_churned<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)>,
+    ) {
         self.churned += 1;
         for (n, v) in pairs {
             *self
                 .churn_by_pair
-                .entry((n.to_string(), v.to_string()))
+                .entry((n.clone(), v.clone()))
                 .or_default() += 1;
         }
     }
@@ -132,58 +136,88 @@ impl Accumulator {
     }
 
     pub(crate) fn finish(self, top: usize) -> Analysis {
-        let sorted = |mut v: Vec<(String, u64)>| {
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(top);
-            v
-        };
         let label_pairs = self.by_pair.len() as u64;
+        let values_by_label = top_n(
+            self.values.iter().map(|(k, v)| (k.clone(), v.len() as u64)),
+            top,
+        );
+        let bytes_by_label = top_n(
+            self.values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().map(|s| s.len() as u64).sum())),
+            top,
+        );
         Analysis {
             series: self.series,
             label_pairs,
             min_time: self.min_time,
             max_time: self.max_time,
-            series_by_metric: sorted(self.by_metric.into_iter().collect()),
-            values_by_label: sorted(
-                self.values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.len() as u64))
-                    .collect(),
-            ),
-            bytes_by_label: sorted(
-                self.values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.iter().map(|s| s.len() as u64).sum()))
-                    .collect(),
-            ),
-            series_by_pair: sorted(
-                self.by_pair
-                    .into_iter()
-                    .map(|((n, v), c)| (format!("{n}={v}"), c))
-                    .collect(),
-            ),
-            series_by_label: sorted(self.by_label.into_iter().collect()),
-            series_by_focus_value: sorted(self.by_focus.into_iter().collect()),
+            series_by_metric: top_n(self.by_metric, top),
+            values_by_label,
+            bytes_by_label,
+            series_by_pair: top_pairs(self.by_pair, top),
+            series_by_label: top_n(self.by_label, top),
+            series_by_focus_value: top_n(self.by_focus, top),
             churned_series: self.churned,
-            churn_by_pair: sorted(
-                self.churn_by_pair
-                    .into_iter()
-                    .map(|((n, v), c)| (format!("{n}={v}"), c))
-                    .collect(),
-            ),
+            churn_by_pair: top_pairs(self.churn_by_pair, top),
             series_created_since_cut: self.created,
             series_removed_by_last_cut: self.removed,
         }
     }
 }
 
-fn add(m: &mut HashMap<String, u64>, key: &str, n: u64) {
-    match m.get_mut(key) {
-        Some(c) => *c += n,
-        None => {
-            m.insert(key.to_string(), n);
+/// The `top` largest counts, ties by name, as owned strings.
+fn top_n(counts: impl IntoIterator<Item = (Arc<str>, u64)>, top: usize) -> Vec<(String, u64)> {
+    let best = keep_top(counts, top, |a, b| {
+        b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
+    });
+    best.into_iter().map(|(k, c)| (k.to_string(), c)).collect()
+}
+
+/// The `top` largest pair counts as `name=value`, ties in the order of
+/// that text.
+fn top_pairs(counts: HashMap<Pair, u64>, top: usize) -> Vec<(String, u64)> {
+    let text = |p: &Pair| {
+        p.0.bytes()
+            .chain(std::iter::once(b'='))
+            .chain(p.1.bytes())
+            .collect::<Vec<u8>>()
+    };
+    let best = keep_top(counts, top, |a, b| {
+        b.1.cmp(&a.1).then_with(|| {
+            let (x, y) = (&a.0, &b.0);
+            // Most ties differ in the value: compare the text only else.
+            if x.0 == y.0 {
+                x.1.cmp(&y.1)
+            } else {
+                text(x).cmp(&text(y))
+            }
+        })
+    });
+    best.into_iter()
+        .map(|((n, val), c)| (format!("{n}={val}"), c))
+        .collect()
+}
+
+/// The first `top` items in `order`, sorted, holding at most `2 * top`
+/// at a time: the tables are consumed without being copied into one big
+/// list for sorting.
+fn keep_top<T>(
+    items: impl IntoIterator<Item = T>,
+    top: usize,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut best: Vec<T> = Vec::with_capacity(2 * top + 1);
+    for it in items {
+        best.push(it);
+        if best.len() > 2 * top {
+            best.sort_by(&order);
+            best.truncate(top);
         }
     }
+    best.sort_by(&order);
+    best.truncate(top);
+    best
 }
 
 #[cfg(test)]

@@ -188,7 +188,7 @@ impl Head {
             self.series[id as usize]
                 .labels
                 .iter()
-                .map(|&(n, v)| (self.symbols.get(n), self.symbols.get(v)))
+                .map(|&(n, v)| (self.symbols.get_arc(n), self.symbols.get_arc(v)))
         };
         match &selected {
             // The index already counts series per pair: no series walk.
