@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -40,12 +41,15 @@ const RULES: &str = r#"groups:
           severity: info
 "#;
 
-/// chromedriver, killed when the test ends however it ends.
+/// chromedriver in a process group of its own with the Chromium it
+/// starts: the whole group is killed when the test ends however it ends
+/// (killing chromedriver alone leaves a failed test's browser running).
 struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        // SAFETY: kill(2) on our child's process group; no memory involved.
+        unsafe { libc::kill(-(self.0.id() as libc::pid_t), libc::SIGKILL) };
         let _ = self.0.wait();
     }
 }
@@ -78,6 +82,7 @@ async fn start_browser(profile: &Path) -> (Driver, Client) {
     let driver = Driver(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
