@@ -12,6 +12,7 @@ mod rules;
 mod serve;
 mod tsdb_cmd;
 mod web;
+mod web_ui;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 

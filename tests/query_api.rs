@@ -56,6 +56,19 @@ fn instant_query_returns_a_prometheus_vector() {
 }
 
 #[test]
+fn stats_parameter_adds_the_time_and_peak_samples() {
+    let t = loaded();
+    let d =
+        t.data("/api/v1/query_range?query=DCGM_FI_DEV_GPU_UTIL&start=0&end=600&step=15&stats=all");
+    assert_eq!(d["result"].as_array().unwrap().len(), 4);
+    // 4 series of 41 points held at once.
+    assert_eq!(d["stats"]["samples"]["peakSamples"], 164, "{d}");
+    assert!(d["stats"]["timings"]["evalTotalTime"].as_f64().unwrap() >= 0.0);
+    let d = t.data("/api/v1/query?query=DCGM_FI_DEV_GPU_UTIL&time=600");
+    assert!(d.get("stats").is_none(), "only when asked: {d}");
+}
+
+#[test]
 fn range_query_returns_a_matrix_and_form_post_works() {
     let t = loaded();
     let (st, v) = post_form(

@@ -26,7 +26,7 @@ use super::{AppState, AppStateRef, query, read, selector, stream};
 use crate::fleet::{FanOutStop, Fleet, PartitionAnswer};
 
 /// Every `match[]` parameter as alternatives of matcher conjunctions.
-fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
+pub(super) fn match_sets(p: &Params) -> Result<Vec<Vec<Matcher>>, ApiError> {
     let mut sets = Vec::new();
     for s in p.all("match[]") {
         sets.extend(selector::parse(s)?);

@@ -16,6 +16,8 @@
 //! - `tsdb_status.rs`: `/api/v1/status/tsdb`, `/api/v1/status/runtimeinfo`
 //!   and `/api/v1/status/flags`.
 //!
+//! `crate::web_ui` adds the operators' page at `/` and `/ui/...`.
+//!
 //! Every route passes `crate::web::auth::enforce` (basic authentication
 //! per `--web.config.file` and `--web.auth-required`, response headers).
 //!
@@ -181,7 +183,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/status/tsdb", get(tsdb_status::tsdb))
         .route("/api/v1/status/runtimeinfo", get(tsdb_status::runtimeinfo))
         .route("/api/v1/status/flags", get(tsdb_status::flags))
-        .route("/-/reload", post(status::reload).put(status::reload));
+        .route("/-/reload", post(status::reload).put(status::reload))
+        // The operators' page: a read like the API it calls.
+        .merge(crate::web_ui::routes());
     // Authentication runs inside the accounting, so 401s are counted.
     guarded(routes, &state)
         .layer(middleware::from_fn(account))

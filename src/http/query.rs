@@ -72,8 +72,9 @@ async fn run_query(
     q: &str,
     p: &Params,
     shape: Shape,
-) -> Result<QueryResult, ApiError> {
+) -> Result<Response, ApiError> {
     let partial = partial_response(p, state)?;
+    let started = std::time::Instant::now();
     let text = q.to_string();
     let res = read::run(state, endpoint, q, p, move |st, source, ctx| match source {
         read::Source::Local(db) => shape
@@ -94,15 +95,26 @@ async fn run_query(
     METRICS
         .query_peak_samples
         .observe_value(&[endpoint], res.peak_samples as f64);
-    Ok(res)
+    // `stats` (any value) asks for Prometheus' `data.stats`: what Tessera
+    // measures of a query, its wall time and the most samples it held.
+    let stats = p.get("stats").map(|_| Stats {
+        eval_seconds: started.elapsed().as_secs_f64(),
+        peak_samples: res.peak_samples,
+    });
+    Ok(render(res, stats))
+}
+
+/// `data.stats` of an answer, in Prometheus' field names.
+struct Stats {
+    eval_seconds: f64,
+    peak_samples: usize,
 }
 
 pub(super) async fn instant(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
     let p = Params::from_request(req).await?;
     let q = query_text(&p)?;
     let t = p.time_or("time", now_ms())?;
-    let res = run_query(&state, "query", &q, &p, Shape::Instant(t)).await?;
-    Ok(render(res))
+    run_query(&state, "query", &q, &p, Shape::Instant(t)).await
 }
 
 pub(super) async fn range(state: AppStateRef, req: Request<Body>) -> Result<Response, ApiError> {
@@ -129,20 +141,25 @@ pub(super) async fn range(state: AppStateRef, req: Request<Body>) -> Result<Resp
     };
     tessera_query::check_resolution(start, end, step).map_err(query_error)?;
     let shape = Shape::Range { start, end, step };
-    let res = run_query(&state, "query_range", &q, &p, shape).await?;
-    Ok(render(res))
+    run_query(&state, "query_range", &q, &p, shape).await
 }
 
 /// Renders a result in Prometheus' JSON shape, written directly into one
 /// buffer: results can hold millions of points and a `serde_json::Value`
 /// tree would triple their memory.
-fn render(res: QueryResult) -> Response {
+fn render(res: QueryResult, stats: Option<Stats>) -> Response {
     let mut head = String::with_capacity(256);
     head.push_str(SUCCESS_PREFIX);
     head.push_str("{\"resultType\":\"");
     head.push_str(res.value.type_name());
     head.push_str("\",\"result\":");
-    let tail = format!("}}{}", success_suffix(&res.warnings));
+    let stats = stats.map_or_else(String::new, |s| {
+        format!(
+            ",\"stats\":{{\"timings\":{{\"evalTotalTime\":{}}},\"samples\":{{\"peakSamples\":{}}}}}",
+            s.eval_seconds, s.peak_samples
+        )
+    });
+    let tail = format!("{stats}}}{}", success_suffix(&res.warnings));
     match res.value {
         Value::Scalar { t, v } => {
             point(&mut head, t, v);

@@ -1,10 +1,25 @@
 //! Cardinality analysis: which metric names, label names and label pairs
 //! hold the series. What an operator asks for when memory explodes; served
 //! by `tessera tsdb analyze` and `/api/v1/status/tsdb`.
+//!
+//! An [`AnalyzeRequest`] can restrict the analysis to the series matching
+//! some selectors (then it walks those series, under the read's series
+//! budget) and name a focus label whose values are counted too, as
+//! VictoriaMetrics' `/api/v1/status/tsdb?match[]=...&focusLabel=...` does.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
-use crate::METRIC_NAME;
+use crate::{METRIC_NAME, Matcher};
+
+/// What to analyze: the top-N size, the series (alternatives of matcher
+/// conjunctions; none means every series of the head) and a focus label.
+#[derive(Clone, Debug, Default)]
+pub struct AnalyzeRequest {
+    pub top: usize,
+    pub matchers: Vec<Vec<Matcher>>,
+    pub focus_label: Option<String>,
+}
 
 /// Cardinality figures across all shards, each list sorted descending and
 /// cut to the requested top N.
@@ -22,6 +37,10 @@ pub struct Analysis {
     pub bytes_by_label: Vec<(String, u64)>,
     /// Series per `name=value` pair.
     pub series_by_pair: Vec<(String, u64)>,
+    /// Series per label name (how many series carry it).
+    pub series_by_label: Vec<(String, u64)>,
+    /// Series per value of the request's focus label (empty without one).
+    pub series_by_focus_value: Vec<(String, u64)>,
     /// Series that started or stopped inside the head's time range (more
     /// than [`CHURN_SLACK_MS`] after its start or before its end): the
     /// churn a pod or job label causes.
@@ -29,6 +48,11 @@ pub struct Analysis {
     /// Churned series per `name=value` pair, as `promtool tsdb analyze`'s
     /// "label pairs most involved in churning".
     pub churn_by_pair: Vec<(String, u64)>,
+    /// Series the heads created since their last cut (WAL replay's
+    /// included), and removed by their last cut: head-wide, not filtered
+    /// by the request's matchers.
+    pub series_created_since_cut: u64,
+    pub series_removed_by_last_cut: u64,
 }
 
 /// How far inside the head's time range a series must start or end to
@@ -36,40 +60,70 @@ pub struct Analysis {
 pub const CHURN_SLACK_MS: i64 = 5 * 60_000;
 
 /// Accumulates shard heads into one [`Analysis`].
+///
+/// Keys are the heads' interned `Arc<str>`s, not copies: a table entry
+/// costs a pointer pair and a count, so analysing a head with a million
+/// distinct pairs (UUIDs, pod names) does not copy every label string, and
+/// counting a churned series allocates nothing per label. Strings are made
+/// only for the top N that are returned.
 #[derive(Default)]
 pub(crate) struct Accumulator {
     pub(crate) series: u64,
     pub(crate) min_time: Option<i64>,
     pub(crate) max_time: Option<i64>,
-    by_metric: HashMap<String, u64>,
-    values: HashMap<String, HashSet<String>>,
-    by_pair: HashMap<(String, String), u64>,
+    by_metric: HashMap<Arc<str>, u64>,
+    values: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    by_pair: HashMap<Pair, u64>,
+    by_label: HashMap<Arc<str>, u64>,
+    /// The focus label and series per value of it.
+    focus: Option<String>,
+    by_focus: HashMap<Arc<str>, u64>,
     pub(crate) churned: u64,
-    churn_by_pair: HashMap<(String, String), u64>,
+    pub(crate) created: u64,
+    pub(crate) removed: u64,
+    churn_by_pair: HashMap<Pair, u64>,
 }
 
+/// A label pair as the heads intern it.
+type Pair = (Arc<str>, Arc<str>);
+
 impl Accumulator {
-    pub(crate) fn add_pair(&mut self, name: &str, value: &str, series: u64) {
-        if name == METRIC_NAME {
-            *self.by_metric.entry(value.to_string()).or_default() += series;
+    pub(crate) fn new(focus: Option<String>) -> Self {
+        Accumulator {
+            focus,
+            ..Default::default()
         }
-        let vals = self.values.entry(name.to_string()).or_default();
-        if !vals.contains(value) {
-            vals.insert(value.to_string());
+    }
+
+    /// Counts `series` series holding the pair `name=value`.
+    pub(crate) fn add_pair(&mut self, name: &Arc<str>, value: &Arc<str>, series: u64) {
+        if &**name == METRIC_NAME {
+            *self.by_metric.entry(value.clone()).or_default() += series;
         }
+        if self.focus.as_deref() == Some(&**name) {
+            *self.by_focus.entry(value.clone()).or_default() += series;
+        }
+        *self.by_label.entry(name.clone()).or_default() += series;
+        self.values
+            .entry(name.clone())
+            .or_default()
+            .insert(value.clone());
         *self
             .by_pair
-            .entry((name.to_string(), value.to_string()))
+            .entry((name.clone(), value.clone()))
             .or_default() += series;
     }
 
     /// Counts one churned series with these label pairs.
-    pub(crate) fn add_churned<'a>(&mut self, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    pub(crate) fn add_churned<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'a Arc<str>, &'a Arc<str>)>,
+    ) {
         self.churned += 1;
         for (n, v) in pairs {
             *self
                 .churn_by_pair
-                .entry((n.to_string(), v.to_string()))
+                .entry((n.clone(), v.clone()))
                 .or_default() += 1;
         }
     }
@@ -82,45 +136,88 @@ impl Accumulator {
     }
 
     pub(crate) fn finish(self, top: usize) -> Analysis {
-        let sorted = |mut v: Vec<(String, u64)>| {
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(top);
-            v
-        };
         let label_pairs = self.by_pair.len() as u64;
+        let values_by_label = top_n(
+            self.values.iter().map(|(k, v)| (k.clone(), v.len() as u64)),
+            top,
+        );
+        let bytes_by_label = top_n(
+            self.values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().map(|s| s.len() as u64).sum())),
+            top,
+        );
         Analysis {
             series: self.series,
             label_pairs,
             min_time: self.min_time,
             max_time: self.max_time,
-            series_by_metric: sorted(self.by_metric.into_iter().collect()),
-            values_by_label: sorted(
-                self.values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.len() as u64))
-                    .collect(),
-            ),
-            bytes_by_label: sorted(
-                self.values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.iter().map(|s| s.len() as u64).sum()))
-                    .collect(),
-            ),
-            series_by_pair: sorted(
-                self.by_pair
-                    .into_iter()
-                    .map(|((n, v), c)| (format!("{n}={v}"), c))
-                    .collect(),
-            ),
+            series_by_metric: top_n(self.by_metric, top),
+            values_by_label,
+            bytes_by_label,
+            series_by_pair: top_pairs(self.by_pair, top),
+            series_by_label: top_n(self.by_label, top),
+            series_by_focus_value: top_n(self.by_focus, top),
             churned_series: self.churned,
-            churn_by_pair: sorted(
-                self.churn_by_pair
-                    .into_iter()
-                    .map(|((n, v), c)| (format!("{n}={v}"), c))
-                    .collect(),
-            ),
+            churn_by_pair: top_pairs(self.churn_by_pair, top),
+            series_created_since_cut: self.created,
+            series_removed_by_last_cut: self.removed,
         }
     }
+}
+
+/// The `top` largest counts, ties by name, as owned strings.
+fn top_n(counts: impl IntoIterator<Item = (Arc<str>, u64)>, top: usize) -> Vec<(String, u64)> {
+    let best = keep_top(counts, top, |a, b| {
+        b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0))
+    });
+    best.into_iter().map(|(k, c)| (k.to_string(), c)).collect()
+}
+
+/// The `top` largest pair counts as `name=value`, ties in the order of
+/// that text.
+fn top_pairs(counts: HashMap<Pair, u64>, top: usize) -> Vec<(String, u64)> {
+    let text = |p: &Pair| {
+        p.0.bytes()
+            .chain(std::iter::once(b'='))
+            .chain(p.1.bytes())
+            .collect::<Vec<u8>>()
+    };
+    let best = keep_top(counts, top, |a, b| {
+        b.1.cmp(&a.1).then_with(|| {
+            let (x, y) = (&a.0, &b.0);
+            // Most ties differ in the value: compare the text only else.
+            if x.0 == y.0 {
+                x.1.cmp(&y.1)
+            } else {
+                text(x).cmp(&text(y))
+            }
+        })
+    });
+    best.into_iter()
+        .map(|((n, val), c)| (format!("{n}={val}"), c))
+        .collect()
+}
+
+/// The first `top` items in `order`, sorted, holding at most `2 * top`
+/// at a time: the tables are consumed without being copied into one big
+/// list for sorting.
+fn keep_top<T>(
+    items: impl IntoIterator<Item = T>,
+    top: usize,
+    order: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<T> {
+    let mut best: Vec<T> = Vec::with_capacity(2 * top + 1);
+    for it in items {
+        best.push(it);
+        if best.len() > 2 * top {
+            best.sort_by(&order);
+            best.truncate(top);
+        }
+    }
+    best.sort_by(&order);
+    best.truncate(top);
+    best
 }
 
 #[cfg(test)]
@@ -189,5 +286,53 @@ mod tests {
         assert_eq!(a.churn_by_pair[0], ("__name__=gpu_util".into(), 2));
         assert!(a.churn_by_pair.contains(&("pod=new".into(), 1)));
         assert!(!a.churn_by_pair.iter().any(|(p, _)| p == "pod=steady"));
+    }
+
+    #[test]
+    fn restricts_to_matching_series_and_counts_the_focus_label() {
+        use super::AnalyzeRequest;
+        use crate::{Matcher, ReadControl, ReadError};
+        let db = Db::in_memory(3);
+        for host in 0..4 {
+            for gpu in 0..2 {
+                let ls = Labels::from_pairs([
+                    ("__name__", "DCGM_FI_DEV_GPU_TEMP".to_string()),
+                    ("Hostname", format!("n{host}")),
+                    ("gpu", gpu.to_string()),
+                ]);
+                db.append(&ls, &[Sample::new(1000, 1.0)]).unwrap();
+            }
+            let ls = Labels::from_pairs([("__name__", "up"), ("instance", &format!("n{host}"))]);
+            db.append(&ls, &[Sample::new(1000, 1.0)]).unwrap();
+        }
+        let req = AnalyzeRequest {
+            top: 10,
+            matchers: vec![vec![Matcher::equal("__name__", "DCGM_FI_DEV_GPU_TEMP")]],
+            focus_label: Some("gpu".into()),
+        };
+        let a = db.analyze_with(&req, &ReadControl::unlimited()).unwrap();
+        assert_eq!(a.series, 8);
+        assert_eq!(a.series_by_metric, vec![("DCGM_FI_DEV_GPU_TEMP".into(), 8)]);
+        assert_eq!(
+            a.series_by_focus_value,
+            vec![("0".into(), 4), ("1".into(), 4)]
+        );
+        assert!(!a.values_by_label.iter().any(|(n, _)| n == "instance"));
+        assert_eq!(a.series_by_label[0], ("Hostname".into(), 8));
+        // Every series of the head was created since the (absent) last cut.
+        assert_eq!(a.series_created_since_cut, 12);
+
+        // The selected series count against the read's budget.
+        let ctl = ReadControl::new(5, 0, &|| false);
+        assert!(matches!(
+            db.analyze_with(&req, &ctl),
+            Err(ReadError::TooManySeries { limit: 5 })
+        ));
+        // A stopped read stops.
+        let stopped = ReadControl::new(0, 0, &|| true);
+        assert!(matches!(
+            db.analyze_with(&req, &stopped),
+            Err(ReadError::Stopped)
+        ));
     }
 }

@@ -3,20 +3,40 @@
 
 use super::{BlockStats, Db};
 use crate::head::HeadStats;
+use crate::{ReadControl, ReadError};
 
 impl Db {
     /// Cardinality analysis across all shards, lists cut to `top` entries.
     pub fn analyze(&self, top: usize) -> crate::analyze::Analysis {
-        let mut acc = crate::analyze::Accumulator::default();
+        let req = crate::analyze::AnalyzeRequest {
+            top,
+            ..Default::default()
+        };
+        self.analyze_with(&req, &ReadControl::unlimited())
+            .expect("an unlimited read never stops")
+    }
+
+    /// Cardinality analysis of the series `req` selects, under `ctl`: the
+    /// stop signal is checked every [`crate::CHECK_EVERY`] series or pairs,
+    /// and selected series count against its series budget.
+    pub fn analyze_with(
+        &self,
+        req: &crate::analyze::AnalyzeRequest,
+        ctl: &ReadControl<'_>,
+    ) -> Result<crate::analyze::Analysis, ReadError> {
+        let mut acc = crate::analyze::Accumulator::new(req.focus_label.clone());
         // Churn is judged against the whole database's time range.
         for s in self.shards.iter() {
             acc.add_bounds(s.state.read().head.bounds());
         }
         let range = acc.min_time.zip(acc.max_time);
         for s in self.shards.iter() {
-            s.state.read().head.analyze_into(&mut acc, range);
+            s.state
+                .read()
+                .head
+                .analyze_into(&mut acc, range, &req.matchers, ctl)?;
         }
-        acc.finish(top)
+        Ok(acc.finish(req.top))
     }
 
     /// Per shard, the WAL segment being written (None without a WAL).

@@ -165,6 +165,7 @@ impl Head {
         self.postings.add_series(id);
         self.series[id as usize] = MemSeries::new(pairs.into_boxed_slice());
         self.live += 1;
+        self.created_since_cut += 1;
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 self.collisions.entry(hash).or_default().push(id);

@@ -39,6 +39,11 @@ pub(crate) struct Head {
     min_valid_t: Option<i64>,
     /// Series not removed by garbage collection.
     live: usize,
+    /// Series churn for the cardinality analysis: series created since the
+    /// last cut (WAL replay's included, so after a restart all of them),
+    /// and series the last cut removed. Two counters, no per-series cost.
+    created_since_cut: u64,
+    removed_by_last_cut: u64,
     /// Empty slots of `series` (removed series), reused by new series so
     /// churn does not grow the table. Reusing a WAL ref is safe: a series
     /// is removed only once a block holds all its samples, and replay

@@ -128,12 +128,10 @@ impl Postings {
     }
 
     /// Every (name, value, series count) pair, for cardinality analysis.
-    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str, u64)> {
-        self.by_name.iter().flat_map(|(n, values)| {
-            values
-                .iter()
-                .map(move |(v, ids)| (n.as_ref(), v.as_ref(), ids.len()))
-        })
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<str>, u64)> {
+        self.by_name
+            .iter()
+            .flat_map(|(n, values)| values.iter().map(move |(v, ids)| (n, v, ids.len())))
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {

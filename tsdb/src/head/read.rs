@@ -160,32 +160,76 @@ impl Head {
         }
     }
 
-    /// Adds this head's cardinality to a cross-shard analysis.
-    /// `range` is the time range of the whole database, against which a
-    /// series counts as churn when it starts or stops inside it.
+    /// Adds this head's cardinality to a cross-shard analysis: every
+    /// series, or those matching one of `matchers` (counted against the
+    /// read's series budget). `range` is the time range of the whole
+    /// database, against which a series counts as churn when it starts or
+    /// stops inside it.
     pub(crate) fn analyze_into(
         &self,
         acc: &mut crate::analyze::Accumulator,
         range: Option<(i64, i64)>,
-    ) {
-        acc.series += self.live as u64;
-        for (n, v, c) in self.postings.pairs() {
-            acc.add_pair(n, v, c);
+        matchers: &[Vec<Matcher>],
+        ctl: &ReadControl<'_>,
+    ) -> Result<(), ReadError> {
+        acc.created += self.created_since_cut;
+        acc.removed += self.removed_by_last_cut;
+        let selected = if matchers.is_empty() {
+            None
+        } else {
+            let mut ids = RoaringBitmap::new();
+            for set in matchers {
+                ids |= self.postings.select_all(set);
+            }
+            ctl.add_series(ids.len() as usize)?;
+            Some(ids)
+        };
+        let pairs = |id: u32| {
+            self.series[id as usize]
+                .labels
+                .iter()
+                .map(|&(n, v)| (self.symbols.get_arc(n), self.symbols.get_arc(v)))
+        };
+        match &selected {
+            // The index already counts series per pair: no series walk.
+            None => {
+                acc.series += self.live as u64;
+                for (i, (n, v, c)) in self.postings.pairs().enumerate() {
+                    if i % CHECK_EVERY == 0 {
+                        ctl.check()?;
+                    }
+                    acc.add_pair(n, v, c);
+                }
+            }
+            Some(ids) => {
+                acc.series += ids.len();
+                for (i, id) in ids.iter().enumerate() {
+                    if i % CHECK_EVERY == 0 {
+                        ctl.check()?;
+                    }
+                    for (n, v) in pairs(id) {
+                        acc.add_pair(n, v, 1);
+                    }
+                }
+            }
         }
-        let Some((lo, hi)) = range else { return };
+        let Some((lo, hi)) = range else {
+            return Ok(());
+        };
         let slack = crate::analyze::CHURN_SLACK_MS;
-        for id in self.postings.all().iter() {
+        let ids = selected.as_ref().unwrap_or(self.postings.all());
+        for (i, id) in ids.iter().enumerate() {
+            if i % CHECK_EVERY == 0 {
+                ctl.check()?;
+            }
             let s = &self.series[id as usize];
             let started = s.min_t().is_some_and(|t| t > lo.saturating_add(slack));
             let stopped = s.last_t < hi.saturating_sub(slack);
             if started || stopped {
-                acc.add_churned(
-                    s.labels
-                        .iter()
-                        .map(|&(n, v)| (self.symbols.get(n), self.symbols.get(v))),
-                );
+                acc.add_churned(pairs(id));
             }
         }
+        Ok(())
     }
 
     /// A read's lower time bound raised to the head's: older samples of a

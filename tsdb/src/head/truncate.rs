@@ -121,6 +121,8 @@ impl Head {
             Some((lo, hi)) if self.live > 0 && hi >= t => Some((lo.max(t), hi)),
             _ => None,
         };
+        self.created_since_cut = 0;
+        self.removed_by_last_cut = removed as u64;
         // Every chunk ending before `t` is gone: so are the chunk files
         // holding only such chunks.
         if let Some(files) = &mut self.chunk_files {
