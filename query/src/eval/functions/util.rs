@@ -1,5 +1,6 @@
 //! Numeric helpers shared by functions and aggregations: Kahan summation,
-//! quantiles, Go-compatible float formatting and natural sort order.
+//! quantiles, Go-compatible float formatting (through `crate::format`) and
+//! natural sort order.
 
 use std::cmp::Ordering;
 
@@ -42,50 +43,14 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-/// Go's `%g` (shortest representation, exponent from 1e+06 / below 1e-04).
+/// Go's `%g`; `crate::format` owns it.
 pub(crate) fn fmt_g(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let exp = f.abs().log10().floor() as i32;
-    if !(-4..6).contains(&exp) {
-        // Rust's `{:e}` gives the shortest digits: 1.5e6 -> "1.5e6".
-        let s = format!("{f:e}");
-        let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        let sign = if e < 0 { '-' } else { '+' };
-        return format!("{mant}e{sign}{:02}", e.abs());
-    }
-    format!("{f}")
+    crate::format::go_g(f)
 }
 
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`; `crate::format` owns it.
 pub(crate) fn fmt_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{f}")
-    }
+    crate::format::go_shortest_f(f)
 }
 
 /// Natural order: runs of digits compare as numbers, the rest as text.
