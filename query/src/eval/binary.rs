@@ -523,10 +523,20 @@ impl Join<'_> {
                         k
                     }
                 };
+                // The result carries the left labels, and with them the
+                // left side's pending name removal: `f(m) != on(..) x`
+                // must not bring back the name `f` dropped.
+                if i != FILL && self.lhs[i].drop_name {
+                    self.out[k].drop_name = true;
+                }
                 self.pair_out.insert((i, j), k);
                 k
             }
         };
+        // Duplicate matches are checked before the comparison filters, as
+        // Prometheus 3 does (its operators.test: "track many-to-one vector
+        // matching errors even when all but 0 or 1 series on the many side
+        // are filtered away"); 2.42 checked only kept samples.
         if self.one_to_one {
             if self.matched_step[sig] == step {
                 return Err(QueryError::exec(
