@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod eval;
 pub mod format;
+mod parse_error;
 pub mod rules;
 pub mod split;
 mod storage;

@@ -38,6 +38,10 @@ fn query_error(e: QueryError) -> ApiError {
     if let QueryError::Timeout(_) = e {
         METRICS.query_limit_hits.inc(&["query.timeout"]);
     }
+    if let QueryError::Parse { .. } = e {
+        // Prometheus' wording, which Grafana shows under the query.
+        return ApiError::new(kind, format!("invalid parameter \"query\": {e}"));
+    }
     ApiError::new(kind, e.to_string())
 }
 
