@@ -102,3 +102,90 @@ fn one_to_one_duplicates_are_checked_before_filtering_as_prometheus_3() {
     let got = sorted(run(&st, "b == on (instance) group_right () a", 600_000).unwrap());
     assert_eq!(got, vec![("a{cpu=\"1\", instance=\"x\"}".to_string(), 2.0)]);
 }
+
+#[test]
+fn an_empty_side_matches_nothing_without_duplicate_errors() {
+    // Prometheus' VectorBinop returns at once when a side is empty at a
+    // step, so ambiguous matches on the other side are no error there.
+    let st = VecStorage::new(vec![
+        series(&[("__name__", "gone"), ("job", "j")], &[(0, 1.0)]),
+        series(
+            &[("__name__", "cpu"), ("job", "j"), ("mode", "a")],
+            &minutely(|_| 1.0),
+        ),
+        series(
+            &[("__name__", "cpu"), ("job", "j"), ("mode", "b")],
+            &minutely(|_| 2.0),
+        ),
+    ]);
+    // `gone` is 10 minutes old at t=600s: past the 5m lookback.
+    for q in [
+        "gone * on (job) cpu",
+        "cpu < on (job) group_right () gone",
+        "cpu == on (job) gone",
+    ] {
+        assert_eq!(run(&st, q, 600_000).unwrap(), vec![], "{q}");
+    }
+    // While `gone` is present the duplicates are an error again.
+    assert!(run(&st, "gone * on (job) cpu", 60_000).is_err());
+}
+
+#[test]
+fn clamp_keeps_nan_like_gos_min_and_max() {
+    let st = VecStorage::new(vec![series(
+        &[("__name__", "m"), ("instance", "a")],
+        &minutely(|_| f64::NAN),
+    )]);
+    for q in ["clamp_min(m, 1)", "clamp_max(m, 1)", "clamp(m, 0, 1)"] {
+        let got = run(&st, q, 600_000).unwrap();
+        assert!(got.len() == 1 && got[0].1.is_nan(), "{q}: {got:?}");
+    }
+}
+
+#[test]
+fn bottomk_breaks_ties_as_prometheus_3_does() {
+    // Values of issue 20's data at one step, in label order. Prometheus
+    // 2.44+ (PR #12190: heap.Fix instead of Pop+Push) keeps
+    // `a/cached`; 2.42 kept `b/buffers`. Tessera follows 3.x.
+    let vals = [
+        ("a", "buffers", 2.0),
+        ("a", "cached", 1.0),
+        ("a", "free", 3.0),
+        ("a", "used", 3.0),
+        ("b", "buffers", 1.0),
+        ("b", "cached", 0.0),
+        ("b", "free", 3.0),
+        ("b", "used", 1.0),
+        ("c", "buffers", 3.0),
+        ("c", "cached", 1.0),
+        ("c", "free", 1.0),
+        ("c", "used", 1.0),
+    ];
+    let st = VecStorage::new(
+        vals.iter()
+            .map(|(i, t, v)| {
+                series(
+                    &[("__name__", "mem"), ("instance", i), ("type", t)],
+                    &[(0, *v)],
+                )
+            })
+            .collect(),
+    );
+    let got = sorted(run(&st, "bottomk(2, mem)", 0).unwrap());
+    let names: Vec<&str> = got.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "mem{instance=\"a\", type=\"cached\"}",
+            "mem{instance=\"b\", type=\"cached\"}"
+        ]
+    );
+    // The same for topk on the negated values, and by a label none has.
+    let got = sorted(run(&st, "topk by (mode) (2, -mem)", 0).unwrap());
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter()
+            .any(|(l, _)| l.contains("instance=\"a\", type=\"cached\"")),
+        "{got:?}"
+    );
+}

@@ -139,6 +139,155 @@ fn go_sinh(x: f64) -> f64 {
     if neg { -r } else { r }
 }
 
+/// Go's `math.Atan2`, through its `Atan` (binary `atan2`).
+pub(crate) fn go_atan2(y: f64, x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if y.is_nan() || x.is_nan() {
+        return f64::NAN;
+    }
+    if y == 0.0 {
+        return if x >= 0.0 && !x.is_sign_negative() {
+            0.0_f64.copysign(y)
+        } else {
+            PI.copysign(y)
+        };
+    }
+    if x == 0.0 {
+        return FRAC_PI_2.copysign(y);
+    }
+    if x.is_infinite() {
+        return match (x > 0.0, y.is_infinite()) {
+            (true, true) => FRAC_PI_4.copysign(y),
+            (true, false) => 0.0_f64.copysign(y),
+            (false, true) => (3.0 * FRAC_PI_4).copysign(y),
+            (false, false) => PI.copysign(y),
+        };
+    }
+    if y.is_infinite() {
+        return FRAC_PI_2.copysign(y);
+    }
+    let q = go_atan(y / x);
+    if x < 0.0 {
+        if q <= 0.0 { q + PI } else { q - PI }
+    } else {
+        q
+    }
+}
+
+/// Go's `math.Pow` (binary `^`): special cases, then `Exp(yf*Log(x))` for
+/// the fraction and repeated squaring of `Frexp(x)` for the integer part.
+pub(crate) fn go_pow(x: f64, y: f64) -> f64 {
+    let odd_int = |v: f64| v.abs() < (1u64 << 53) as f64 && v.fract() == 0.0 && (v as i64) & 1 == 1;
+    if y == 0.0 || x == 1.0 {
+        return 1.0;
+    }
+    if x.is_nan() || y.is_nan() {
+        return f64::NAN;
+    }
+    if x == 0.0 {
+        return if y < 0.0 {
+            if odd_int(y) {
+                f64::INFINITY.copysign(x)
+            } else {
+                f64::INFINITY
+            }
+        } else if odd_int(y) {
+            x
+        } else {
+            0.0
+        };
+    }
+    // An infinite or huge (even) exponent: 1, 0 or +Inf.
+    let huge = |x: f64, y: f64| {
+        if x == -1.0 {
+            1.0
+        } else if (x.abs() < 1.0) == (y > 0.0) {
+            0.0
+        } else {
+            f64::INFINITY
+        }
+    };
+    if y.is_infinite() {
+        return huge(x, y);
+    }
+    if x.is_infinite() {
+        if x < 0.0 {
+            return go_pow(1.0 / x, -y);
+        }
+        return if y < 0.0 { 0.0 } else { f64::INFINITY };
+    }
+    if y == 0.5 {
+        return x.sqrt();
+    }
+    if y == -0.5 {
+        return 1.0 / x.sqrt();
+    }
+    let (mut yi, mut yf) = (y.abs().trunc(), y.abs().fract());
+    if yf != 0.0 && x < 0.0 {
+        return f64::NAN;
+    }
+    if yi >= 9.223_372_036_854_775_808e18 {
+        return huge(x, y);
+    }
+    let mut a1 = 1.0;
+    let mut ae: i64 = 0;
+    if yf != 0.0 {
+        if yf > 0.5 {
+            yf -= 1.0;
+            yi += 1.0;
+        }
+        a1 = go_exp(yf * go_log(x));
+    }
+    let (mut x1, xe) = frexp(x);
+    let mut xe = xe as i64;
+    let mut i = yi as i64;
+    while i != 0 {
+        if !(-(1 << 12)..=(1 << 12)).contains(&xe) {
+            ae += xe;
+            break;
+        }
+        if i & 1 == 1 {
+            a1 *= x1;
+            ae += xe;
+        }
+        x1 *= x1;
+        xe <<= 1;
+        if x1 < 0.5 {
+            x1 += x1;
+            xe -= 1;
+        }
+        i >>= 1;
+    }
+    if y < 0.0 {
+        a1 = 1.0 / a1;
+        ae = -ae;
+    }
+    ldexp(a1, ae)
+}
+
+/// Go's `math.Ldexp`: `frac × 2^exp`, rounding once into subnormals.
+fn ldexp(frac: f64, exp: i64) -> f64 {
+    if frac == 0.0 || !frac.is_finite() {
+        return frac;
+    }
+    let (f, e) = frexp(frac);
+    let exp = exp + e as i64;
+    if exp < -1075 {
+        return 0.0_f64.copysign(f);
+    }
+    if exp > 1024 {
+        return f64::INFINITY.copysign(f);
+    }
+    // f is in [0.5, 1): scale in two exact steps, then once more.
+    let exp = exp as i32;
+    if exp < -1021 {
+        // Denormal: Go multiplies by 2^(exp+53) then 2^-53, one rounding.
+        let m = f * 2f64.powi(exp + 53);
+        return m * 2f64.powi(-53);
+    }
+    f * 2f64.powi(exp)
+}
+
 /// Go's `math.Frexp`: `x = frac × 2^exp` with `frac` in [½, 1).
 fn frexp(x: f64) -> (f64, i32) {
     if x == 0.0 || !x.is_finite() {
@@ -354,6 +503,29 @@ mod tests {
     fn logs_exp_sqrt_and_inverse_trig_match_prometheus_to_the_bit() {
         let bad = mismatches(true, 0.0);
         assert!(bad.is_empty(), "{bad:#?}");
+    }
+
+    #[test]
+    fn pow_and_atan2_match_prometheus_to_the_bit() {
+        let mut bad = Vec::new();
+        for line in include_str!("go_binop_vectors.txt").lines() {
+            if line.starts_with('#') {
+                continue;
+            }
+            let f: Vec<&str> = line.split(' ').collect();
+            let a = f64::from_bits(u64::from_str_radix(f[1], 16).unwrap());
+            let b = f64::from_bits(u64::from_str_radix(f[2], 16).unwrap());
+            let got = if f[0] == "pow" {
+                go_pow(a, b)
+            } else {
+                go_atan2(a, b)
+            };
+            let got = crate::format::prometheus_json_value(got);
+            if got != f[3] {
+                bad.push(format!("{} {a:?} {b:?} = {got}, Prometheus {}", f[0], f[3]));
+            }
+        }
+        assert!(bad.is_empty(), "{} of them: {bad:#?}", bad.len());
     }
 
     #[test]

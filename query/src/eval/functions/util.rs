@@ -17,6 +17,37 @@ pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+/// Go's `math.Max`: +Inf wins over NaN, NaN over numbers, +0 over -0
+/// (Rust's `f64::max` drops a NaN instead).
+pub(crate) fn go_max(x: f64, y: f64) -> f64 {
+    if x == f64::INFINITY || y == f64::INFINITY {
+        f64::INFINITY
+    } else if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x == 0.0 && y == 0.0 {
+        if x.is_sign_negative() { y } else { x }
+    } else if x > y {
+        x
+    } else {
+        y
+    }
+}
+
+/// Go's `math.Min`: -Inf wins over NaN, NaN over numbers, -0 over +0.
+pub(crate) fn go_min(x: f64, y: f64) -> f64 {
+    if x == f64::NEG_INFINITY || y == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x == 0.0 && y == 0.0 {
+        if x.is_sign_negative() { x } else { y }
+    } else if x < y {
+        x
+    } else {
+        y
+    }
+}
+
 /// The φ-quantile of `values` with linear interpolation between ranks
 /// (Prometheus' `quantile`); NaN sorts first as in its heap order.
 pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
@@ -123,6 +154,18 @@ mod tests {
         f(f64::NAN, "NaN", "NaN");
         f(0.0001, "0.0001", "0.0001");
         f(0.00001, "1e-05", "0.00001");
+    }
+
+    #[test]
+    fn min_and_max_keep_nan_like_go() {
+        assert!(go_max(1.0, f64::NAN).is_nan());
+        assert!(go_min(f64::NAN, 1.0).is_nan());
+        assert_eq!(go_max(f64::NAN, f64::INFINITY), f64::INFINITY);
+        assert_eq!(go_min(f64::NAN, f64::NEG_INFINITY), f64::NEG_INFINITY);
+        assert!(go_max(-0.0, 0.0).is_sign_positive());
+        assert!(go_min(0.0, -0.0).is_sign_negative());
+        assert_eq!(go_max(2.0, 3.0), 3.0);
+        assert_eq!(go_min(2.0, 3.0), 2.0);
     }
 
     #[test]
