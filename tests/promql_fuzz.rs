@@ -193,7 +193,6 @@ fn ask(base: &str, q: &str, instant: Option<i64>) -> Answer {
 /// The categories of explained differences; docs/promql-compatibility.md
 /// says why each is by design.
 const SUMMATION: &str = "sum/avg/stddev/stdvar last bits (3.x compensated sums; pushdown order)";
-const LIBM: &str = "sin/cos/tan/tanh/asinh/acosh/atanh last bits (Rust libm, not Go's)";
 const TIES: &str = "topk/bottomk ties (3.x heap.Fix, PR #12190)";
 const MATCH_CHECK: &str = "3.x: duplicate matches checked before filtering";
 const AT_BUG: &str = "2.42 bug: `@` range selectors in range queries";
@@ -204,16 +203,15 @@ const STDDEV_NAN: &str = "3.x: stddev/stdvar of a lone NaN or Inf is NaN";
 fn explain(q: &str, prom: &Answer, tessera: &Answer) -> Option<&'static str> {
     let has = |words: &[&str]| words.iter().any(|w| q.contains(w));
     let summing = has(&["sum", "avg", "stddev", "stdvar"]);
-    let libm = has(&[
-        "sin(", "cos(", "tan(", "tanh(", "asinh(", "acosh(", "atanh(",
-    ]);
     // Cancellation in a variance turns last bits into leading ones.
     let rel = if has(&["stddev", "stdvar"]) {
         1e-6
     } else {
         1e-9
     };
-    let inexact = if summing { SUMMATION } else { LIBM };
+    // Every math function is Go's own (query/src/eval/functions/math.rs):
+    // only summation order is left inexact.
+    let inexact = SUMMATION;
     let (pk, ps, tk, ts) = match (prom, tessera) {
         // Prometheus 3 checks one-to-one matches before a comparison
         // filters (promqltest operators.test), 2.42 after.
@@ -305,11 +303,11 @@ fn explain(q: &str, prom: &Answer, tessera: &Answer) -> Option<&'static str> {
                     && a.len() == b.len()
                     && a.iter().zip(b).all(|(x, y)| close_text(x, y, rel))
             });
-        if (summing || libm) && close {
+        if summing && close {
             return Some(inexact);
         }
     }
-    if !(summing || libm) {
+    if !summing {
         return None;
     }
     // `count_values` turns inexact last bits into label text: the same
