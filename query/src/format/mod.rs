@@ -7,31 +7,33 @@
 //! same float and, among those, the one nearest the exact binary value,
 //! ties to even. Rust's `{}` finds the same digit count but may pick the
 //! other neighbour on a tie (`113397885350929.625` prints `…929.63` in
-//! Rust, `…929.62` in Go), so the digits are taken from Rust's exact
-//! (correctly rounded, ties to even) mode at that count.
+//! Rust, `…929.62` in Go), so the digits come from the `ryu` crate, the
+//! same algorithm as Go's.
 
 /// The shortest significant digits of `|v|` that Go prints (no trailing
 /// zeros) and the decimal exponent of the first one: `1.25` is `("125", 0)`.
 /// `v` must be finite and non-zero.
+///
+/// Go's `ryuFtoaShortest` and the `ryu` crate are both Ryū: the shortest
+/// digits in the rounding interval, the nearest on a tie to even. (The
+/// tests check it against Rust's exact mode, a slower route to the same
+/// digits.)
 pub(crate) fn shortest_digits(v: f64) -> (String, i32) {
-    let v = v.abs();
-    let short = format!("{v:e}");
-    let (mant, _) = short.split_once('e').expect("exponent form");
-    let count = mant.chars().filter(char::is_ascii_digit).count();
-    // The nearest decimal of that length; it reads back as `v` except at a
-    // power of two, where the interval below is half as wide as the one
-    // above, and Go then keeps the in-interval candidate (Rust's).
-    let nearest = format!("{:.*e}", count - 1, v);
-    let pick = if nearest.parse::<f64>() == Ok(v) {
-        nearest
-    } else {
-        short
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v.abs());
+    // `ryu` writes `123.45`, `0.0012` or `1.5e-7` / `1e22`.
+    let (mant, exp) = match s.split_once('e') {
+        Some((m, e)) => (m, e.parse::<i32>().expect("integer exponent")),
+        None => (s, 0),
     };
-    let (mant, exp) = pick.split_once('e').expect("exponent form");
-    let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
-    let digits = digits.trim_end_matches('0');
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let all: String = int.chars().chain(frac.chars()).collect();
+    let lead = all.chars().take_while(|c| *c == '0').count();
+    let digits = all[lead..].trim_end_matches('0');
     let digits = if digits.is_empty() { "0" } else { digits };
-    (digits.to_string(), exp.parse().expect("integer exponent"))
+    // The first digit's place: int.len() - 1 - leading zeros, plus `e`.
+    let point = int.len() as i32 - 1 - lead as i32 + exp;
+    (digits.to_string(), point)
 }
 
 /// `strconv.FormatFloat(v, 'f', -1, 64)`, with Prometheus' spellings of
@@ -142,6 +144,48 @@ mod tests {
         f(f64::NAN, "NaN");
         f(f64::NEG_INFINITY, "-Inf");
         f(-0.0, "-0");
+    }
+
+    /// Go's choice by a slower route: the shortest length (Rust's `{:e}`),
+    /// then Rust's exact mode (correctly rounded, ties to even) at that
+    /// length, unless that leaves the rounding interval.
+    fn exact_route(v: f64) -> (String, i32) {
+        let v = v.abs();
+        let short = format!("{v:e}");
+        let count = short.split('e').next().unwrap().replace('.', "").len();
+        let nearest = format!("{:.*e}", count - 1, v);
+        let pick = if nearest.parse::<f64>() == Ok(v) {
+            nearest
+        } else {
+            short
+        };
+        let (m, e) = pick.split_once('e').unwrap();
+        let d = m.replace('.', "");
+        let d = d.trim_end_matches('0');
+        (
+            if d.is_empty() { "0" } else { d }.to_string(),
+            e.parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn ryu_digits_equal_the_exact_route() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for i in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Random bits, and tie-prone values: integers over powers of two.
+            let v = if i % 2 == 0 {
+                f64::from_bits(x)
+            } else {
+                (x >> 11) as f64 / (1u64 << (x % 24)) as f64
+            };
+            if !v.is_finite() || v == 0.0 {
+                continue;
+            }
+            assert_eq!(shortest_digits(v), exact_route(v), "{v:e}");
+        }
     }
 
     #[test]
