@@ -109,7 +109,19 @@ fn query_errors_have_prometheus_types_and_codes() {
             "{path}: {v}"
         );
     };
-    f("/api/v1/query?query=sum(", 400, "bad_data", "");
+    // Prometheus 2.42's text for both, position included (issue 20).
+    f(
+        "/api/v1/query?query=sum(",
+        400,
+        "bad_data",
+        "invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis",
+    );
+    f(
+        "/api/v1/query?query=x +",
+        400,
+        "bad_data",
+        "invalid parameter \"query\": 1:4: parse error: unexpected end of input",
+    );
     f("/api/v1/query", 400, "bad_data", "query");
     f(
         "/api/v1/query?query=up&time=tomorrow",

@@ -123,9 +123,9 @@ pub fn parse(query: &str) -> Result<Expr> {
             position: None,
         });
     }
-    let expr = parser::parse(query).map_err(|message| QueryError::Parse {
-        message,
-        position: None,
+    let expr = parser::parse(query).map_err(|message| {
+        let (message, position) = crate::parse_error::locate(query, message);
+        QueryError::Parse { message, position }
     })?;
     if eval::expr_depth(&expr) > MAX_DEPTH {
         drop_iteratively(expr);

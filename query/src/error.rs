@@ -4,12 +4,13 @@
 /// Why a query could not be answered.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum QueryError {
-    /// The query text is not valid PromQL (HTTP 400, `bad_data`).
-    #[error("parse error: {message}")]
+    /// The query text is not valid PromQL (HTTP 400, `bad_data`), with
+    /// its 1-based line and column when known: `1:4: parse error: ...` as
+    /// Prometheus writes it.
+    #[error("{}parse error: {message}", position.map(|(l, c)| format!("{l}:{c}: ")).unwrap_or_default())]
     Parse {
         message: String,
-        /// Byte offset into the query when the parser reports one.
-        position: Option<usize>,
+        position: Option<(usize, usize)>,
     },
     /// A request parameter (time, step, ...) is invalid (HTTP 400, `bad_data`).
     #[error("{0}")]

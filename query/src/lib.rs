@@ -8,13 +8,15 @@
 //!
 //! Start from [`Engine`] (with [`EngineOptions`]), a [`QueryContext`] per
 //! query, and a [`Storage`] such as [`tessera_tsdb::Db`]. [`rules`] runs
-//! recording and alerting rules; [`time`] owns the calendar, RFC 3339 formatting and the
+//! recording and alerting rules; [`format`] prints floats exactly as Go does; [`time`] owns the calendar, RFC 3339 formatting and the
 //! Prometheus duration grammar that the binary shares.
 
 mod context;
 mod engine;
 mod error;
 mod eval;
+pub mod format;
+mod parse_error;
 pub mod rules;
 pub mod split;
 mod storage;

@@ -38,6 +38,10 @@ fn query_error(e: QueryError) -> ApiError {
     if let QueryError::Timeout(_) = e {
         METRICS.query_limit_hits.inc(&["query.timeout"]);
     }
+    if let QueryError::Parse { .. } = e {
+        // Prometheus' wording, which Grafana shows under the query.
+        return ApiError::new(kind, format!("invalid parameter \"query\": {e}"));
+    }
     ApiError::new(kind, e.to_string())
 }
 
@@ -246,18 +250,10 @@ pub(super) fn timestamp(out: &mut String, t_ms: i64) {
     let _ = write!(out, "{sign}{whole}.{f}");
 }
 
-/// A sample value as Go's `strconv.FormatFloat(v, 'f', -1, 64)` with
-/// Prometheus' spellings of the specials.
+/// A sample value as Prometheus' JSON writes it (`tessera_query::format`
+/// owns the digits).
 pub(super) fn format_value(out: &mut String, v: f64) {
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v == f64::INFINITY {
-        out.push_str("+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.push_str("-Inf");
-    } else {
-        let _ = write!(out, "{v}");
-    }
+    out.push_str(&tessera_query::format::prometheus_json_value(v));
 }
 
 #[cfg(test)]
@@ -294,7 +290,9 @@ mod tests {
         f(f64::NAN, "NaN");
         f(f64::INFINITY, "+Inf");
         f(f64::NEG_INFINITY, "-Inf");
-        f(1e21, "1000000000000000000000");
-        f(1.5e-7, "0.00000015");
+        f(1e21, "1e+21");
+        f(1.5e-7, "1.5e-07");
+        // Go rounds a tie between two shortest forms to even (issue 20).
+        f(f64::from_bits(0x42d9_c8a0_2b2d_0468), "113397885350929.62"); // ...929.625
     }
 }

@@ -41,9 +41,10 @@ pub(crate) fn scalar_op(op: TokenId, l: f64, r: f64) -> f64 {
         T_SUB => l - r,
         T_MUL => l * r,
         T_DIV => l / r,
-        T_POW => l.powf(r),
+        // Go's Pow and Atan2, bit for bit (Rust's differ in last bits).
+        T_POW => super::functions::math::go_pow(l, r),
         T_MOD => go_mod(l, r),
-        T_ATAN2 => l.atan2(r),
+        T_ATAN2 => super::functions::math::go_atan2(l, r),
         T_EQLC => b(l == r),
         T_NEQ => b(l != r),
         T_GTR => b(l > r),
@@ -377,36 +378,42 @@ impl Evaluator<'_> {
         let mut lcur: Vec<Cursor> = lhs.iter().map(|_| Cursor { pos: 0 }).collect();
         let mut rcur: Vec<Cursor> = rhs.iter().map(|_| Cursor { pos: 0 }).collect();
         let mut lvals: Vec<Option<f64>> = vec![None; lhs.len()];
+        let mut rvals: Vec<(usize, f64)> = Vec::new();
 
         for step in 0..self.grid.len() {
             if step % 256 == 0 {
                 self.check()?;
             }
             let ts = self.grid.ts(step);
+            rvals.clear();
             for (j, s) in rhs.iter().enumerate() {
-                let Some(v) = rcur[j].at(&s.points, ts) else {
-                    continue;
-                };
-                let sig = rsig[j];
-                if right_step[sig] == step {
-                    return Err(duplicate_on_one_side(
-                        m,
-                        swapped,
-                        &s.labels,
-                        &rhs[right_at[sig].0].labels,
-                    ));
+                if let Some(v) = rcur[j].at(&s.points, ts) {
+                    rvals.push((j, v));
                 }
-                right_step[sig] = step;
-                right_at[sig] = (j, v);
             }
             let mut any_left = false;
             for (i, s) in lhs.iter().enumerate() {
                 lvals[i] = lcur[i].at(&s.points, ts);
                 any_left |= lvals[i].is_some();
             }
-            let any_right = right_step.contains(&step);
-            if !(any_left && any_right) && m.fill_lhs.is_none() && m.fill_rhs.is_none() {
+            // With one side empty nothing can match, and Prometheus returns
+            // at once: no duplicate checks either (VectorBinop's
+            // short-circuit).
+            if (!any_left || rvals.is_empty()) && m.fill_lhs.is_none() && m.fill_rhs.is_none() {
                 continue;
+            }
+            for &(j, v) in &rvals {
+                let sig = rsig[j];
+                if right_step[sig] == step {
+                    return Err(duplicate_on_one_side(
+                        m,
+                        swapped,
+                        &rhs[j].labels,
+                        &rhs[right_at[sig].0].labels,
+                    ));
+                }
+                right_step[sig] = step;
+                right_at[sig] = (j, v);
             }
             join.group_seen.clear();
             for (i, lv) in lvals.iter().enumerate() {
@@ -523,10 +530,20 @@ impl Join<'_> {
                         k
                     }
                 };
+                // The result carries the left labels, and with them the
+                // left side's pending name removal: `f(m) != on(..) x`
+                // must not bring back the name `f` dropped.
+                if i != FILL && self.lhs[i].drop_name {
+                    self.out[k].drop_name = true;
+                }
                 self.pair_out.insert((i, j), k);
                 k
             }
         };
+        // Duplicate matches are checked before the comparison filters, as
+        // Prometheus 3 does (its operators.test: "track many-to-one vector
+        // matching errors even when all but 0 or 1 series on the many side
+        // are filtered away"); 2.42 checked only kept samples.
         if self.one_to_one {
             if self.matched_step[sig] == step {
                 return Err(QueryError::exec(

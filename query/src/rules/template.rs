@@ -492,6 +492,7 @@ fn humanize_duration(mut v: f64) -> String {
 /// `|v|`, shortest when `sig` is `None`.
 fn digits(v: f64, sig: Option<usize>) -> (String, i32) {
     let s = match sig {
+        None if v != 0.0 => return crate::format::shortest_digits(v),
         None => format!("{:e}", v.abs()),
         Some(p) => format!("{:.*e}", p.max(1) - 1, v.abs()),
     };

@@ -254,7 +254,9 @@ impl Evaluator<'_> {
                         self.eval_scalar(args[1])?,
                     ),
                 };
-                let mut out = self.map_values(v, |i, x| lo[i].max(hi[i].min(x)));
+                // Go's Max/Min, as Prometheus: a NaN sample stays NaN.
+                let mut out =
+                    self.map_values(v, |i, x| util::go_max(lo[i], util::go_min(hi[i], x)));
                 // clamp with max < min returns nothing at that step.
                 for s in &mut out {
                     s.points.retain(|p| {

@@ -1,5 +1,6 @@
 //! Numeric helpers shared by functions and aggregations: Kahan summation,
-//! quantiles, Go-compatible float formatting and natural sort order.
+//! quantiles, Go-compatible float formatting (through `crate::format`) and
+//! natural sort order.
 
 use std::cmp::Ordering;
 
@@ -14,6 +15,37 @@ pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
         c + ((inc - t) + sum)
     };
     (t, c)
+}
+
+/// Go's `math.Max`: +Inf wins over NaN, NaN over numbers, +0 over -0
+/// (Rust's `f64::max` drops a NaN instead).
+pub(crate) fn go_max(x: f64, y: f64) -> f64 {
+    if x == f64::INFINITY || y == f64::INFINITY {
+        f64::INFINITY
+    } else if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x == 0.0 && y == 0.0 {
+        if x.is_sign_negative() { y } else { x }
+    } else if x > y {
+        x
+    } else {
+        y
+    }
+}
+
+/// Go's `math.Min`: -Inf wins over NaN, NaN over numbers, -0 over +0.
+pub(crate) fn go_min(x: f64, y: f64) -> f64 {
+    if x == f64::NEG_INFINITY || y == f64::NEG_INFINITY {
+        f64::NEG_INFINITY
+    } else if x.is_nan() || y.is_nan() {
+        f64::NAN
+    } else if x == 0.0 && y == 0.0 {
+        if x.is_sign_negative() { x } else { y }
+    } else if x < y {
+        x
+    } else {
+        y
+    }
 }
 
 /// The φ-quantile of `values` with linear interpolation between ranks
@@ -42,50 +74,14 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
 }
 
-/// Go's `%g` (shortest representation, exponent from 1e+06 / below 1e-04).
+/// Go's `%g`; `crate::format` owns it.
 pub(crate) fn fmt_g(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() {
-            "-0".into()
-        } else {
-            "0".into()
-        };
-    }
-    let exp = f.abs().log10().floor() as i32;
-    if !(-4..6).contains(&exp) {
-        // Rust's `{:e}` gives the shortest digits: 1.5e6 -> "1.5e6".
-        let s = format!("{f:e}");
-        let (mant, e) = s.split_once('e').unwrap_or((&s, "0"));
-        let e: i32 = e.parse().unwrap_or(0);
-        let sign = if e < 0 { '-' } else { '+' };
-        return format!("{mant}e{sign}{:02}", e.abs());
-    }
-    format!("{f}")
+    crate::format::go_g(f)
 }
 
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
+/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`; `crate::format` owns it.
 pub(crate) fn fmt_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f.is_infinite() {
-        if f > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{f}")
-    }
+    crate::format::go_shortest_f(f)
 }
 
 /// Natural order: runs of digits compare as numbers, the rest as text.
@@ -158,6 +154,18 @@ mod tests {
         f(f64::NAN, "NaN", "NaN");
         f(0.0001, "0.0001", "0.0001");
         f(0.00001, "1e-05", "0.00001");
+    }
+
+    #[test]
+    fn min_and_max_keep_nan_like_go() {
+        assert!(go_max(1.0, f64::NAN).is_nan());
+        assert!(go_min(f64::NAN, 1.0).is_nan());
+        assert_eq!(go_max(f64::NAN, f64::INFINITY), f64::INFINITY);
+        assert_eq!(go_min(f64::NAN, f64::NEG_INFINITY), f64::NEG_INFINITY);
+        assert!(go_max(-0.0, 0.0).is_sign_positive());
+        assert!(go_min(0.0, -0.0).is_sign_negative());
+        assert_eq!(go_max(2.0, 3.0), 3.0);
+        assert_eq!(go_min(2.0, 3.0), 2.0);
     }
 
     #[test]
