@@ -143,6 +143,9 @@ async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> an
         body_read_timeout: Duration::ZERO,
     };
     METRICS.touch_defaults();
+    for call in ["read", "query", "listing"] {
+        METRICS.store_response_bytes.touch(&[call]);
+    }
     let engine = args.query.engine();
     // A bad web config or certificate refuses the start, before listening.
     let web = Arc::new(

@@ -471,6 +471,17 @@ fn copies_from_an_ha_pair_of_senders_count_once_and_fill_each_others_gaps() {
         n(&naive).parse::<f64>().unwrap(),
         2.0 * n(&tier).parse::<f64>().unwrap()
     );
+    // What each read moved on the wire: the deduplicating tier read raw
+    // series (remote read), the other asked the partitions for counts.
+    let moved = |t: &Tessera, call: &str| {
+        let (_, m) = get(&t.url("/metrics")).expect("metrics");
+        let s = format!("tessera_query_store_response_bytes_total{{call=\"{call}\"}}");
+        metric_value(&m, &s).unwrap_or(0.0)
+    };
+    assert!(moved(&tier, "read") > 0.0);
+    assert_eq!(moved(&tier, "query"), 0.0);
+    assert!(moved(&naive, "query") > 0.0);
+    assert_eq!(moved(&naive, "read"), 0.0);
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub(crate) struct Metrics {
     pub remote_read_refused: CounterVec,
     pub web_refused: CounterVec,
     pub web_config_reloads: CounterVec,
+    pub store_response_bytes: CounterVec,
 }
 
 pub(crate) static METRICS: Metrics = Metrics {
@@ -139,6 +140,13 @@ pub(crate) static METRICS: Metrics = Metrics {
          names when they change on disk, by result.",
         &["result"],
     ),
+    store_response_bytes: CounterVec::new(
+        "tessera_query_store_response_bytes_total",
+        "`tessera query` only: body bytes received from stores, by call (read: remote read of \
+         raw series; query: pushed-down PromQL; listing: series, labels, metadata), what \
+         pushdown saves on the wire.",
+        &["call"],
+    ),
 };
 
 impl Metrics {
@@ -161,6 +169,7 @@ impl Metrics {
         self.remote_read_refused.render(out);
         self.web_refused.render(out);
         self.web_config_reloads.render(out);
+        self.store_response_bytes.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
