@@ -12,6 +12,7 @@
 //! Prometheus duration grammar that the binary shares.
 
 mod context;
+pub mod counters;
 mod engine;
 mod error;
 mod eval;

@@ -10,7 +10,8 @@
 //!   once; frames checked and decoded with `ingest::remote_read` and
 //!   `tsdb::chunk::prom_xor`; series with identical labels from different
 //!   partitions merged one sample per timestamp; copies differing only in
-//!   replica labels deduplicated ([`dedup_copies`]).
+//!   replica labels deduplicated ([`dedup`], counter-aware for
+//!   selectors the query reads only under `rate`/`increase`/...).
 //! - Listings ([`Fleet::get_json`]): the same Prometheus HTTP API call
 //!   forwarded to every partition, each answer's `data` handed back for the
 //!   caller to union.
@@ -60,6 +61,7 @@ const STOP_POLL: Duration = Duration::from_millis(10);
 const MAX_LISTING_BYTES: usize = 256 << 20;
 
 mod client;
+mod dedup;
 mod dns;
 
 use client::StoreClient;
@@ -520,6 +522,9 @@ pub(crate) struct FleetStorage {
     partial_response: bool,
     warnings: Mutex<Vec<String>>,
     failure: Mutex<Option<String>>,
+    /// Selections the query reads only as counters
+    /// (`tessera_query::counters`): their copies are stitched as counters.
+    counters: Mutex<Vec<Vec<Matcher>>>,
 }
 
 impl FleetStorage {
@@ -529,6 +534,7 @@ impl FleetStorage {
             partial_response,
             warnings: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
+            counters: Mutex::new(Vec::new()),
         }
     }
 
@@ -605,7 +611,13 @@ impl Storage for FleetStorage {
             }
         }
         // Chain merge: one sample per timestamp, the first partition's; then
-        // the copies of an HA pair (equal but for replica labels) deduplicated.
+        // the copies of an HA pair (equal but for replica labels) deduplicated,
+        // as counters where the query reads this selection only as one.
+        let counter = self
+            .counters
+            .lock()
+            .iter()
+            .any(|c| tessera_query::counters::same(c, matchers));
         let mut copies: BTreeMap<Labels, Vec<Vec<Sample>>> = BTreeMap::new();
         for (labels, mut samples) in series {
             samples.sort_by_key(|s| s.t);
@@ -619,62 +631,10 @@ impl Storage for FleetStorage {
             .into_iter()
             .map(|(labels, c)| SeriesSamples {
                 labels,
-                samples: dedup_copies(c),
+                samples: dedup::dedup_copies(c, counter),
             })
             .collect())
     }
-}
-
-/// One sample per timestamp out of copies of one series (written by an HA
-/// pair of senders): the copy with the earliest samples is followed, and
-/// another is switched to only across a real gap in it — no sample for
-/// more than twice the interval between the last two samples taken — and
-/// then followed in turn. Copies that take turns never interleave, so a
-/// counter does not jump between slightly different copies.
-fn dedup_copies(copies: Vec<Vec<Sample>>) -> Vec<Sample> {
-    if copies.len() == 1 {
-        return copies.into_iter().next().unwrap_or_default();
-    }
-    let mut next = vec![0usize; copies.len()];
-    let first = |c: &Vec<Sample>| c.first().map_or(i64::MAX, |s| s.t);
-    let mut cur = (0..copies.len())
-        .min_by_key(|&i| first(&copies[i]))
-        .unwrap_or(0);
-    let mut out: Vec<Sample> = Vec::with_capacity(copies.iter().map(Vec::len).max().unwrap_or(0));
-    loop {
-        if let Some(last) = out.last() {
-            for (i, c) in copies.iter().enumerate() {
-                while next[i] < c.len() && c[next[i]].t <= last.t {
-                    next[i] += 1;
-                }
-            }
-        }
-        let Some((earliest_t, earliest)) = (0..copies.len())
-            .filter_map(|i| Some((copies[i].get(next[i])?.t, i)))
-            .min()
-        else {
-            break;
-        };
-        // Until two samples give an interval, the earliest copy is taken
-        // (the followed one when tied).
-        let n = out.len();
-        let max_gap = match n {
-            0 => 0,
-            1 => earliest_t - out[0].t,
-            _ => (out[n - 1].t - out[n - 2].t).saturating_mul(2),
-        };
-        let in_turn = match (copies[cur].get(next[cur]), out.last()) {
-            (Some(s), Some(last)) => s.t - last.t <= max_gap,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if !in_turn {
-            cur = earliest;
-        }
-        out.push(copies[cur][next[cur]]);
-        next[cur] += 1;
-    }
-    out
 }
 
 /// When a query is evaluated: at one time, or at every step of a range.
@@ -773,6 +733,10 @@ impl FleetStorage {
         // copy per series) cannot be undone from aggregates.
         let plan = match tessera_query::parse(query) {
             Ok(expr) if self.fleet.replica_labels.is_empty() => split::plan(&expr),
+            Ok(expr) => {
+                *self.counters.lock() = tessera_query::counters::counter_selectors(&expr);
+                None
+            }
             _ => None,
         };
         let Some(plan) = plan else {
@@ -920,28 +884,6 @@ impl Storage for Pushed<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn copies_take_turns_only_across_gaps() {
-        let pts = |ts: &[i64], v: f64| -> Vec<Sample> {
-            ts.iter().map(|&t| Sample { t, v: t as f64 + v }).collect()
-        };
-        // a: 0..=40 then a gap until 100; b: slightly different values,
-        // from 10 to 120.
-        let a = pts(&[0, 10, 20, 30, 40, 100, 110], 0.0);
-        let b = pts(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120], 0.5);
-        let got = dedup_copies(vec![b, a]);
-        let want: Vec<(i64, f64)> = [0, 10, 20, 30, 40]
-            .iter()
-            .map(|&t| (t, t as f64))
-            .chain(
-                [50, 60, 70, 80, 90, 100, 110, 120]
-                    .iter()
-                    .map(|&t| (t, t as f64 + 0.5)),
-            )
-            .collect();
-        let got: Vec<(i64, f64)> = got.iter().map(|s| (s.t, s.v)).collect();
-        assert_eq!(got, want);
-    }
     use tessera_ingest::remote_read::chunked_series;
 
     #[test]
