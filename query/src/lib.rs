@@ -21,6 +21,7 @@ pub mod split;
 mod storage;
 pub mod time;
 mod value;
+pub mod window;
 
 pub use context::{CancelToken, QueryContext};
 pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, check_resolution, parse};

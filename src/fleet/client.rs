@@ -142,7 +142,9 @@ impl StoreClient {
 /// The `call` label of `tessera_query_store_response_bytes_total` for a
 /// store request's path.
 fn store_call(path: &str) -> &'static str {
-    if path.ends_with("/api/v1/read") {
+    if path.ends_with("/metrics") {
+        "probe"
+    } else if path.ends_with("/api/v1/read") {
         "read"
     } else if path.ends_with("/api/v1/query") || path.ends_with("/api/v1/query_range") {
         "query"

@@ -54,6 +54,8 @@ use tessera_query::{Engine, QueryContext, QueryError, QueryResult, SelectStop, S
 use tessera_tsdb::chunk::prom_xor;
 use tessera_tsdb::{Labels, MatchOp, Matcher, Sample, SeriesSamples};
 
+use crate::metrics::METRICS;
+
 /// How often a waiting read checks its stop signal.
 const STOP_POLL: Duration = Duration::from_millis(10);
 
@@ -63,6 +65,7 @@ const MAX_LISTING_BYTES: usize = 256 << 20;
 mod client;
 mod dedup;
 mod dns;
+mod span;
 
 use client::StoreClient;
 pub(crate) use client::StoreClientFlags;
@@ -77,6 +80,8 @@ struct Partition {
     replicas: parking_lot::RwLock<Vec<String>>,
     /// The replica tried first: the last one that answered.
     preferred: AtomicUsize,
+    /// Its time span as last probed ([`span`]).
+    span: Mutex<Option<span::Probe>>,
 }
 
 /// The partitions of a `tessera query` and the client that reads them.
@@ -126,6 +131,7 @@ impl Fleet {
                 targets,
                 replicas: Default::default(),
                 preferred: AtomicUsize::new(0),
+                span: Mutex::new(None),
             }));
         }
         if partitions.is_empty() {
@@ -222,13 +228,17 @@ impl Fleet {
     /// returns per partition its answer or why none came. Called from a
     /// blocking thread; returns early when `stop` fires, aborting the
     /// requests in flight.
+    /// With `skip = Some((window, empty))`, a partition whose time span
+    /// ([`span`]) cannot hold samples in `window` is not asked: its answer
+    /// is `empty`.
     fn fan_out<T, F, Fut>(
         &self,
         stop: &dyn Fn() -> bool,
+        skip: Option<((i64, i64), T)>,
         call: F,
     ) -> Result<Vec<Result<T, String>>, FanOutStop>
     where
-        T: Send + 'static,
+        T: Clone + Send + Sync + 'static,
         F: Fn(StoreClient, String) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<T, String>> + Send + 'static,
     {
@@ -239,7 +249,14 @@ impl Fleet {
             .map(|p| {
                 let (p, client, call) = (p.clone(), self.client.clone(), call.clone());
                 let budget = self.store_timeout;
+                let skip = skip.clone();
                 self.runtime.spawn(async move {
+                    if let Some((window, empty)) = skip
+                        && !span::may_hold(&p, &client, window).await
+                    {
+                        METRICS.partitions_skipped.inc(&[]);
+                        return Ok(empty);
+                    }
                     let deadline = Instant::now() + budget;
                     let replicas = p.replicas.read().clone();
                     let n = replicas.len();
@@ -291,13 +308,18 @@ impl Fleet {
 
     /// `GET <replica><path>?<query>` on every partition: each answer's
     /// `data` and `warnings`, or why the partition gave none.
+    /// With `window`, a partition that cannot hold samples in it answers
+    /// an empty result without being asked (for query API calls).
     pub(crate) fn get_json(
         &self,
         path_and_query: &str,
+        window: Option<(i64, i64)>,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<PartitionAnswer<serde_json::Value>>, FanOutStop> {
         let pq = path_and_query.to_string();
-        let answers = self.fan_out(stop, move |client, base| {
+        let empty = serde_json::json!({"resultType": "matrix", "result": []});
+        let skip = window.map(|w| (w, (Ok(empty), Vec::new())));
+        let answers = self.fan_out(stop, skip, move |client, base| {
             let uri = format!("{base}{pq}");
             async move {
                 let req = hyper::Request::get(uri)
@@ -371,7 +393,8 @@ impl Fleet {
         } else {
             max_samples.saturating_mul(16).max(64 << 20)
         };
-        let answers = self.fan_out(stop, move |client, base| {
+        let skip = Some(((mint, maxt), (Ok(Bytes::new()), Vec::new())));
+        let answers = self.fan_out(stop, skip, move |client, base| {
             let body = body.clone();
             async move {
                 let req = hyper::Request::post(format!("{base}/api/v1/read"))
@@ -396,6 +419,7 @@ impl Fleet {
 type Reply<T> = (Result<T, Refusal>, Vec<String>);
 
 /// Why a store refused, when every replica would refuse the same.
+#[derive(Clone)]
 enum Refusal {
     /// The request itself (a 4xx but 401, 403, 408, 429): its status and
     /// reason.
@@ -687,6 +711,16 @@ impl Shape {
         }
     }
 
+    /// The window of sample times `query` reads evaluated at these times.
+    fn read_window(self, query: &str, lookback: i64) -> Option<(i64, i64)> {
+        let expr = tessera_query::parse(query).ok()?;
+        let (start, end) = match self {
+            Shape::Instant(t) => (t, t),
+            Shape::Range { start, end, .. } => (start, end),
+        };
+        tessera_query::window::read_window(&expr, start, end, lookback)
+    }
+
     /// The API call that evaluates `query` at these times on a store.
     fn api_call(self, query: &str) -> String {
         let mut p = vec![("query", query.to_string())];
@@ -749,7 +783,10 @@ impl FleetStorage {
         for part in &plan.parts {
             let mut answers = Vec::with_capacity(part.queries.len());
             for q in &part.queries {
-                answers.push(self.ask(&shape.api_call(q), ctx)?);
+                // The window this part reads: partitions that cannot hold
+                // data in it are skipped.
+                let window = shape.read_window(q, engine.options().lookback_delta_ms);
+                answers.push(self.ask(&shape.api_call(q), window, ctx)?);
             }
             let series = part.combine(answers, &steps);
             held += series.len() * steps.len();
@@ -762,11 +799,16 @@ impl FleetStorage {
     }
 
     /// One API call on every partition: each answering partition's series.
-    fn ask(&self, call: &str, ctx: &QueryContext) -> Result<Vec<PartitionSeries>, QueryError> {
+    fn ask(
+        &self,
+        call: &str,
+        window: Option<(i64, i64)>,
+        ctx: &QueryContext,
+    ) -> Result<Vec<PartitionSeries>, QueryError> {
         let stop = || ctx.check("pushdown").is_err();
         let answers = self
             .fleet
-            .get_json(call, &stop)
+            .get_json(call, window, &stop)
             .map_err(|FanOutStop::Stopped| {
                 ctx.check("pushdown")
                     .err()

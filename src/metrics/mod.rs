@@ -40,6 +40,7 @@ pub(crate) struct Metrics {
     pub web_refused: CounterVec,
     pub web_config_reloads: CounterVec,
     pub store_response_bytes: CounterVec,
+    pub partitions_skipped: CounterVec,
 }
 
 pub(crate) static METRICS: Metrics = Metrics {
@@ -143,9 +144,16 @@ pub(crate) static METRICS: Metrics = Metrics {
     store_response_bytes: CounterVec::new(
         "tessera_query_store_response_bytes_total",
         "`tessera query` only: body bytes received from stores, by call (read: remote read of \
-         raw series; query: pushed-down PromQL; listing: series, labels, metadata), what \
+         raw series; query: pushed-down PromQL; listing: series, labels, metadata; probe: a store's \
+         /metrics for its time span), what \
          pushdown saves on the wire.",
         &["call"],
+    ),
+    partitions_skipped: CounterVec::new(
+        "tessera_query_partitions_skipped_total",
+        "`tessera query` only: reads of a partition skipped because its stores' time span \
+         (probed from their /metrics, kept 10 s) cannot hold samples in the window read.",
+        &[],
     ),
 };
 
@@ -170,6 +178,7 @@ impl Metrics {
         self.web_refused.render(out);
         self.web_config_reloads.render(out);
         self.store_response_bytes.render(out);
+        self.partitions_skipped.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.
