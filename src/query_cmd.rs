@@ -143,6 +143,10 @@ async fn serve(args: QueryArgs, cpus: usize, flags: Vec<(String, String)>) -> an
         body_read_timeout: Duration::ZERO,
     };
     METRICS.touch_defaults();
+    for call in ["read", "query", "listing"] {
+        METRICS.store_response_bytes.touch(&[call]);
+    }
+    METRICS.partitions_skipped.touch(&[]);
     let engine = args.query.engine();
     // A bad web config or certificate refuses the start, before listening.
     let web = Arc::new(

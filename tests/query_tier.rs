@@ -201,6 +201,7 @@ impl Fleet {
             "topk(3, gpu_temp_celsius)",
             "bottomk(2, rate(node_cpu_seconds_total[5m]))",
             "avg by (job) (gpu_temp_celsius)",
+            "count_values by (job) (\"temp\", gpu_temp_celsius)",
             "avg(gpu_temp_celsius) - 40",
             "max_over_time(avg by (job) (gpu_temp_celsius)[10m:1m])",
             "sum by (job) (gpu_temp_celsius offset 5m)",
@@ -308,22 +309,27 @@ fn the_tier_answers_like_one_server_survives_replica_loss_and_names_a_missing_pa
         end - 600
     );
     let raw = format!("/api/v1/query?query=quantile(0.9, gpu_temp_celsius)&time={end}");
-    let (reads, ranges) = (
-        fleet.store_requests("/api/v1/read"),
-        fleet.store_requests("/api/v1/query_range"),
-    );
-    assert_same(&fleet.single, &tier, &pushed);
-    assert_eq!(fleet.store_requests("/api/v1/read"), reads, "{pushed}");
-    // sum and count, on each partition.
-    assert_eq!(
-        fleet.store_requests("/api/v1/query_range"),
-        ranges + 2.0 * PARTITIONS as f64
-    );
-    assert_same(&fleet.single, &tier, &raw);
-    assert_eq!(
-        fleet.store_requests("/api/v1/read"),
-        reads + PARTITIONS as f64
-    );
+    let counted =
+        format!("/api/v1/query?query=count_values(\"temp\", gpu_temp_celsius)&time={end}");
+    // Each call answered as the single server does, with the store requests
+    // (remote reads, range queries, instant queries) it caused.
+    let handlers = ["/api/v1/read", "/api/v1/query_range", "/api/v1/query"];
+    let n = PARTITIONS as f64;
+    for (call, want) in [
+        // sum and count, on each partition.
+        (&pushed, [0.0, 2.0 * n, 0.0]),
+        (&raw, [n, 0.0, 0.0]),
+        (&counted, [0.0, 0.0, n]),
+    ] {
+        let before = handlers.map(|h| fleet.store_requests(h));
+        assert_same(&fleet.single, &tier, call);
+        let caused: Vec<f64> = handlers
+            .iter()
+            .zip(before)
+            .map(|(h, b)| fleet.store_requests(h) - b)
+            .collect();
+        assert_eq!(caused, want, "{call}");
+    }
 
     // Malformed requests: the same 400s as `serve`.
     for bad in [
@@ -471,6 +477,17 @@ fn copies_from_an_ha_pair_of_senders_count_once_and_fill_each_others_gaps() {
         n(&naive).parse::<f64>().unwrap(),
         2.0 * n(&tier).parse::<f64>().unwrap()
     );
+    // What each read moved on the wire: the deduplicating tier read raw
+    // series (remote read), the other asked the partitions for counts.
+    let moved = |t: &Tessera, call: &str| {
+        let (_, m) = get(&t.url("/metrics")).expect("metrics");
+        let s = format!("tessera_query_store_response_bytes_total{{call=\"{call}\"}}");
+        metric_value(&m, &s).unwrap_or(0.0)
+    };
+    assert!(moved(&tier, "read") > 0.0);
+    assert_eq!(moved(&tier, "query"), 0.0);
+    assert!(moved(&naive, "query") > 0.0);
+    assert_eq!(moved(&naive, "read"), 0.0);
 }
 
 #[test]

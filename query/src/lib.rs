@@ -12,6 +12,7 @@
 //! Prometheus duration grammar that the binary shares.
 
 mod context;
+pub mod counters;
 mod engine;
 mod error;
 mod eval;
@@ -22,6 +23,7 @@ pub mod split;
 mod storage;
 pub mod time;
 mod value;
+pub mod window;
 
 pub use context::{CancelToken, QueryContext};
 pub use engine::{Engine, EngineOptions, MAX_POINTS_PER_SERIES, check_resolution, parse};

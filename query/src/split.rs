@@ -5,7 +5,8 @@
 //! `agg by/without (...) (inner)` is pushed down to the partitions when:
 //!
 //! - `agg` is `sum`, `count`, `min`, `max`, `group`, `avg` (asked as `sum`
-//!   and `count`, combined as Σsum / Σcount), or `topk`/`bottomk` with a
+//!   and `count`, combined as Σsum / Σcount), `count_values` (with a
+//!   string literal label: summed by group and value label), or `topk`/`bottomk` with a
 //!   number literal `k` (each partition answers its own top k per group,
 //!   the tier re-applies the top k);
 //! - `inner` is built only from selectors, per-series functions
@@ -34,7 +35,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use promql_parser::label::{MatchOp, Matcher, Matchers};
 use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_GROUP, T_MAX, T_MIN, T_SUM, T_TOPK, TokenId, TokenType,
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_SUM, T_TOPK, TokenId,
+    TokenType,
 };
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier, VectorSelector};
 use tessera_tsdb::{Labels, Sample, SeriesSamples, stale_nan};
@@ -124,7 +126,15 @@ fn rewrite(e: &mut Expr, parts: &mut Vec<Part>) {
 fn pushable(a: &AggregateExpr) -> Option<Part> {
     let op = a.op.id();
     if ![
-        T_SUM, T_COUNT, T_MIN, T_MAX, T_GROUP, T_AVG, T_TOPK, T_BOTTOMK,
+        T_SUM,
+        T_COUNT,
+        T_MIN,
+        T_MAX,
+        T_GROUP,
+        T_AVG,
+        T_TOPK,
+        T_BOTTOMK,
+        T_COUNT_VALUES,
     ]
     .contains(&op)
         || !per_series(&a.expr)
@@ -134,6 +144,9 @@ fn pushable(a: &AggregateExpr) -> Option<Part> {
     let k = match (op, a.param.as_deref()) {
         (T_TOPK | T_BOTTOMK, Some(Expr::NumberLiteral(n))) => n.val as i64,
         (T_TOPK | T_BOTTOMK, _) => return None,
+        // The value label's name must be known on every partition alike.
+        (T_COUNT_VALUES, Some(Expr::StringLiteral(_))) => 0,
+        (T_COUNT_VALUES, _) => return None,
         _ => 0,
     };
     let queries = if op == T_AVG {
@@ -212,7 +225,13 @@ impl Part {
                     .collect()
             }
             op => {
-                let op = if op == T_COUNT { T_SUM } else { op };
+                // Counts of the same group (and, for count_values, the same
+                // value label) from disjoint partitions add up.
+                let op = if op == T_COUNT || op == T_COUNT_VALUES {
+                    T_SUM
+                } else {
+                    op
+                };
                 fold(op, answers.into_iter().next().unwrap_or_default())
             }
         };
@@ -315,6 +334,8 @@ mod tests {
         assert_eq!(qs, ["sum by (job) (rate(x[5m]))"]);
         let (_, qs) = planned("avg(x * 2)").unwrap();
         assert_eq!(qs, ["sum(x * 2)", "count(x * 2)"]);
+        let (_, qs) = planned("count_values by (job) (\"v\", x)").unwrap();
+        assert_eq!(qs, ["count_values by (job) (\"v\", x)"]);
         let (_, qs) = planned("quantile(0.9, max by (a) (x))").unwrap();
         assert_eq!(qs, ["max by (a) (x)"]);
         // The outer sum needs the inner's groups; the inner one splits.
@@ -331,6 +352,23 @@ mod tests {
         ] {
             assert!(planned(q).is_none(), "{q}");
         }
+    }
+
+    #[test]
+    fn count_values_of_partitions_add_up_by_value() {
+        let ls = |v: &str| Labels::from_pairs([("job", "a"), ("v", v)]);
+        let pts = |v: &[(i64, f64)]| v.iter().map(|&(t, v)| Sample { t, v }).collect();
+        let p = plan(&crate::parse("count_values by (job) (\"v\", x)").unwrap()).unwrap();
+        let answers = vec![vec![
+            vec![(ls("40"), pts(&[(0, 2.0)])), (ls("41"), pts(&[(0, 1.0)]))],
+            vec![(ls("40"), pts(&[(0, 3.0)]))],
+        ]];
+        let got = p.parts[0].combine(answers, &[0]);
+        let got: Vec<(Labels, f64)> = got
+            .into_iter()
+            .map(|s| (s.labels, s.samples[0].v))
+            .collect();
+        assert_eq!(got, [(ls("40"), 5.0), (ls("41"), 1.0)]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ use clap::Args;
 use http_body_util::{BodyExt, Full, Limited};
 use tessera_client::{BasicAuth, ClientTls, HttpsClient, ServerNames};
 
+use crate::metrics::METRICS;
+
 /// How the tier reaches its stores (Prometheus' `tls_config` and
 /// `basic_auth`, as flags).
 #[derive(Args, Debug, Clone, Default)]
@@ -110,6 +112,7 @@ impl StoreClient {
             req.headers_mut()
                 .insert(hyper::header::AUTHORIZATION, a.header());
         }
+        let req_path = req.uri().path().to_string();
         let resp = self.http.request(req).await.map_err(|e| {
             // hyper-util's error says only "client error (Connect)"; the
             // cause chain says what failed.
@@ -123,11 +126,29 @@ impl StoreClient {
             text
         })?;
         let status = resp.status();
+        let call = store_call(req_path.as_str());
         let body = Limited::new(resp.into_body(), max_bytes)
             .collect()
             .await
             .map_err(|e| format!("reading the answer: {e}"))?
             .to_bytes();
+        METRICS
+            .store_response_bytes
+            .inc_by(&[call], body.len() as f64);
         Ok((status, body))
+    }
+}
+
+/// The `call` label of `tessera_query_store_response_bytes_total` for a
+/// store request's path.
+fn store_call(path: &str) -> &'static str {
+    if path.ends_with("/metrics") {
+        "probe"
+    } else if path.ends_with("/api/v1/read") {
+        "read"
+    } else if path.ends_with("/api/v1/query") || path.ends_with("/api/v1/query_range") {
+        "query"
+    } else {
+        "listing"
     }
 }

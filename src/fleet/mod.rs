@@ -10,7 +10,8 @@
 //!   once; frames checked and decoded with `ingest::remote_read` and
 //!   `tsdb::chunk::prom_xor`; series with identical labels from different
 //!   partitions merged one sample per timestamp; copies differing only in
-//!   replica labels deduplicated ([`dedup_copies`]).
+//!   replica labels deduplicated ([`dedup`], counter-aware for
+//!   selectors the query reads only under `rate`/`increase`/...).
 //! - Listings ([`Fleet::get_json`]): the same Prometheus HTTP API call
 //!   forwarded to every partition, each answer's `data` handed back for the
 //!   caller to union.
@@ -53,6 +54,8 @@ use tessera_query::{Engine, QueryContext, QueryError, QueryResult, SelectStop, S
 use tessera_tsdb::chunk::prom_xor;
 use tessera_tsdb::{Labels, MatchOp, Matcher, Sample, SeriesSamples};
 
+use crate::metrics::METRICS;
+
 /// How often a waiting read checks its stop signal.
 const STOP_POLL: Duration = Duration::from_millis(10);
 
@@ -60,7 +63,9 @@ const STOP_POLL: Duration = Duration::from_millis(10);
 const MAX_LISTING_BYTES: usize = 256 << 20;
 
 mod client;
+mod dedup;
 mod dns;
+mod span;
 
 use client::StoreClient;
 pub(crate) use client::StoreClientFlags;
@@ -75,6 +80,8 @@ struct Partition {
     replicas: parking_lot::RwLock<Vec<String>>,
     /// The replica tried first: the last one that answered.
     preferred: AtomicUsize,
+    /// Its time span as last probed ([`span`]).
+    span: Mutex<Option<span::Probe>>,
 }
 
 /// The partitions of a `tessera query` and the client that reads them.
@@ -124,6 +131,7 @@ impl Fleet {
                 targets,
                 replicas: Default::default(),
                 preferred: AtomicUsize::new(0),
+                span: Mutex::new(None),
             }));
         }
         if partitions.is_empty() {
@@ -220,13 +228,17 @@ impl Fleet {
     /// returns per partition its answer or why none came. Called from a
     /// blocking thread; returns early when `stop` fires, aborting the
     /// requests in flight.
+    /// With `skip = Some((window, empty))`, a partition whose time span
+    /// ([`span`]) cannot hold samples in `window` is not asked: its answer
+    /// is `empty`.
     fn fan_out<T, F, Fut>(
         &self,
         stop: &dyn Fn() -> bool,
+        skip: Option<((i64, i64), T)>,
         call: F,
     ) -> Result<Vec<Result<T, String>>, FanOutStop>
     where
-        T: Send + 'static,
+        T: Clone + Send + Sync + 'static,
         F: Fn(StoreClient, String) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Result<T, String>> + Send + 'static,
     {
@@ -237,7 +249,14 @@ impl Fleet {
             .map(|p| {
                 let (p, client, call) = (p.clone(), self.client.clone(), call.clone());
                 let budget = self.store_timeout;
+                let skip = skip.clone();
                 self.runtime.spawn(async move {
+                    if let Some((window, empty)) = skip
+                        && !span::may_hold(&p, &client, window).await
+                    {
+                        METRICS.partitions_skipped.inc(&[]);
+                        return Ok(empty);
+                    }
                     let deadline = Instant::now() + budget;
                     let replicas = p.replicas.read().clone();
                     let n = replicas.len();
@@ -289,13 +308,18 @@ impl Fleet {
 
     /// `GET <replica><path>?<query>` on every partition: each answer's
     /// `data` and `warnings`, or why the partition gave none.
+    /// With `window`, a partition that cannot hold samples in it answers
+    /// an empty result without being asked (for query API calls).
     pub(crate) fn get_json(
         &self,
         path_and_query: &str,
+        window: Option<(i64, i64)>,
         stop: &dyn Fn() -> bool,
     ) -> Result<Vec<PartitionAnswer<serde_json::Value>>, FanOutStop> {
         let pq = path_and_query.to_string();
-        let answers = self.fan_out(stop, move |client, base| {
+        let empty = serde_json::json!({"resultType": "matrix", "result": []});
+        let skip = window.map(|w| (w, (Ok(empty), Vec::new())));
+        let answers = self.fan_out(stop, skip, move |client, base| {
             let uri = format!("{base}{pq}");
             async move {
                 let req = hyper::Request::get(uri)
@@ -369,7 +393,8 @@ impl Fleet {
         } else {
             max_samples.saturating_mul(16).max(64 << 20)
         };
-        let answers = self.fan_out(stop, move |client, base| {
+        let skip = Some(((mint, maxt), (Ok(Bytes::new()), Vec::new())));
+        let answers = self.fan_out(stop, skip, move |client, base| {
             let body = body.clone();
             async move {
                 let req = hyper::Request::post(format!("{base}/api/v1/read"))
@@ -394,6 +419,7 @@ impl Fleet {
 type Reply<T> = (Result<T, Refusal>, Vec<String>);
 
 /// Why a store refused, when every replica would refuse the same.
+#[derive(Clone)]
 enum Refusal {
     /// The request itself (a 4xx but 401, 403, 408, 429): its status and
     /// reason.
@@ -520,6 +546,9 @@ pub(crate) struct FleetStorage {
     partial_response: bool,
     warnings: Mutex<Vec<String>>,
     failure: Mutex<Option<String>>,
+    /// Selections the query reads only as counters
+    /// (`tessera_query::counters`): their copies are stitched as counters.
+    counters: Mutex<Vec<Vec<Matcher>>>,
 }
 
 impl FleetStorage {
@@ -529,6 +558,7 @@ impl FleetStorage {
             partial_response,
             warnings: Mutex::new(Vec::new()),
             failure: Mutex::new(None),
+            counters: Mutex::new(Vec::new()),
         }
     }
 
@@ -605,7 +635,13 @@ impl Storage for FleetStorage {
             }
         }
         // Chain merge: one sample per timestamp, the first partition's; then
-        // the copies of an HA pair (equal but for replica labels) deduplicated.
+        // the copies of an HA pair (equal but for replica labels) deduplicated,
+        // as counters where the query reads this selection only as one.
+        let counter = self
+            .counters
+            .lock()
+            .iter()
+            .any(|c| tessera_query::counters::same(c, matchers));
         let mut copies: BTreeMap<Labels, Vec<Vec<Sample>>> = BTreeMap::new();
         for (labels, mut samples) in series {
             samples.sort_by_key(|s| s.t);
@@ -619,62 +655,10 @@ impl Storage for FleetStorage {
             .into_iter()
             .map(|(labels, c)| SeriesSamples {
                 labels,
-                samples: dedup_copies(c),
+                samples: dedup::dedup_copies(c, counter),
             })
             .collect())
     }
-}
-
-/// One sample per timestamp out of copies of one series (written by an HA
-/// pair of senders): the copy with the earliest samples is followed, and
-/// another is switched to only across a real gap in it — no sample for
-/// more than twice the interval between the last two samples taken — and
-/// then followed in turn. Copies that take turns never interleave, so a
-/// counter does not jump between slightly different copies.
-fn dedup_copies(copies: Vec<Vec<Sample>>) -> Vec<Sample> {
-    if copies.len() == 1 {
-        return copies.into_iter().next().unwrap_or_default();
-    }
-    let mut next = vec![0usize; copies.len()];
-    let first = |c: &Vec<Sample>| c.first().map_or(i64::MAX, |s| s.t);
-    let mut cur = (0..copies.len())
-        .min_by_key(|&i| first(&copies[i]))
-        .unwrap_or(0);
-    let mut out: Vec<Sample> = Vec::with_capacity(copies.iter().map(Vec::len).max().unwrap_or(0));
-    loop {
-        if let Some(last) = out.last() {
-            for (i, c) in copies.iter().enumerate() {
-                while next[i] < c.len() && c[next[i]].t <= last.t {
-                    next[i] += 1;
-                }
-            }
-        }
-        let Some((earliest_t, earliest)) = (0..copies.len())
-            .filter_map(|i| Some((copies[i].get(next[i])?.t, i)))
-            .min()
-        else {
-            break;
-        };
-        // Until two samples give an interval, the earliest copy is taken
-        // (the followed one when tied).
-        let n = out.len();
-        let max_gap = match n {
-            0 => 0,
-            1 => earliest_t - out[0].t,
-            _ => (out[n - 1].t - out[n - 2].t).saturating_mul(2),
-        };
-        let in_turn = match (copies[cur].get(next[cur]), out.last()) {
-            (Some(s), Some(last)) => s.t - last.t <= max_gap,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if !in_turn {
-            cur = earliest;
-        }
-        out.push(copies[cur][next[cur]]);
-        next[cur] += 1;
-    }
-    out
 }
 
 /// When a query is evaluated: at one time, or at every step of a range.
@@ -727,6 +711,16 @@ impl Shape {
         }
     }
 
+    /// The window of sample times `query` reads evaluated at these times.
+    fn read_window(self, query: &str, lookback: i64) -> Option<(i64, i64)> {
+        let expr = tessera_query::parse(query).ok()?;
+        let (start, end) = match self {
+            Shape::Instant(t) => (t, t),
+            Shape::Range { start, end, .. } => (start, end),
+        };
+        tessera_query::window::read_window(&expr, start, end, lookback)
+    }
+
     /// The API call that evaluates `query` at these times on a store.
     fn api_call(self, query: &str) -> String {
         let mut p = vec![("query", query.to_string())];
@@ -773,6 +767,10 @@ impl FleetStorage {
         // copy per series) cannot be undone from aggregates.
         let plan = match tessera_query::parse(query) {
             Ok(expr) if self.fleet.replica_labels.is_empty() => split::plan(&expr),
+            Ok(expr) => {
+                *self.counters.lock() = tessera_query::counters::counter_selectors(&expr);
+                None
+            }
             _ => None,
         };
         let Some(plan) = plan else {
@@ -785,7 +783,10 @@ impl FleetStorage {
         for part in &plan.parts {
             let mut answers = Vec::with_capacity(part.queries.len());
             for q in &part.queries {
-                answers.push(self.ask(&shape.api_call(q), ctx)?);
+                // The window this part reads: partitions that cannot hold
+                // data in it are skipped.
+                let window = shape.read_window(q, engine.options().lookback_delta_ms);
+                answers.push(self.ask(&shape.api_call(q), window, ctx)?);
             }
             let series = part.combine(answers, &steps);
             held += series.len() * steps.len();
@@ -798,11 +799,16 @@ impl FleetStorage {
     }
 
     /// One API call on every partition: each answering partition's series.
-    fn ask(&self, call: &str, ctx: &QueryContext) -> Result<Vec<PartitionSeries>, QueryError> {
+    fn ask(
+        &self,
+        call: &str,
+        window: Option<(i64, i64)>,
+        ctx: &QueryContext,
+    ) -> Result<Vec<PartitionSeries>, QueryError> {
         let stop = || ctx.check("pushdown").is_err();
         let answers = self
             .fleet
-            .get_json(call, &stop)
+            .get_json(call, window, &stop)
             .map_err(|FanOutStop::Stopped| {
                 ctx.check("pushdown")
                     .err()
@@ -920,28 +926,6 @@ impl Storage for Pushed<'_> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn copies_take_turns_only_across_gaps() {
-        let pts = |ts: &[i64], v: f64| -> Vec<Sample> {
-            ts.iter().map(|&t| Sample { t, v: t as f64 + v }).collect()
-        };
-        // a: 0..=40 then a gap until 100; b: slightly different values,
-        // from 10 to 120.
-        let a = pts(&[0, 10, 20, 30, 40, 100, 110], 0.0);
-        let b = pts(&[10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110, 120], 0.5);
-        let got = dedup_copies(vec![b, a]);
-        let want: Vec<(i64, f64)> = [0, 10, 20, 30, 40]
-            .iter()
-            .map(|&t| (t, t as f64))
-            .chain(
-                [50, 60, 70, 80, 90, 100, 110, 120]
-                    .iter()
-                    .map(|&t| (t, t as f64 + 0.5)),
-            )
-            .collect();
-        let got: Vec<(i64, f64)> = got.iter().map(|s| (s.t, s.v)).collect();
-        assert_eq!(got, want);
-    }
     use tessera_ingest::remote_read::chunked_series;
 
     #[test]

@@ -211,16 +211,17 @@ fn fleet_listing(
     mut merge: impl FnMut(Value) -> Result<(), String>,
 ) -> Result<Vec<String>, ApiError> {
     let stop = || ctx.check(what).is_err();
-    let answers = fleet
-        .get_json(&fwd.path_and_query, &stop)
-        .map_err(|FanOutStop::Stopped| {
-            read::read_error(
-                tessera_tsdb::ReadError::Stopped,
-                ctx,
-                what,
-                "--api.max-series",
-            )
-        })?;
+    let answers =
+        fleet
+            .get_json(&fwd.path_and_query, None, &stop)
+            .map_err(|FanOutStop::Stopped| {
+                read::read_error(
+                    tessera_tsdb::ReadError::Stopped,
+                    ctx,
+                    what,
+                    "--api.max-series",
+                )
+            })?;
     let mut warnings: Vec<String> = Vec::new();
     for a in answers {
         let failed = match a {

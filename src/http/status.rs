@@ -257,6 +257,32 @@ pub(super) async fn metrics(state: AppStateRef) -> Response {
                 metrics::sample(&mut out, name, "", &["shard"], &[i.to_string()], None, v);
             }
         }
+        // The database's time span, head and blocks: the query tier probes
+        // it to skip partitions a query's range cannot touch (Prometheus
+        // has prometheus_tsdb_lowest_timestamp_seconds and
+        // prometheus_tsdb_head_max_time_seconds for the same).
+        let span = stats
+            .iter()
+            .map(|s| s.min_t.zip(s.max_t))
+            .chain(blocks.iter().map(|b| b.min_t.zip(b.max_t)))
+            .flatten()
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)));
+        if let Some((min, max)) = span {
+            metrics::single(
+                &mut out,
+                "tessera_tsdb_lowest_timestamp_seconds",
+                "Oldest sample time held (head and blocks); absent when empty.",
+                "gauge",
+                min as f64 / 1000.0,
+            );
+            metrics::single(
+                &mut out,
+                "tessera_tsdb_highest_timestamp_seconds",
+                "Newest sample time held (head and blocks); absent when empty.",
+                "gauge",
+                max as f64 / 1000.0,
+            );
+        }
         let c = db.maintenance_counters();
         for (name, help, kind, v) in [
             (

@@ -39,6 +39,8 @@ pub(crate) struct Metrics {
     pub remote_read_refused: CounterVec,
     pub web_refused: CounterVec,
     pub web_config_reloads: CounterVec,
+    pub store_response_bytes: CounterVec,
+    pub partitions_skipped: CounterVec,
 }
 
 pub(crate) static METRICS: Metrics = Metrics {
@@ -139,6 +141,20 @@ pub(crate) static METRICS: Metrics = Metrics {
          names when they change on disk, by result.",
         &["result"],
     ),
+    store_response_bytes: CounterVec::new(
+        "tessera_query_store_response_bytes_total",
+        "`tessera query` only: body bytes received from stores, by call (read: remote read of \
+         raw series; query: pushed-down PromQL; listing: series, labels, metadata; probe: a store's \
+         /metrics for its time span), what \
+         pushdown saves on the wire.",
+        &["call"],
+    ),
+    partitions_skipped: CounterVec::new(
+        "tessera_query_partitions_skipped_total",
+        "`tessera query` only: reads of a partition skipped because its stores' time span \
+         (probed from their /metrics, kept 10 s) cannot hold samples in the window read.",
+        &[],
+    ),
 };
 
 impl Metrics {
@@ -161,6 +177,8 @@ impl Metrics {
         self.remote_read_refused.render(out);
         self.web_refused.render(out);
         self.web_config_reloads.render(out);
+        self.store_response_bytes.render(out);
+        self.partitions_skipped.render(out);
     }
 
     /// Creates the series dashboards expect at 0 before the first event.

@@ -12,6 +12,7 @@
 mod aggregate;
 pub(crate) use aggregate::Grouping;
 pub(crate) use pushdown::RANGE_FUNCS;
+pub(crate) use selector::to_matchers;
 mod binary;
 pub(crate) mod functions;
 mod pushdown;
