@@ -60,9 +60,11 @@ impl Head {
 
     /// Appends the label sets of `ids` to `out`. When the head removed
     /// series since the ids were chosen (`removals` differs), a slot may be
-    /// empty or hold a newer series: such ids are kept only if the slot
-    /// still holds a series that matches `sets` and sorts after `after`,
-    /// so the listing stays sorted and holds only live matching series.
+    /// empty or hold a series created since (which the listing may leave
+    /// out, as one created after the call began). A slot's series is then
+    /// kept only if it still matches `sets` and sits in order: after the
+    /// last one kept (`after` across batches) and before the next slot's,
+    /// so a newer series in an early slot is dropped, not the rest.
     pub(crate) fn labels_batch(
         &self,
         ids: &[u32],
@@ -76,8 +78,15 @@ impl Head {
             return;
         }
         let mut last = after.cloned();
-        for &id in ids {
+        for (k, &id) in ids.iter().enumerate() {
             if self.series[id as usize].labels.is_empty() {
+                continue;
+            }
+            let next = ids.get(k + 1).copied();
+            if next.is_some_and(|n| {
+                !self.series[n as usize].labels.is_empty()
+                    && self.cmp_series(id, n) != Ordering::Less
+            }) {
                 continue;
             }
             let ls = self.labels_of(id);
@@ -89,5 +98,54 @@ impl Head {
                 out.push_back(ls);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Sample;
+    use crate::head::AppendStats;
+    use crate::matcher::MatchOp;
+
+    fn add(h: &mut Head, name: &str, i: &str) -> u32 {
+        let ls = Labels::from_pairs([("__name__", name), ("i", i)]);
+        let (id, _) = h.get_or_create(&ls, ls.stable_hash());
+        let mut st = AppendStats::default();
+        h.append_samples(id, &ls, &[Sample::new(10, 1.0)], &mut st, &mut Vec::new());
+        id
+    }
+
+    #[test]
+    fn a_slot_reused_mid_listing_drops_the_newcomer_not_the_rest() {
+        let mut h = Head::default();
+        for i in ["c", "a", "d", "b"] {
+            add(&mut h, "m", i);
+        }
+        let sets = vec![vec![Matcher::new(MatchOp::Equal, "__name__", "m").unwrap()]];
+        let ctl = ReadControl::unlimited();
+        let (ids, matched) = h.sorted_ids(&sets, 0, 100, 0, &ctl).unwrap();
+        assert_eq!(matched, 4);
+        let mut out = VecDeque::new();
+        h.labels_batch(&ids, h.removals(), &sets, None, &mut out);
+        let is: Vec<_> = out.iter().map(|l| l.get("i").unwrap()).collect();
+        assert_eq!(is, ["a", "b", "c", "d"], "sorted by label set");
+
+        // "a" and "c" go; their slots are reused by a series that does not
+        // match and one that does.
+        let before = h.removals();
+        let (a, c) = (ids[0], ids[2]);
+        h.remove_series(a);
+        h.remove_series(c);
+        assert_ne!(h.removals(), before);
+        let x = add(&mut h, "other", "z");
+        let y = add(&mut h, "m", "e");
+        assert!([a, c].contains(&x) && [a, c].contains(&y));
+        let mut out = VecDeque::new();
+        h.labels_batch(&ids, before, &sets, None, &mut out);
+        let is: Vec<_> = out.iter().map(|l| l.get("i").unwrap()).collect();
+        // The new matching series sits in the first slot, ahead of "b":
+        // it is left out, the series listed from the start are not.
+        assert_eq!(is, ["b", "d"]);
     }
 }
