@@ -77,67 +77,43 @@ pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Res
     let limit = p.limit()?;
     let cap = state.opts.api_max_series;
     let text = describe("series", &p);
+    if state.fleet.is_none() {
+        return read::stream(&state, "series", &text, &p, move |db, ctx, sink| {
+            stream_series(db, ctx, sink, &sets, (start, end), limit, cap)
+        })
+        .await;
+    }
     let fwd = forward("/api/v1/series", &p, &state)?;
     let (all, warnings) = read::run(&state, "series", &text, &p, move |_, source, ctx| {
-        let db = match source {
-            read::Source::Local(db) => db,
-            read::Source::Fleet(fleet) => {
-                let mut all = BTreeSet::new();
-                let warnings = fleet_listing(fleet, &fwd, ctx, "series API", |data| {
-                    for s in as_array(data)? {
-                        let Value::Object(m) = s else {
-                            return Err("a series is not an object".into());
-                        };
-                        all.insert(
-                            fleet
-                                .without_replica_labels(Labels::from_pairs(m.into_iter().map(
-                                    |(k, v)| (k, v.as_str().unwrap_or_default().to_string()),
-                                ))),
-                        );
-                    }
-                    Ok(())
-                })?;
-                // As on a store: a limit at or under the cap truncates;
-                // else more than the cap (of the union) is the 422.
-                if cap > 0 && !(limit > 0 && limit <= cap) && all.len() > cap {
-                    return Err(read::read_error(
-                        tessera_tsdb::ReadError::TooManySeries { limit: cap },
-                        ctx,
-                        "series API",
-                        "--api.max-series",
-                    ));
-                }
-                return Ok(limited(all.into_iter().collect(), limit, warnings));
+        let read::Source::Fleet(fleet) = source else {
+            return Err(ApiError::new(ErrorType::Internal, "series: no partitions"));
+        };
+        let mut all = BTreeSet::new();
+        let warnings = fleet_listing(fleet, &fwd, ctx, "series API", |data| {
+            for s in as_array(data)? {
+                let Value::Object(m) = s else {
+                    return Err("a series is not an object".into());
+                };
+                all.insert(
+                    fleet.without_replica_labels(Labels::from_pairs(
+                        m.into_iter()
+                            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string())),
+                    )),
+                );
             }
-        };
-        let stop = || ctx.check("series").is_err();
-        // With a limit at or under the cap the limit bounds the work; else
-        // the cap is a budget and exceeding it is the 422.
-        let budget = if limit > 0 && limit <= cap { 0 } else { cap };
-        let ctl = ReadControl::new(budget, 0, &stop);
-        let mut all: Vec<Labels> = Vec::new();
-        let mut truncated = false;
-        for set in &sets {
-            let (v, t) = db
-                .series_with(set, start, end, limit, &ctl)
-                .map_err(|e| read::read_error(e, ctx, "series API", "--api.max-series"))?;
-            all.extend(v);
-            truncated |= t;
+            Ok(())
+        })?;
+        // As on a store: a limit at or under the cap truncates; else more
+        // than the cap (of the union) is the 422.
+        if cap > 0 && !(limit > 0 && limit <= cap) && all.len() > cap {
+            return Err(read::read_error(
+                tessera_tsdb::ReadError::TooManySeries { limit: cap },
+                ctx,
+                "series API",
+                "--api.max-series",
+            ));
         }
-        if sets.len() > 1 {
-            all.sort();
-            all.dedup();
-        }
-        if limit > 0 && all.len() > limit {
-            all.truncate(limit);
-            truncated = true;
-        }
-        let warnings = if truncated {
-            vec![truncation_warning(limit)]
-        } else {
-            vec![]
-        };
-        Ok((all, warnings))
+        Ok(limited(all.into_iter().collect(), limit, warnings))
     })
     .await?;
     // Streamed a chunk at a time as the client reads: the JSON of 100k
@@ -150,6 +126,51 @@ pub(super) async fn series(state: AppStateRef, req: Request<Body>) -> Result<Res
         tail,
         write_labels,
     )))
+}
+
+/// The series answer of this server's database, streamed: the listing
+/// counts every matching series against the cap before the first byte
+/// (so over it is a 422, never a truncated 200), then label sets are
+/// merged across shards in order and rendered [`stream::CHUNK_BYTES`] at
+/// a time; memory stays flat however many series the answer holds.
+fn stream_series(
+    db: &tessera_tsdb::Db,
+    ctx: &QueryContext,
+    sink: &mut read::Sink,
+    sets: &[Vec<Matcher>],
+    (start, end): (i64, i64),
+    limit: usize,
+    cap: usize,
+) -> Result<(), ApiError> {
+    let stop = || ctx.check("series").is_err();
+    // With a limit at or under the cap the limit bounds the work; else
+    // the cap is a budget and exceeding it is the 422.
+    let budget = if limit > 0 && limit <= cap { 0 } else { cap };
+    let ctl = ReadControl::new(budget, 0, &stop);
+    let err = |e| read::read_error(e, ctx, "series API", "--api.max-series");
+    let mut listing = db
+        .series_listing(sets, start, end, limit, &ctl)
+        .map_err(err)?;
+    let mut out = format!("{SUCCESS_PREFIX}[");
+    let mut first = true;
+    while let Some(ls) = listing.next(&ctl).map_err(err)? {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        write_labels(&mut out, &ls);
+        if out.len() >= stream::CHUNK_BYTES {
+            sink.send(std::mem::take(&mut out))?;
+        }
+    }
+    let warnings = if listing.truncated() {
+        vec![truncation_warning(limit)]
+    } else {
+        vec![]
+    };
+    out.push(']');
+    out.push_str(&success_suffix(&warnings));
+    sink.send(out)
 }
 
 /// Merges sorted unique strings of each match set (or one call with none)

@@ -10,13 +10,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::response::Response;
 use tessera_query::{CancelToken, QueryContext};
 use tessera_tsdb::Db;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-use super::AppState;
 use super::admission::truncate;
 use super::api::{ApiError, ErrorType, Params, parse_duration};
+use super::{AppState, stream};
 use crate::fleet::Fleet;
 use crate::metrics::METRICS;
 
@@ -115,20 +117,123 @@ where
         .read_duration
         .observe(&[endpoint], started.elapsed());
     if let Err(e) = &r {
-        let reason = match e.kind {
-            ErrorType::Timeout => Some("timeout"),
-            ErrorType::Canceled => Some("client"),
-            ErrorType::Execution if e.message.contains("--") => Some("budget"),
-            _ => None,
-        };
-        if let Some(reason) = reason {
-            METRICS.query_cancellations.inc(&[endpoint, reason]);
-            let mut q = text.to_string();
-            truncate(&mut q, 200);
-            warn!(endpoint, reason, query = %q, error = %e.message, "read stopped by a limit");
-        }
+        account_stop(endpoint, text, e);
     }
     r
+}
+
+/// Counts and logs a read that a limit, a deadline or the client stopped.
+fn account_stop(endpoint: &'static str, text: &str, e: &ApiError) {
+    let reason = match e.kind {
+        ErrorType::Timeout => Some("timeout"),
+        ErrorType::Canceled => Some("client"),
+        ErrorType::Execution if e.message.contains("--") => Some("budget"),
+        _ => None,
+    };
+    if let Some(reason) = reason {
+        METRICS.query_cancellations.inc(&[endpoint, reason]);
+        let mut q = text.to_string();
+        truncate(&mut q, 200);
+        warn!(endpoint, reason, query = %q, error = %e.message, "read stopped by a limit");
+    }
+}
+
+/// Where a streamed read ([`stream`]) sends its body.
+pub(super) struct Sink {
+    /// Tells the handler the answer is a 200 (taken at the first send).
+    ready: Option<oneshot::Sender<Result<(), ApiError>>>,
+    tx: mpsc::Sender<stream::Chunk>,
+}
+
+impl Sink {
+    /// Queues `chunk` for the client, waiting while [`stream::CHANNEL_CHUNKS`]
+    /// are queued; fails when the client has gone (its body was dropped).
+    pub(super) fn send(&mut self, chunk: String) -> Result<(), ApiError> {
+        if let Some(ready) = self.ready.take() {
+            // The handler may be gone too; the send below then fails.
+            let _ = ready.send(Ok(()));
+        }
+        self.tx
+            .blocking_send(Ok(chunk.into()))
+            .map_err(|_| ApiError::new(ErrorType::Canceled, "the client went away"))
+    }
+}
+
+/// Runs `f` as an admitted read of `endpoint` on this server's database
+/// whose answer streams: `f` decides any error status before its first
+/// [`Sink::send`] (the handler waits for that), then renders the body a
+/// chunk at a time. The admission slot is held until `f` returns, so
+/// the in-flight gauge counts the rendering; a client that leaves fails the
+/// next send and cancels the context, so the work stops within a chunk.
+/// An error after the first byte aborts the connection.
+pub(super) async fn stream<F>(
+    state: &Arc<AppState>,
+    endpoint: &'static str,
+    text: &str,
+    p: &Params,
+    f: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(&Db, &QueryContext, &mut Sink) -> Result<(), ApiError> + Send + 'static,
+{
+    let db = state.db()?.clone();
+    let timeout = timeout(p, state.engine.options().default_timeout)?;
+    let ticket = state.admission.enter(endpoint, text).await?;
+    let ctx = QueryContext::new(timeout);
+    let mut guard = CancelOnDrop {
+        token: ctx.cancel_token(),
+        endpoint,
+        finished: false,
+    };
+    let (tx, rx) = mpsc::channel(stream::CHANNEL_CHUNKS);
+    let (ready, first) = oneshot::channel();
+    let text = text.to_string();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut sink = Sink {
+            ready: Some(ready),
+            tx,
+        };
+        let r = f(&db, &ctx, &mut sink);
+        drop(ticket);
+        METRICS
+            .read_duration
+            .observe(&[endpoint], started.elapsed());
+        match (r, sink.ready.take()) {
+            (Ok(()), Some(ready)) => {
+                let _ = ready.send(Ok(()));
+            }
+            (Ok(()), None) => {}
+            (Err(e), ready) => {
+                // A client that left is counted by the handler's guard.
+                if e.kind != ErrorType::Canceled || !ctx.cancel_token().is_cancelled() {
+                    account_stop(endpoint, &text, &e);
+                }
+                match ready {
+                    Some(ready) => {
+                        let _ = ready.send(Err(e));
+                    }
+                    None => {
+                        let _ = sink.tx.blocking_send(Err(std::io::Error::other(e.message)));
+                    }
+                }
+            }
+        }
+    });
+    match first.await {
+        Ok(Ok(())) => Ok(stream::channel_json(rx, move |ended| {
+            guard.finished = ended;
+            drop(guard);
+        })),
+        Ok(Err(e)) => {
+            guard.finished = true;
+            Err(e)
+        }
+        Err(_) => {
+            guard.finished = true;
+            Err(ApiError::new(ErrorType::Internal, "read task failed"))
+        }
+    }
 }
 
 /// Maps a storage read stop to the API error, naming the flag to raise.

@@ -32,6 +32,68 @@ impl http_body::Body for IterBody {
     }
 }
 
+/// Chunks a streamed read may render ahead of the client: the producer
+/// blocks when they are queued, so a slow client bounds its memory and a
+/// gone one fails its next send.
+pub(super) const CHANNEL_CHUNKS: usize = 4;
+
+/// A chunk from a producer thread: an error aborts the connection, so a
+/// failure after the first byte never reads as a complete 200.
+pub(super) type Chunk = Result<Bytes, std::io::Error>;
+
+/// A body fed by a producer thread through a bounded channel; `on_drop`
+/// runs when the body goes, told whether the stream reached its end.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    ended: bool,
+    on_drop: Option<Box<dyn FnOnce(bool) + Send>>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        this.rx.poll_recv(cx).map(|c| match c {
+            Some(c) => Some(c.map(Frame::data)),
+            None => {
+                this.ended = true;
+                None
+            }
+        })
+    }
+}
+
+impl Drop for ChannelBody {
+    fn drop(&mut self) {
+        if let Some(f) = self.on_drop.take() {
+            f(self.ended);
+        }
+    }
+}
+
+/// A 200 JSON response whose body comes from `rx` (see [`ChannelBody`]).
+pub(super) fn channel_json(
+    rx: tokio::sync::mpsc::Receiver<Chunk>,
+    on_drop: impl FnOnce(bool) + Send + 'static,
+) -> Response {
+    let body = ChannelBody {
+        rx,
+        ended: false,
+        on_drop: Some(Box::new(on_drop)),
+    };
+    let mut resp = Response::new(Body::new(body));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
 /// A 200 JSON response streamed from `chunks`.
 pub(super) fn json_stream<I>(chunks: I) -> Response
 where

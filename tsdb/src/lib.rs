@@ -46,7 +46,9 @@ mod shard;
 mod shard_compaction;
 mod shard_cut;
 
-pub use db::{BlockPolicy, BlockStats, Db, DbOptions, MaintenanceCounters, MaintenanceReport};
+pub use db::{
+    BlockPolicy, BlockStats, Db, DbOptions, MaintenanceCounters, MaintenanceReport, SeriesListing,
+};
 pub use error::{DbError, ReadError};
 pub use head::{AppendStats, HeadStats};
 pub use labels::{Label, Labels, LabelsError, METRIC_NAME};

@@ -25,6 +25,13 @@ impl MatchOp {
     }
 }
 
+/// Whether `labels` satisfies every matcher of `set` (an absent label
+/// matches as the empty string).
+pub fn matches_labels(set: &[Matcher], labels: &crate::Labels) -> bool {
+    set.iter()
+        .all(|m| m.matches(labels.get(&m.name).unwrap_or_default()))
+}
+
 /// A compiled matcher for one label.
 #[derive(Clone, Debug)]
 pub struct Matcher {

@@ -14,6 +14,16 @@ use crate::error::ReadError;
 /// Series processed between two checks of the stop signal.
 pub const CHECK_EVERY: usize = 1024;
 
+/// How many of `matched` series a listing builds when asked for at most
+/// `take` (0: all).
+pub(crate) fn to_build(matched: u64, take: usize) -> usize {
+    if take == 0 {
+        matched as usize
+    } else {
+        take.min(matched as usize)
+    }
+}
+
 /// Budgets and stop signal of one read (one thread; not shared).
 pub struct ReadControl<'a> {
     max_series: usize,

@@ -164,11 +164,7 @@ impl Block {
     ) -> Result<(Vec<Labels>, u64), BlockError> {
         let ids = self.select_ids(matchers, mint, maxt, ctl)?;
         let matched = ids.len();
-        let n = if limit == 0 {
-            matched as usize
-        } else {
-            limit.min(matched as usize)
-        };
+        let n = crate::read::to_build(matched, limit);
         // Count first: a call over the budget fails before building anything.
         ctl.add_series(n)?;
         let mut out = Vec::with_capacity(n);

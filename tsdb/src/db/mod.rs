@@ -24,12 +24,14 @@ mod append;
 mod maintain;
 mod open;
 mod read;
+mod series_listing;
 mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use maintain::{MaintenanceCounters, MaintenanceReport};
+pub use series_listing::SeriesListing;
 
 use crate::Labels;
 use crate::replay::ReplayProgress;

@@ -6,6 +6,7 @@
 
 mod append;
 mod chunk_files;
+mod listing;
 mod postings;
 mod read;
 mod series;
@@ -44,6 +45,10 @@ pub(crate) struct Head {
     /// and series the last cut removed. Two counters, no per-series cost.
     created_since_cut: u64,
     removed_by_last_cut: u64,
+    /// Series removed over the head's life: a streamed listing holding
+    /// series ids across lock releases sees when a slot may have been
+    /// reused (`listing.rs`).
+    removals: u64,
     /// Empty slots of `series` (removed series), reused by new series so
     /// churn does not grow the table. Reusing a WAL ref is safe: a series
     /// is removed only once a block holds all its samples, and replay

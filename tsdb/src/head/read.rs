@@ -73,11 +73,7 @@ impl Head {
     ) -> Result<u64, ReadError> {
         let ids = self.select_ids(matchers, mint, maxt);
         let matched = ids.len();
-        let n = if take == 0 {
-            matched as usize
-        } else {
-            take.min(matched as usize)
-        };
+        let n = crate::read::to_build(matched, take);
         // Count first: a call over the budget fails before building anything.
         ctl.add_series(n)?;
         for (i, id) in ids.iter().take(n).enumerate() {

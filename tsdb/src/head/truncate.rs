@@ -144,6 +144,7 @@ impl Head {
         self.postings.remove_series(id);
         self.unhook(hash, id);
         self.live -= 1;
+        self.removals += 1;
         self.free.push(id);
     }
 
