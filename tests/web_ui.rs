@@ -383,7 +383,7 @@ async fn explorer_query_rules_and_status_pages_in_headless_chromium() {
     open(&c, &url, "query").await;
     let err = text(&c, "[data-testid=query-error]").await;
     assert!(err.contains("unclosed left parenthesis"), "{err}");
-    assert!(err.contains("^ line 1, column 4"), "{err}");
+    assert!(err.contains("^ line 1, column 17"), "{err}");
     screenshot(&c, "query-error").await;
 
     // Rules and alerts: the group's two rules, and the alert firing.
