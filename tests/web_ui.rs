@@ -224,6 +224,21 @@ fn series_count(t: &Tessera, selector: &str) -> u64 {
         .len() as u64
 }
 
+/// The number of series `/api/v1/series` lists once two listings 3 s
+/// apart (three rule evaluations) agree.
+async fn settled_series_count(t: &Tessera) -> u64 {
+    let mut last = series_count(t, "{__name__=~\".+\"}");
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now = series_count(t, "{__name__=~\".+\"}");
+        if now == last {
+            return now;
+        }
+        last = now;
+    }
+    panic!("the series count never settled (last {last})");
+}
+
 /// The GPU-fleet shape (dcgm-exporter and node-exporter per node, pods
 /// churning) from the bench harness' generator, through remote write.
 async fn load_fleet(base: &str) {
@@ -271,6 +286,10 @@ async fn explorer_query_rules_and_status_pages_in_headless_chromium() {
     ]);
     let base = t.url("");
     load_fleet(&base).await;
+    // The rules write their outputs (and ALERTS) every second: let them
+    // settle, or the page's head count and a later /api/v1/series listing
+    // can straddle an evaluation that adds a series.
+    let settled = settled_series_count(&t).await;
     let profile = tempfile::tempdir().expect("profile dir");
     let (_driver, c) = start_browser(profile.path()).await;
 
@@ -278,6 +297,7 @@ async fn explorer_query_rules_and_status_pages_in_headless_chromium() {
     c.goto(&format!("{base}/#/explorer")).await.expect("open");
     explorer_at(&c, "", "").await;
     let total = number(&text(&c, "#total-series").await);
+    assert_eq!(total, settled, "the head's series vs /api/v1/series");
     assert_eq!(total, series_count(&t, "{__name__=~\".+\"}"));
     screenshot(&c, "explorer").await;
 
