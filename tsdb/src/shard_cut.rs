@@ -10,12 +10,14 @@
 //!    add to the range any more (older samples are refused "out of bounds");
 //! 2. the range is read series by series in label order, in batches under
 //!    the read lock (appends go on between batches), into a `BlockWriter`,
-//!    which makes the block visible atomically;
+//!    which makes the block visible atomically; the label order itself is
+//!    sorted and merged in steps under short holds of the lock too
+//!    (`head/label_order.rs`), never in one long sort;
 //! 3. under the write lock: the block is published, the head truncated
 //!    (chunks and churned series dropped) and a WAL segment cut;
 //! 4. without locks: the closed segments are rewritten into a checkpoint
 //!    holding the live series and their samples from the range's end on,
-//!    and then deleted.
+//!    and then deleted (the writer is on a later segment by then).
 //!
 //! A crash at any step is safe: before step 2 finishes there is no block
 //! and the WAL still holds everything; after it, replay skips the samples
@@ -27,12 +29,13 @@ use std::time::Instant;
 
 use crate::block::{Block, BlockError, BlockOptions, BlockWriter};
 use crate::error::DbError;
+use crate::head::label_order::{self, LabelOrder};
 use crate::layout::{free_block_dir, shard_block_dir, shard_wal_dir};
 use crate::shard::Shard;
 use crate::wal;
 
 /// Series read under one hold of the shard's read lock.
-const SERIES_PER_LOCK: usize = 1024;
+const SERIES_PER_LOCK: usize = 256;
 
 /// What one cut did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -74,7 +77,10 @@ pub(crate) fn cut_shard(
     };
     let berr = DbError::block(i);
     shard.state.write().head.raise_min_valid(end);
-    let ids = shard.state.read().head.ids_in_label_order();
+    // Label order, sorted and merged a step per hold of the read lock so
+    // appends to the shard never wait for the whole sort.
+    let mut order = LabelOrder::new(shard.state.read().head.live_ids(), label_order::RUN);
+    while order.sort_run(&shard.state.read().head) {}
 
     let dir = free_block_dir(&shard_block_dir(data_dir, i), start, end - 1);
     let mut w = BlockWriter::create(&dir, BlockOptions::default()).map_err(berr)?;
@@ -84,20 +90,38 @@ pub(crate) fn cut_shard(
         end,
         ..CutReport::default()
     };
-    let mut buf = Vec::new();
-    for batch in ids.chunks(SERIES_PER_LOCK) {
-        let st = shard.state.read();
-        for &id in batch {
-            buf.clear();
-            let Some(labels) = st.head.series_range(id, start, end - 1, &mut buf) else {
-                continue;
-            };
-            if buf.is_empty() {
-                continue;
+    // A batch's samples are copied out under the read lock and encoded
+    // into the block after it is released: block writes (and their
+    // syscalls) never hold up appends.
+    let mut batch = Vec::with_capacity(SERIES_PER_LOCK);
+    let mut copied: Vec<(crate::Labels, Vec<crate::Sample>)> = Vec::new();
+    loop {
+        let mut n = 0;
+        {
+            let st = shard.state.read();
+            order.next_batch(&st.head, SERIES_PER_LOCK, &mut batch);
+            if batch.is_empty() {
+                break;
             }
+            for &id in &batch {
+                if copied.len() == n {
+                    copied.push(Default::default());
+                }
+                let (labels, buf) = &mut copied[n];
+                buf.clear();
+                let Some(l) = st.head.series_range(id, start, end - 1, buf) else {
+                    continue;
+                };
+                if !buf.is_empty() {
+                    *labels = l;
+                    n += 1;
+                }
+            }
+        }
+        for (labels, buf) in &mut copied[..n] {
             report.series += 1;
             report.samples += buf.len() as u64;
-            w.add_series(&labels, buf.drain(..)).map_err(berr)?;
+            w.add_series(labels, buf.drain(..)).map_err(berr)?;
         }
     }
     let block = match w.finish() {
@@ -130,10 +154,11 @@ pub(crate) fn cut_shard(
                 .is_some_and(|&h| h != 0 && h == l.stable_hash())
         };
         wal::checkpoint(&shard_wal_dir(data_dir, i), up_to, keep, end).map_err(DbError::wal(i))?;
-        if let Some(wal) = &mut shard.state.write().wal {
-            report.wal_segments_deleted =
-                wal.truncate_before(up_to + 1).map_err(DbError::wal(i))? as u64;
-        }
+        // The segments up to `up_to` are closed (the writer is on a later
+        // one): deleted without the shard's lock.
+        report.wal_segments_deleted =
+            wal::delete_segments_before(&shard_wal_dir(data_dir, i), up_to + 1)
+                .map_err(DbError::wal(i))? as u64;
     }
     report.millis = started.elapsed().as_millis() as u64;
     tracing::info!(

@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 use tessera_bench::client::Client;
 use tessera_bench::generator::{Fleet, node};
 use tessera_bench::modes::block_size::{self, BlockSizeArgs};
+use tessera_bench::modes::cut_stall::{self, CutStallArgs};
 use tessera_bench::modes::query::QueryArgs;
 use tessera_bench::modes::restart::RestartArgs;
 use tessera_bench::modes::series_flood::FloodArgs;
@@ -78,6 +79,11 @@ enum Cmd {
     BlockSize {
         #[command(flatten)]
         args: BlockSizeArgs,
+    },
+    /// In-process, no server: append latency while a head range is cut into a block, vs steady state.
+    CutStall {
+        #[command(flatten)]
+        args: CutStallArgs,
     },
     /// Merge `--json` reports into a Markdown table with ratios baseline ÷ peer.
     Table {
@@ -193,6 +199,16 @@ async fn main() -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&rep)?);
             } else {
                 print!("{}", rep.human(top));
+            }
+        }
+        Cmd::CutStall { args } => {
+            let json = args.json;
+            let rep = tokio::task::spawn_blocking(move || cut_stall::run(&args)).await??;
+            if json {
+                eprint!("{}", rep.human());
+                println!("{}", serde_json::to_string_pretty(&rep)?);
+            } else {
+                print!("{}", rep.human());
             }
         }
         Cmd::Table { baseline, files } => {

@@ -17,10 +17,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use serde::Serialize;
+use tessera_tsdb::Sample;
 use tessera_tsdb::block::{self, Block, BlockOptions, BlockWriter};
-use tessera_tsdb::{Labels, Sample};
 
-use super::{FleetArgs, parse_duration};
+use super::{FleetArgs, Scratch, fleet_labels, parse_duration};
 use crate::generator::Fleet;
 
 /// Options of `tessera-bench block-size`.
@@ -288,20 +288,6 @@ fn encoding_name(c: &block::BlockChunk<'_>) -> String {
     d.split([' ', '{', '(']).next().unwrap_or("").to_string()
 }
 
-/// Deletes the scratch directory on every exit path unless kept.
-struct Scratch {
-    dir: PathBuf,
-    keep: bool,
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 fn ms(d: Duration) -> i64 {
     d.as_millis() as i64
 }
@@ -331,17 +317,7 @@ pub fn run(args: &BlockSizeArgs) -> anyhow::Result<BlockSizeReport> {
     .config(args.json);
     let mut fleet = Fleet::new(cfg);
     let n = fleet.series.len();
-    let labels: Vec<Labels> = fleet
-        .series
-        .iter()
-        .map(|s| {
-            Labels::from_pairs(
-                s.labels
-                    .iter()
-                    .map(|&(k, v)| (fleet.syms.get(k), fleet.syms.get(v))),
-            )
-        })
-        .collect();
+    let labels = fleet_labels(&fleet);
     // The writer takes series in label order.
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by(|&a, &b| labels[a].cmp(&labels[b]));

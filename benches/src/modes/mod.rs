@@ -7,8 +7,11 @@
 //! * [`restart`]: ingest, `kill -9`, restart, time to ready and to queryable.
 //! * [`block_size`]: in-process, no server: bytes per sample of the blocks
 //!   the fleet's data makes, before and after compaction.
+//! * [`cut_stall`]: in-process, no server: append latency while a head
+//!   range is cut into a block, against steady state.
 
 pub mod block_size;
+pub mod cut_stall;
 pub mod ingest;
 pub mod query;
 pub mod restart;
@@ -207,6 +210,36 @@ pub struct TargetArgs {
 /// Whether `dir` looks usable as a data directory to measure.
 pub fn measurable(dir: &Option<PathBuf>) -> Option<&Path> {
     dir.as_deref().filter(|d| d.is_dir())
+}
+
+/// The fleet's series as the database's label sets, in the fleet's order
+/// (the in-process modes append or write them directly).
+pub(crate) fn fleet_labels(fleet: &crate::generator::Fleet) -> Vec<tessera_tsdb::Labels> {
+    fleet
+        .series
+        .iter()
+        .map(|s| {
+            tessera_tsdb::Labels::from_pairs(
+                s.labels
+                    .iter()
+                    .map(|&(k, v)| (fleet.syms.get(k), fleet.syms.get(v))),
+            )
+        })
+        .collect()
+}
+
+/// Deletes a scratch directory on every exit path unless kept.
+pub(crate) struct Scratch {
+    pub(crate) dir: PathBuf,
+    pub(crate) keep: bool,
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 #[cfg(test)]

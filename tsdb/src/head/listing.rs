@@ -42,7 +42,7 @@ impl Head {
 
     /// Orders two series as their [`Labels`] order (name, then value, label
     /// by label), comparing the interned strings in place.
-    fn cmp_series(&self, a: u32, b: u32) -> Ordering {
+    pub(super) fn cmp_series(&self, a: u32, b: u32) -> Ordering {
         let strs = |id: u32| {
             self.series[id as usize]
                 .labels

@@ -6,6 +6,7 @@
 
 mod append;
 mod chunk_files;
+pub(crate) mod label_order;
 mod listing;
 mod postings;
 mod read;

@@ -7,8 +7,6 @@
 //! at or after it are removed (garbage collection of churned series), then
 //! the head chunk files holding only dropped chunks are deleted.
 
-use std::cmp::Ordering;
-
 use super::{Head, MemSeries};
 use crate::{Labels, Sample};
 
@@ -29,31 +27,10 @@ impl Head {
         self.bounds
     }
 
-    /// Live series ids in label order: the order a block stores them in.
-    pub(crate) fn ids_in_label_order(&self) -> Vec<u32> {
-        let mut ids: Vec<u32> = self.postings.all().iter().collect();
-        ids.sort_unstable_by(|&a, &b| self.cmp_labels(a, b));
-        ids
-    }
-
-    /// Orders two series as their `Labels` order (pairs compared name, then
-    /// value, as strings; a prefix first), without building label sets.
-    fn cmp_labels(&self, a: u32, b: u32) -> Ordering {
-        let (la, lb) = (
-            &self.series[a as usize].labels,
-            &self.series[b as usize].labels,
-        );
-        for (&(na, va), &(nb, vb)) in la.iter().zip(lb.iter()) {
-            let o = self
-                .symbols
-                .get(na)
-                .cmp(self.symbols.get(nb))
-                .then_with(|| self.symbols.get(va).cmp(self.symbols.get(vb)));
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        la.len().cmp(&lb.len())
+    /// Live series ids, in id order: what a cut puts in label order
+    /// (`label_order.rs`) for the block.
+    pub(crate) fn live_ids(&self) -> Vec<u32> {
+        self.postings.all().iter().collect()
     }
 
     /// The labels of series `id` and its samples in `[mint, maxt]` (pushed

@@ -69,7 +69,7 @@ pub use reader::{ReadRecord, ReadStats, WalReader};
 pub use record::{MAX_RECORD_BYTES, RecordRef, WalRecord};
 pub use repair::{Damage, RepairReport, repair};
 pub use segment::{checkpoint_name, list_checkpoints, list_segments, segment_name};
-pub use writer::{Wal, WalSyncer};
+pub use writer::{Wal, WalSyncer, delete_segments_before};
 
 /// On-disk format version, written in every segment header. Readers also
 /// read [`FORMAT_VERSION_V1`] segments.

@@ -307,21 +307,29 @@ impl Wal {
     /// first so a crash leaves a contiguous run. Call it after a
     /// [`super::checkpoint`] covering them. Returns how many were deleted.
     pub fn truncate_before(&mut self, segment: u64) -> Result<usize, WalError> {
-        let dir = &self.shared.dir;
-        let mut n = 0;
-        for s in list_segments(dir)? {
-            if s >= segment || s >= self.segment {
-                break;
-            }
-            let p = dir.join(segment_name(s));
-            fs::remove_file(&p).map_err(WalError::io("deleting segment", &p))?;
-            n += 1;
-        }
-        if n > 0 {
-            sync_dir(dir)?;
-        }
-        Ok(n)
+        delete_segments_before(&self.shared.dir, segment.min(self.segment))
     }
+}
+
+/// Deletes the segments of `dir` numbered below `segment`, then syncs the
+/// directory. It needs no [`Wal`]: a cut calls it for segments it has
+/// already closed without holding the shard's lock, since the directory
+/// fsync can wait for the file system's journal long enough to stall every
+/// append to the shard.
+pub fn delete_segments_before(dir: &Path, segment: u64) -> Result<usize, WalError> {
+    let mut n = 0;
+    for s in list_segments(dir)? {
+        if s >= segment {
+            break;
+        }
+        let p = dir.join(segment_name(s));
+        fs::remove_file(&p).map_err(WalError::io("deleting segment", &p))?;
+        n += 1;
+    }
+    if n > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(n)
 }
 
 /// Finds the end of the valid records of the last segment, truncating a torn
