@@ -304,17 +304,8 @@ pub fn run(args: &BlockSizeArgs) -> anyhow::Result<BlockSizeReport> {
     }
     let per_block = (block_span / interval) as usize;
     let n_blocks = (span / block_span) as usize;
-    let cfg = FleetArgs {
-        nodes: args.nodes,
-        node_offset: 0,
-        gpus_per_node: 8,
-        cpus_per_node: 128,
-        churn: 0.0,
-        no_pods: false,
-        seed: args.seed,
-        fixtures: args.fixtures.clone(),
-    }
-    .config(args.json);
+    let cfg =
+        FleetArgs::whole_nodes(args.nodes, args.seed, args.fixtures.clone()).config(args.json);
     let mut fleet = Fleet::new(cfg);
     let n = fleet.series.len();
     let labels = fleet_labels(&fleet);

@@ -135,17 +135,8 @@ pub fn run(args: &CutStallArgs) -> anyhow::Result<CutStallReport> {
     if interval <= 0 || block < interval {
         bail!("--block must be at least one --interval");
     }
-    let cfg = FleetArgs {
-        nodes: args.nodes,
-        node_offset: 0,
-        gpus_per_node: 8,
-        cpus_per_node: 128,
-        churn: 0.0,
-        no_pods: false,
-        seed: args.seed,
-        fixtures: args.fixtures.clone(),
-    }
-    .config(args.json);
+    let cfg =
+        FleetArgs::whole_nodes(args.nodes, args.seed, args.fixtures.clone()).config(args.json);
     let mut fleet = Fleet::new(cfg);
     let labels = fleet_labels(&fleet);
 
@@ -168,33 +159,24 @@ pub fn run(args: &CutStallArgs) -> anyhow::Result<CutStallReport> {
     let start = 1_735_689_600_000i64;
     let setup = Instant::now();
     let mut round = 0i64;
-    while round * interval <= block / 2 * 3 + interval {
+    // (The last of them also warms the pages and allocations of steady
+    // state: the span passes 1.5 blocks one round earlier.)
+    while round * interval <= block / 2 * 3 + 2 * interval {
         if round > 0 {
             fleet.advance_round(interval);
         }
+        let base = start + (round + 1) * interval;
         append_round(
             &db,
             &fleet,
             &labels,
-            start + (round + 1) * interval,
+            base,
             interval,
             args.batch_samples,
             |_, _| {},
         )?;
         round += 1;
     }
-    // One more round so the pages and allocations of steady state are warm.
-    fleet.advance_round(interval);
-    append_round(
-        &db,
-        &fleet,
-        &labels,
-        start + (round + 1) * interval,
-        interval,
-        args.batch_samples,
-        |_, _| {},
-    )?;
-    round += 1;
     let setup_secs = setup.elapsed().as_secs_f64();
 
     let cutting = Arc::new(AtomicBool::new(false));

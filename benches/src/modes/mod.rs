@@ -60,6 +60,21 @@ pub struct FleetArgs {
 impl FleetArgs {
     /// The generator configuration; says on stderr where the counter list
     /// came from.
+    /// `nodes` default nodes (8 GPUs, 128 CPUs, pods, no churn) from the
+    /// first one: the fleet the in-process modes build.
+    pub fn whole_nodes(nodes: usize, seed: u64, fixtures: Option<PathBuf>) -> Self {
+        FleetArgs {
+            nodes,
+            node_offset: 0,
+            gpus_per_node: 8,
+            cpus_per_node: 128,
+            churn: 0.0,
+            no_pods: false,
+            seed,
+            fixtures,
+        }
+    }
+
     pub fn config(&self, quiet: bool) -> FleetConfig {
         let counters = match self.fixtures.clone().or_else(find_fixtures) {
             Some(dir) => match CounterSet::load(&dir) {
